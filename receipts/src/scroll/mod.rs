@@ -1,0 +1,468 @@
+//! Scrolls: append-only JSONL receipt logs with a Merkle root per receipt (DESIGN §4).
+//!
+//! Files, under a mesh's data directory, for scroll `Compliance`:
+//! - `receipts/compliance/compliance_events.jsonl`: one receipt per line, in RFC 8785 form,
+//!   with `root_hash` = the scroll's root after that receipt; line *n* (from 0) is sequence *n*;
+//! - `ROOT.compliance.txt`: the latest [`SignedRoot`], one JCS line, replaced atomically.
+//!
+//! **Durability.** [`Scroll::append_batch`] writes every line of a batch, then `fdatasync`s
+//! once (group commit), and only then reports the receipts appended. A failed write or sync
+//! poisons the handle: the file's state is then unknown, so nothing more is appended until
+//! the scroll is reopened and re-checked.
+//!
+//! **Recovery.** [`Scroll::open`] re-hashes every line and checks every `root_hash`. A last
+//! line without `\n` is a torn append (the process died mid-write, so it was never
+//! acknowledged): it is cut off and logged. Anything else wrong stops the open with
+//! [`ScrollError::Damaged`] naming the sequence. Nothing is silently repaired.
+
+mod line;
+mod root_file;
+mod verify;
+
+pub use root_file::{read_root_file, root_file_path, write_root_file};
+pub use verify::{Divergence, RootFileCheck, VerifyReport, verify_scroll};
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use serde_json::{Map, Value};
+
+use crate::documents::{DocumentError, SignedRoot};
+use crate::hash::Blake3Hash;
+use crate::id::{MeshId, ScrollName};
+use crate::jcs;
+use crate::key::MeshKey;
+use crate::merkle::{MerkleTree, ProofError};
+use crate::proof::{ConsistencyProofJson, InclusionProofJson};
+use crate::timestamp::Timestamp;
+
+/// Largest receipt line accepted (1 MiB): a receipt is a record, not a payload.
+pub const MAX_LINE_BYTES: usize = 1 << 20;
+
+/// Why a scroll operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ScrollError {
+    /// The file system refused.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// A complete line of the scroll is wrong: the scroll is not what was appended.
+    #[error(
+        "scroll {scroll} is damaged at sequence {sequence} (receipt-sequence-{sequence}): {reason}"
+    )]
+    Damaged {
+        /// The scroll.
+        scroll: ScrollName,
+        /// The first bad line.
+        sequence: u64,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A receipt handed to append was refused; nothing of the batch was written.
+    #[error("receipt {index} of the batch refused: {reason}")]
+    InvalidReceipt {
+        /// Its position in the batch (from 0).
+        index: usize,
+        /// Why.
+        reason: String,
+    },
+    /// An earlier write or sync failed; reopen the scroll.
+    #[error("scroll {0} had a failed write or sync; reopen it before appending")]
+    Poisoned(ScrollName),
+    /// The ROOT file is unreadable or does not belong to this scroll.
+    #[error("{path}: {reason}")]
+    RootFile {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// A proof was asked for sizes or indices the scroll does not have.
+    #[error(transparent)]
+    Proof(#[from] ProofError),
+    /// A sequence beyond the scroll's end.
+    #[error("scroll {scroll} has {len} receipts; there is no sequence {sequence}")]
+    NoSuchSequence {
+        /// The scroll.
+        scroll: ScrollName,
+        /// Asked for.
+        sequence: u64,
+        /// Receipts present.
+        len: u64,
+    },
+    /// A document could not be built or signed.
+    #[error(transparent)]
+    Document(#[from] DocumentError),
+}
+
+pub(crate) fn io_err(path: &Path) -> impl FnOnce(io::Error) -> ScrollError + '_ {
+    move |source| ScrollError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// `<data_dir>/receipts/<lower>/<lower>_events.jsonl`.
+pub fn scroll_path(data_dir: &Path, name: &ScrollName) -> PathBuf {
+    let stem = name.file_stem();
+    data_dir
+        .join("receipts")
+        .join(&stem)
+        .join(format!("{stem}_events.jsonl"))
+}
+
+/// What [`Scroll::open`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenReport {
+    /// Receipts in the scroll.
+    pub receipts: u64,
+    /// Bytes of a torn last line that were cut off (0 if none).
+    pub torn_bytes_cut: u64,
+}
+
+/// A receipt that is on disk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Appended {
+    /// Its sequence (line number from 0).
+    pub sequence: u64,
+    /// The scroll root after it, as written in its `root_hash`.
+    pub root_hash: Blake3Hash,
+}
+
+/// An open scroll: the file, its Merkle tree and the offset of every line.
+#[derive(Debug)]
+pub struct Scroll {
+    name: ScrollName,
+    path: PathBuf,
+    file: File,
+    tree: MerkleTree,
+    /// `offsets[n]` is where line n starts; one extra entry holds the end of the last line.
+    offsets: Vec<u64>,
+    poisoned: bool,
+}
+
+impl Scroll {
+    /// Opens (creating if missing) scroll `name` under `data_dir`, checks every line, and cuts
+    /// a torn last line.
+    pub fn open(data_dir: &Path, name: &ScrollName) -> Result<(Self, OpenReport), ScrollError> {
+        let path = scroll_path(data_dir, name);
+        let dir = path.parent().unwrap_or(data_dir);
+        if !dir.exists() {
+            fs::create_dir_all(dir).map_err(io_err(dir))?;
+            sync_dir(dir)?;
+            if let Some(receipts_dir) = dir.parent() {
+                sync_dir(receipts_dir)?;
+            }
+        }
+        let existed = path.exists();
+        let mut file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(true)
+            .open(&path)
+            .map_err(io_err(&path))?;
+        if !existed {
+            sync_dir(dir)?;
+        }
+        let mut scroll = Self {
+            name: name.clone(),
+            path,
+            file: file.try_clone().map_err(|source| ScrollError::Io {
+                path: scroll_path(data_dir, name),
+                source,
+            })?,
+            tree: MerkleTree::new(),
+            offsets: vec![0],
+            poisoned: false,
+        };
+        let torn = scroll.load(&mut file)?;
+        if torn > 0 {
+            let keep = scroll.end();
+            tracing::warn!(
+                scroll = %scroll.name,
+                bytes = torn,
+                kept_receipts = scroll.len(),
+                "cutting a torn last line (an append that was never acknowledged)"
+            );
+            scroll.file.set_len(keep).map_err(io_err(&scroll.path))?;
+            scroll.file.sync_all().map_err(io_err(&scroll.path))?;
+        }
+        let report = OpenReport {
+            receipts: scroll.len(),
+            torn_bytes_cut: torn,
+        };
+        Ok((scroll, report))
+    }
+
+    /// Reads and checks every complete line; returns the length of a torn tail.
+    fn load(&mut self, file: &mut File) -> Result<u64, ScrollError> {
+        const CHUNK: usize = 8 << 20;
+        file.seek(SeekFrom::Start(0)).map_err(io_err(&self.path))?;
+        let mut buf: Vec<u8> = Vec::with_capacity(CHUNK);
+        let mut consumed_until = 0u64; // file offset of buf[0]
+        loop {
+            let before = buf.len();
+            buf.resize(before + CHUNK, 0);
+            let n = file.read(&mut buf[before..]).map_err(io_err(&self.path))?;
+            buf.truncate(before + n);
+            let mut start = 0;
+            while let Some(nl) = memchr_newline(&buf[start..]) {
+                let line = &buf[start..start + nl];
+                self.check_and_push(line)?;
+                start += nl + 1;
+                self.offsets.push(consumed_until + start as u64);
+            }
+            buf.drain(..start);
+            consumed_until += start as u64;
+            if buf.len() > MAX_LINE_BYTES {
+                return Err(self.damaged(
+                    self.len(),
+                    format!("a line longer than {MAX_LINE_BYTES} bytes"),
+                ));
+            }
+            if n == 0 {
+                return Ok(buf.len() as u64);
+            }
+        }
+    }
+
+    fn check_and_push(&mut self, line: &[u8]) -> Result<(), ScrollError> {
+        let sequence = self.len();
+        if line.len() > MAX_LINE_BYTES {
+            return Err(self.damaged(sequence, format!("line longer than {MAX_LINE_BYTES} bytes")));
+        }
+        // A syntax check without building a tree: a complete line that is not JSON is damage.
+        if let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(line) {
+            return Err(self.damaged(sequence, format!("the line is not JSON: {e}")));
+        }
+        let member =
+            line::find_root_member(line).map_err(|reason| self.damaged(sequence, reason))?;
+        let mut hasher = blake3::Hasher::new();
+        hasher.update(&[0x00]);
+        member.hash_leaf_into(line, &mut hasher);
+        self.tree.push_leaf_hash(*hasher.finalize().as_bytes());
+        let root = Blake3Hash::from_bytes(self.tree.root());
+        if root != member.root_hash {
+            return Err(self.damaged(
+                sequence,
+                format!(
+                    "root_hash {} does not match the recomputed root {root}",
+                    member.root_hash
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    fn damaged(&self, sequence: u64, reason: String) -> ScrollError {
+        ScrollError::Damaged {
+            scroll: self.name.clone(),
+            sequence,
+            reason,
+        }
+    }
+
+    /// The scroll's name.
+    pub fn name(&self) -> &ScrollName {
+        &self.name
+    }
+
+    /// The JSONL file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Receipts in the scroll.
+    pub fn len(&self) -> u64 {
+        self.tree.len()
+    }
+
+    /// True if the scroll holds no receipt.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn end(&self) -> u64 {
+        self.offsets.last().copied().unwrap_or(0)
+    }
+
+    /// The current Merkle root.
+    pub fn root(&self) -> Blake3Hash {
+        Blake3Hash::from_bytes(self.tree.root())
+    }
+
+    /// The root when the scroll had `size` receipts.
+    pub fn root_at(&self, size: u64) -> Result<Blake3Hash, ScrollError> {
+        Ok(Blake3Hash::from_bytes(self.tree.root_at(size)?))
+    }
+
+    /// Appends one receipt durably (a batch of one).
+    pub fn append(&mut self, receipt: &Map<String, Value>) -> Result<Appended, ScrollError> {
+        let mut done = self.append_batch(std::slice::from_ref(receipt))?;
+        done.pop().ok_or_else(|| ScrollError::InvalidReceipt {
+            index: 0,
+            reason: "nothing was appended".into(),
+        })
+    }
+
+    /// Appends `receipts` in order with one `fdatasync` (group commit). Either every receipt
+    /// is on disk when this returns `Ok`, or none was acknowledged: a refused receipt stops
+    /// the batch before anything is written, and a failed write or sync poisons the handle.
+    ///
+    /// Each receipt must be a JSON object with a non-empty string `type` and no `root_hash`
+    /// (the scroll sets it).
+    pub fn append_batch(
+        &mut self,
+        receipts: &[Map<String, Value>],
+    ) -> Result<Vec<Appended>, ScrollError> {
+        if self.poisoned {
+            return Err(ScrollError::Poisoned(self.name.clone()));
+        }
+        let old_len = self.len();
+        let old_end = self.end();
+        let mut buffer = Vec::with_capacity(receipts.len() * 700);
+        let mut line_ends = Vec::with_capacity(receipts.len());
+        let mut appended = Vec::with_capacity(receipts.len());
+        for (index, receipt) in receipts.iter().enumerate() {
+            let prepared = prepare_line(receipt)
+                .map_err(|reason| ScrollError::InvalidReceipt { index, reason });
+            let (leaf, slot) = match prepared {
+                Ok(p) => p,
+                Err(e) => {
+                    self.tree.truncate(old_len);
+                    return Err(e);
+                }
+            };
+            let sequence = self.tree.append(&leaf);
+            let root_hash = Blake3Hash::from_bytes(self.tree.root());
+            let line = slot.insert(&leaf, &line::root_member_bytes(&root_hash));
+            if line.len() > MAX_LINE_BYTES {
+                self.tree.truncate(old_len);
+                return Err(ScrollError::InvalidReceipt {
+                    index,
+                    reason: format!(
+                        "{} bytes, more than the {MAX_LINE_BYTES} a line may hold",
+                        line.len()
+                    ),
+                });
+            }
+            buffer.extend_from_slice(&line);
+            buffer.push(b'\n');
+            line_ends.push(old_end + buffer.len() as u64);
+            appended.push(Appended {
+                sequence,
+                root_hash,
+            });
+        }
+        let written = self
+            .file
+            .write_all(&buffer)
+            .and_then(|()| self.file.sync_data());
+        if let Err(source) = written {
+            // The file may hold part of the batch, and after a failed fsync the page cache
+            // cannot be trusted: forget the batch and refuse further appends until reopen
+            // (whose recovery cuts a torn tail or reports damage).
+            self.tree.truncate(old_len);
+            self.poisoned = true;
+            let _ = self.file.set_len(old_end);
+            return Err(ScrollError::Io {
+                path: self.path.clone(),
+                source,
+            });
+        }
+        self.offsets.extend(line_ends);
+        Ok(appended)
+    }
+
+    /// The stored line of receipt `sequence` (without its `\n`), read from disk.
+    pub fn read_line(&self, sequence: u64) -> Result<Vec<u8>, ScrollError> {
+        let idx = usize::try_from(sequence)
+            .ok()
+            .filter(|i| i + 1 < self.offsets.len());
+        let Some(idx) = idx else {
+            return Err(ScrollError::NoSuchSequence {
+                scroll: self.name.clone(),
+                sequence,
+                len: self.len(),
+            });
+        };
+        let (start, end) = (self.offsets[idx], self.offsets[idx + 1]);
+        let mut line = vec![0u8; usize::try_from(end - start - 1).unwrap_or(0)];
+        self.file
+            .read_exact_at(&mut line, start)
+            .map_err(io_err(&self.path))?;
+        Ok(line)
+    }
+
+    /// An inclusion proof of receipt `sequence` in the tree of `tree_size` receipts.
+    pub fn prove_inclusion(
+        &self,
+        sequence: u64,
+        tree_size: u64,
+    ) -> Result<InclusionProofJson, ScrollError> {
+        Ok(InclusionProofJson::from(
+            self.tree.prove_inclusion(sequence, tree_size)?,
+        ))
+    }
+
+    /// A consistency proof from size `old_size` to `new_size`.
+    pub fn prove_consistency(
+        &self,
+        old_size: u64,
+        new_size: u64,
+    ) -> Result<ConsistencyProofJson, ScrollError> {
+        Ok(ConsistencyProofJson::from(
+            self.tree.prove_consistency(old_size, new_size)?,
+        ))
+    }
+
+    /// Signs the current root.
+    pub fn sign_root(
+        &self,
+        key: &MeshKey,
+        mesh_id: &MeshId,
+        now: Timestamp,
+    ) -> Result<SignedRoot, ScrollError> {
+        Ok(SignedRoot::new(
+            key,
+            mesh_id.clone(),
+            self.name.clone(),
+            self.len(),
+            self.root(),
+            now,
+        )?)
+    }
+}
+
+/// The canonical leaf of a receipt and where its `root_hash` goes.
+fn prepare_line(receipt: &Map<String, Value>) -> Result<(Vec<u8>, jcs::Slot), String> {
+    match receipt.get("type") {
+        Some(Value::String(t)) if !t.is_empty() => {}
+        Some(_) => return Err("`type` must be a non-empty string".into()),
+        None => return Err("a receipt needs a `type`".into()),
+    }
+    if receipt.contains_key("root_hash") {
+        return Err(
+            "`root_hash` is set by the scroll when the receipt is appended; leave it out".into(),
+        );
+    }
+    jcs::to_vec_with_slot(receipt, "root_hash").map_err(|e| e.to_string())
+}
+
+fn memchr_newline(bytes: &[u8]) -> Option<usize> {
+    bytes.iter().position(|&b| b == b'\n')
+}
+
+/// Makes a directory entry change (create, rename) durable.
+pub(crate) fn sync_dir(dir: &Path) -> Result<(), ScrollError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_err(dir))
+}

@@ -1,0 +1,176 @@
+//! RFC 8785: the published test vectors (cyberphone/json-canonicalization `testdata`, the
+//! RFC's §3.2.3 example and Appendix B number table), and the strict-parser rules.
+
+use serde_json::{Number, Value};
+use vm_receipts::jcs::{self, JcsError, Numbers};
+
+fn canonical(input: &str) -> String {
+    let value = jcs::parse(input.as_bytes(), Numbers::Any).expect("parses");
+    String::from_utf8(jcs::to_vec(&value).expect("canonicalises")).expect("utf-8")
+}
+
+#[test]
+fn rfc8785_arrays() {
+    let input = "[\n  56,\n  {\n    \"d\": true,\n    \"10\": null,\n    \"1\": [ ]\n  }\n]";
+    assert_eq!(canonical(input), r#"[56,{"1":[],"10":null,"d":true}]"#);
+}
+
+#[test]
+fn rfc8785_french() {
+    let input = "{\n  \"peach\": \"This sorting order\",\n  \"péché\": \"is wrong according to French\",\n  \"pêche\": \"but canonicalization MUST\",\n  \"sin\":   \"ingnore locale\"\n}\n";
+    assert_eq!(
+        canonical(input),
+        r#"{"peach":"This sorting order","péché":"is wrong according to French","pêche":"but canonicalization MUST","sin":"ingnore locale"}"#
+    );
+}
+
+#[test]
+fn rfc8785_structures() {
+    let input = "{\n  \"1\": {\"f\": {\"f\": \"hi\",\"F\": 5} ,\"\\n\": 56.0},\n  \"10\": { },\n  \"\": \"empty\",\n  \"a\": { },\n  \"111\": [ { } ],\n  \"A\": { }\n}";
+    assert_eq!(
+        canonical(input),
+        r#"{"":"empty","1":{"\n":56,"f":{"F":5,"f":"hi"}},"10":{},"111":[{}],"A":{},"a":{}}"#
+    );
+}
+
+#[test]
+fn rfc8785_unicode_is_not_normalised() {
+    let input = "{\n  \"Unnormalized Unicode\":\"\\u1e0d\\u0307\"\n}\n";
+    assert_eq!(canonical(input), "{\"Unnormalized Unicode\":\"\u{1e0d}\u{0307}\"}");
+}
+
+#[test]
+fn rfc8785_values() {
+    let input = "{\n  \"numbers\": [1E30, 4.50, 333333333.33333329, 2e-3, 0.000000000000000000000000001],\n  \"escaping\": \"\\u20ac$\\u000F\\u000aA'\\u0042\\u0022\\u005c\\\\\\\"\\/\",\n  \"literals\": [null, true, false]\n}";
+    assert_eq!(
+        canonical(input),
+        "{\"escaping\":\"\u{20ac}$\\u000f\\nA'B\\\"\\\\\\\\\\\"/\",\"literals\":[null,true,false],\"numbers\":[1e+30,4.5,333333333.3333333,0.002,1e-27]}"
+    );
+}
+
+#[test]
+fn rfc8785_weird_sorts_by_utf16_code_units() {
+    let input = "{\n  \"\\u20ac\": \"Euro Sign\",\n  \"1\": \"One\",\n  \"\\u0080\": \"Control\\u007f\",\n  \"\\ud83d\\ude02\": \"Smiley\",\n  \"\\u00f6\": \"Latin Small Letter O With Diaeresis\",\n  \"\\ufb33\": \"Hebrew Letter Dalet With Dagesh\",\n  \"</script>\": \"Browser Challenge\"\n}\n";
+    assert_eq!(
+        canonical(input),
+        "{\"1\":\"One\",\"</script>\":\"Browser Challenge\",\"\u{80}\":\"Control\u{7f}\",\"\u{f6}\":\"Latin Small Letter O With Diaeresis\",\"\u{20ac}\":\"Euro Sign\",\"\u{1f602}\":\"Smiley\",\"\u{fb33}\":\"Hebrew Letter Dalet With Dagesh\"}"
+    );
+}
+
+#[test]
+fn rfc8785_appendix_b_numbers() {
+    let table: &[(u64, &str)] = &[
+        (0x0000000000000000, "0"),
+        (0x8000000000000000, "0"),
+        (0x0000000000000001, "5e-324"),
+        (0x8000000000000001, "-5e-324"),
+        (0x7fefffffffffffff, "1.7976931348623157e+308"),
+        (0xffefffffffffffff, "-1.7976931348623157e+308"),
+        (0x4340000000000000, "9007199254740992"),
+        (0xc340000000000000, "-9007199254740992"),
+        (0x4430000000000000, "295147905179352830000"),
+        (0x44b52d02c7e14af5, "9.999999999999997e+22"),
+        (0x44b52d02c7e14af6, "1e+23"),
+        (0x44b52d02c7e14af7, "1.0000000000000001e+23"),
+        (0x444b1ae4d6e2ef4e, "999999999999999700000"),
+        (0x444b1ae4d6e2ef4f, "999999999999999900000"),
+        (0x444b1ae4d6e2ef50, "1e+21"),
+        (0x3eb0c6f7a0b5ed8c, "9.999999999999997e-7"),
+        (0x3eb0c6f7a0b5ed8d, "0.000001"),
+        (0x41b3de4355555553, "333333333.3333332"),
+        (0x41b3de4355555554, "333333333.33333325"),
+        (0x41b3de4355555555, "333333333.3333333"),
+        (0x41b3de4355555556, "333333333.3333334"),
+        (0x41b3de4355555557, "333333333.33333343"),
+        (0xbecbf647612f3696, "-0.0000033333333333333333"),
+        (0x43143ff3c1cb0959, "1424953923781206.2"),
+    ];
+    for (bits, want) in table {
+        let value = Value::Number(Number::from_f64(f64::from_bits(*bits)).expect("finite"));
+        let got = String::from_utf8(jcs::to_vec(&value).expect("canonical")).expect("utf-8");
+        assert_eq!(&got, want, "IEEE 754 {bits:016x}");
+    }
+}
+
+fn parse_error(input: &str, numbers: Numbers) -> String {
+    match jcs::parse(input.as_bytes(), numbers) {
+        Ok(v) => panic!("{input} was accepted as {v}"),
+        Err(JcsError::Parse(msg)) => msg,
+        Err(other) => panic!("unexpected error {other:?}"),
+    }
+}
+
+#[test]
+fn duplicate_keys_are_refused_and_named() {
+    let msg = parse_error(r#"{"proposal_id":"a","proposal_id":"b"}"#, Numbers::Any);
+    assert!(msg.contains("duplicate key \"proposal_id\""), "{msg}");
+    let nested = parse_error(r#"{"a":{"x":1,"y":2,"x":3}}"#, Numbers::Any);
+    assert!(nested.contains("duplicate key \"x\""), "{nested}");
+    // serde_json alone keeps the last value silently; this is what we guard against.
+    let lenient: Value = serde_json::from_str(r#"{"k":1,"k":2}"#).expect("serde_json accepts");
+    assert_eq!(lenient["k"], 2);
+}
+
+#[test]
+fn integers_beyond_2_pow_53_are_refused() {
+    assert!(jcs::parse(b"9007199254740991", Numbers::IntegersOnly).is_ok());
+    assert!(jcs::parse(b"-9007199254740991", Numbers::IntegersOnly).is_ok());
+    for big in ["9007199254740992", "-9007199254740992", "18446744073709551615"] {
+        let msg = parse_error(big, Numbers::Any);
+        assert!(msg.contains("outside ±(2^53-1)"), "{big}: {msg}");
+    }
+    let msg = parse_error(r#"{"size":123456789012345678901234567890}"#, Numbers::IntegersOnly);
+    assert!(msg.contains("not an integer within"), "{msg}");
+    let built = serde_json::json!({"n": 9_007_199_254_740_993_u64});
+    assert!(matches!(jcs::to_vec(&built), Err(JcsError::IntegerOutOfRange(_))));
+}
+
+#[test]
+fn floats_are_refused_where_only_integers_belong() {
+    let msg = parse_error(r#"{"retention_period_days":365.0}"#, Numbers::IntegersOnly);
+    assert!(msg.contains("signed documents carry no floating-point numbers"), "{msg}");
+    assert!(jcs::parse(b"365.5", Numbers::Any).is_ok());
+    let float = serde_json::json!({"x": 1.5});
+    assert!(matches!(jcs::to_vec_integers_only(&float), Err(JcsError::FloatNotAllowed(_))));
+}
+
+#[test]
+fn malformed_json_is_refused_with_position() {
+    for bad in ["{", r#"{"a":1,}"#, r#"{"merkle_path": [...]}"#, "{} {}", "\"\\ud800\""] {
+        let msg = parse_error(bad, Numbers::Any);
+        assert!(msg.contains("line") || msg.contains("column") || msg.contains("surrogate"), "{bad}: {msg}");
+    }
+}
+
+#[test]
+fn strings_escape_only_what_rfc8785_requires() {
+    let v = Value::String("\u{0}\u{1f}\u{7f}\u{2028}\t\"\\/".into());
+    let out = String::from_utf8(jcs::to_vec(&v).expect("canonical")).expect("utf-8");
+    assert_eq!(out, "\"\\u0000\\u001f\u{7f}\u{2028}\\t\\\"\\\\/\"");
+}
+
+#[test]
+fn slot_insertion_equals_full_canonicalisation() {
+    let cases = [
+        r#"{}"#,
+        r#"{"a":1}"#,
+        r#"{"z":1}"#,
+        r#"{"a":1,"z":[1,{"root_hash":"n"}]}"#,
+        r#"{"root":"x","root_hasi":1,"root_hasj":2,"type":"t"}"#,
+    ];
+    for case in cases {
+        let Value::Object(map) = jcs::parse(case.as_bytes(), Numbers::Any).expect("parses") else {
+            panic!("object");
+        };
+        let (canon, slot) = jcs::to_vec_with_slot(&map, "root_hash").expect("canonical");
+        let member = br#""root_hash":"H""#;
+        let inserted = slot.insert(&canon, member);
+        let mut with = map.clone();
+        with.insert("root_hash".into(), Value::String("H".into()));
+        assert_eq!(
+            String::from_utf8(inserted).expect("utf-8"),
+            String::from_utf8(jcs::to_vec(&Value::Object(with)).expect("canonical")).expect("utf-8"),
+            "{case}"
+        );
+    }
+}

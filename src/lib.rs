@@ -1,0 +1,1 @@
+//! The VaultMesh federation node (placeholder while the receipts crate is built).
