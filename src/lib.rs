@@ -1,1 +1,10 @@
-//! The VaultMesh federation node (placeholder while the receipts crate is built).
+//! `vaultmesh-federation`: the VaultMesh federation node.
+//!
+//! This crate will hold the sans-IO federation engine, the node runtime that drives it, the
+//! control socket and the CLI. Today it holds the CLI's first commands (`init`, `scroll …`),
+//! the data directory, the configuration, and the one clock module.
+
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod data_dir;

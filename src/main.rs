@@ -1,1 +1,5 @@
-fn main() {}
+//! `vm-federation`: see `vm-federation --help`.
+
+fn main() -> std::process::ExitCode {
+    vaultmesh_federation::cli::main()
+}

@@ -23,6 +23,26 @@ impl Blake3Hash {
         Self(*blake3::hash(data).as_bytes())
     }
 
+    /// Parses exactly 64 lowercase hex digits (the part after `blake3:`); `None` otherwise.
+    /// The hot path of opening a scroll, so it skips the error-message machinery of `FromStr`.
+    pub fn from_hex(hex_digits: &[u8]) -> Option<Self> {
+        fn nibble(c: u8) -> Option<u8> {
+            match c {
+                b'0'..=b'9' => Some(c - b'0'),
+                b'a'..=b'f' => Some(c - b'a' + 10),
+                _ => None,
+            }
+        }
+        if hex_digits.len() != 64 {
+            return None;
+        }
+        let mut bytes = [0u8; 32];
+        for (out, pair) in bytes.iter_mut().zip(hex_digits.chunks_exact(2)) {
+            *out = (nibble(pair[0])? << 4) | nibble(pair[1])?;
+        }
+        Some(Self(bytes))
+    }
+
     /// The raw digest.
     pub const fn as_bytes(&self) -> &[u8; 32] {
         &self.0

@@ -389,7 +389,8 @@ impl Document for DiscrepancyReceipt {
             #[serde(default)]
             root_hash: Option<Blake3Hash>,
         }
-        let (body, own) = crate::documents::split_body::<Self, DiscrepancyBody>(value, &["tags", "root_hash"])?;
+        let (body, own) =
+            crate::documents::split_body::<Self, DiscrepancyBody>(value, &["tags", "root_hash"])?;
         let own: Own = crate::documents::own_fields::<Self, _>(own)?;
         let receipt = Self {
             body,
@@ -418,7 +419,12 @@ pub fn receipt_from_value(value: Value) -> Result<FederationReceipt, DocumentErr
     let kind = match map.remove("type") {
         Some(Value::String(kind)) => kind,
         Some(_) => return Err(field_err("type", "must be a string".into())),
-        None => return Err(field_err("type", "missing; a receipt says what it is".into())),
+        None => {
+            return Err(field_err(
+                "type",
+                "missing; a receipt says what it is".into(),
+            ));
+        }
     };
     let rest = Value::Object(map);
     let receipt = match kind.as_str() {
@@ -432,7 +438,10 @@ pub fn receipt_from_value(value: Value) -> Result<FederationReceipt, DocumentErr
         other => {
             return Err(field_err(
                 "type",
-                format!("{:?} is not a Federation receipt type", crate::error::shown(other)),
+                format!(
+                    "{:?} is not a Federation receipt type",
+                    crate::error::shown(other)
+                ),
             ));
         }
     };

@@ -18,6 +18,9 @@ const MIN_UNIX: i64 = -62_167_219_200;
 const MAX_UNIX: i64 = 253_402_300_799;
 
 impl Timestamp {
+    /// 1970-01-01T00:00:00Z.
+    pub const EPOCH: Self = Self(0);
+
     /// From seconds since the Unix epoch; `None` outside years 0000–9999.
     pub fn from_unix(seconds: i64) -> Option<Self> {
         (MIN_UNIX..=MAX_UNIX)

@@ -99,11 +99,12 @@ pub trait Document: Serialize + DeserializeOwned {
     /// The default goes through serde, tracking the path of a bad field; documents whose
     /// serde form would lose that path (flattened bodies, tagged unions) override it.
     fn from_json_value(value: Value) -> Result<Self, DocumentError> {
-        let doc: Self = serde_path_to_error::deserialize(value).map_err(|e| DocumentError::Field {
-            document: Self::NAME,
-            path: e.path().to_string(),
-            message: e.inner().to_string(),
-        })?;
+        let doc: Self =
+            serde_path_to_error::deserialize(value).map_err(|e| DocumentError::Field {
+                document: Self::NAME,
+                path: e.path().to_string(),
+                message: e.inner().to_string(),
+            })?;
         doc.validate()?;
         Ok(doc)
     }
@@ -166,11 +167,12 @@ pub(crate) fn split_body<T: Document, B: DeserializeOwned>(
             mine.insert((*field).to_owned(), v);
         }
     }
-    let body = serde_path_to_error::deserialize(Value::Object(map)).map_err(|e| DocumentError::Field {
-        document: T::NAME,
-        path: e.path().to_string(),
-        message: e.inner().to_string(),
-    })?;
+    let body =
+        serde_path_to_error::deserialize(Value::Object(map)).map_err(|e| DocumentError::Field {
+            document: T::NAME,
+            path: e.path().to_string(),
+            message: e.inner().to_string(),
+        })?;
     Ok((body, Value::Object(mine)))
 }
 

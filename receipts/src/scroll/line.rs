@@ -32,13 +32,30 @@ impl RootMember {
     }
 }
 
-/// Finds the top-level `root_hash` member of a (claimed canonical) JSON object line, by
-/// tracking string and nesting state so a nested `root_hash` or a string holding that text is
-/// never mistaken for it.
+/// Finds the top-level `root_hash` member of a (claimed canonical) JSON object line.
+///
+/// The bytes `"root_hash":"` cannot occur inside a JSON string (its quotes would be escaped),
+/// so if they occur once, preceded by `{` or `,`, that is a member; a writer always puts one
+/// at the top level, so a single occurrence is it. Only a line with several occurrences
+/// (a receipt that embeds another) needs the scan that tracks nesting. Either way the leaf
+/// hash that follows is checked against the line's root, so a wrong cut cannot pass.
 pub(crate) fn find_root_member(line: &[u8]) -> Result<RootMember, String> {
     if line.first() != Some(&b'{') || line.last() != Some(&b'}') {
         return Err("the line is not a JSON object".into());
     }
+    static FINDER: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::Finder::new(ROOT_MEMBER_PREFIX));
+    let mut found = FINDER.find_iter(line);
+    match (found.next(), found.next()) {
+        (None, _) => Err("the line has no top-level root_hash".into()),
+        (Some(at), None) if matches!(line[at - 1], b'{' | b',') => root_member_at(line, at),
+        _ => find_root_member_nested(line),
+    }
+}
+
+/// The general case: tracks string and nesting state so a nested `root_hash` is never
+/// mistaken for the top-level one.
+fn find_root_member_nested(line: &[u8]) -> Result<RootMember, String> {
     let mut depth = 0usize;
     let mut in_string = false;
     let mut escaped = false;
@@ -86,10 +103,15 @@ fn root_member_at(line: &[u8], start: usize) -> Result<RootMember, String> {
         return Err("root_hash is not a blake3 hash".into());
     }
     let value = &line[start + ROOT_MEMBER_PREFIX.len()..end - 1];
-    let text = std::str::from_utf8(value).map_err(|_| "root_hash is not UTF-8".to_string())?;
-    let root_hash: Blake3Hash = text
-        .parse()
-        .map_err(|e: crate::EncodingError| format!("root_hash: {e}"))?;
+    let root_hash = value
+        .strip_prefix(b"blake3:")
+        .and_then(Blake3Hash::from_hex)
+        .ok_or_else(
+            || match String::from_utf8_lossy(value).parse::<Blake3Hash>() {
+                Err(e) => format!("root_hash: {e}"),
+                Ok(_) => "root_hash is not a blake3 hash".to_string(),
+            },
+        )?;
     // Cut the comma after the member, or, if it is the last member, the one before it.
     let (cut_start, cut_end) = match line[end] {
         b',' => (start, end + 1),

@@ -26,6 +26,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::mpsc;
 
 use serde_json::{Map, Value};
 
@@ -34,7 +35,7 @@ use crate::hash::Blake3Hash;
 use crate::id::{MeshId, ScrollName};
 use crate::jcs;
 use crate::key::MeshKey;
-use crate::merkle::{MerkleTree, ProofError};
+use crate::merkle::{self, MerkleTree, ProofError};
 use crate::proof::{ConsistencyProofJson, InclusionProofJson};
 use crate::timestamp::Timestamp;
 
@@ -202,63 +203,175 @@ impl Scroll {
     }
 
     /// Reads and checks every complete line; returns the length of a torn tail.
+    ///
+    /// A reader thread fills blocks while the lines of the previous block are checked, so
+    /// the disk copy overlaps hashing; only a line that straddles two blocks is copied.
     fn load(&mut self, file: &mut File) -> Result<u64, ScrollError> {
-        const CHUNK: usize = 8 << 20;
+        const BLOCK: usize = 8 << 20;
         file.seek(SeekFrom::Start(0)).map_err(io_err(&self.path))?;
-        let mut buf: Vec<u8> = Vec::with_capacity(CHUNK);
-        let mut consumed_until = 0u64; // file offset of buf[0]
-        loop {
-            let before = buf.len();
-            buf.resize(before + CHUNK, 0);
-            let n = file.read(&mut buf[before..]).map_err(io_err(&self.path))?;
-            buf.truncate(before + n);
-            let mut start = 0;
-            while let Some(nl) = memchr_newline(&buf[start..]) {
-                let line = &buf[start..start + nl];
-                self.check_and_push(line)?;
-                start += nl + 1;
-                self.offsets.push(consumed_until + start as u64);
+        let workers = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
+        let path = self.path.clone();
+        let mut reader = file.try_clone().map_err(io_err(&self.path))?;
+        std::thread::scope(|scope| {
+            let (full_tx, full_rx) = mpsc::sync_channel::<io::Result<Vec<u8>>>(1);
+            let (empty_tx, empty_rx) = mpsc::sync_channel::<Vec<u8>>(2);
+            scope.spawn(move || {
+                let mut spare = vec![vec![0u8; BLOCK], vec![0u8; BLOCK]];
+                loop {
+                    let mut block = spare
+                        .pop()
+                        .or_else(|| empty_rx.recv().ok())
+                        .unwrap_or_default();
+                    block.resize(BLOCK, 0);
+                    let result = read_full(&mut reader, &mut block).map(|n| {
+                        block.truncate(n);
+                        block
+                    });
+                    let done = matches!(&result, Ok(b) if b.is_empty()) || result.is_err();
+                    if full_tx.send(result).is_err() || done {
+                        return;
+                    }
+                }
+            });
+            let mut carry: Vec<u8> = Vec::new(); // the start of a line that continues in the next block
+            let mut offset = 0u64; // file offset of the next line to check
+            let mut lines: Vec<(usize, usize)> = Vec::new();
+            loop {
+                let block = full_rx
+                    .recv()
+                    .unwrap_or_else(|_| Err(io::Error::other("the scroll reader stopped")))
+                    .map_err(|source| ScrollError::Io {
+                        path: path.clone(),
+                        source,
+                    })?;
+                if block.is_empty() {
+                    return Ok(carry.len() as u64);
+                }
+                let mut start = 0;
+                if !carry.is_empty() {
+                    match memchr_newline(&block) {
+                        Some(nl) => {
+                            carry.extend_from_slice(&block[..nl]);
+                            self.check_lines(&carry, &[(0, carry.len())], 1)?;
+                            offset += carry.len() as u64 + 1;
+                            self.offsets.push(offset);
+                            carry.clear();
+                            start = nl + 1;
+                        }
+                        None => {
+                            carry.extend_from_slice(&block);
+                            start = block.len();
+                        }
+                    }
+                }
+                lines.clear();
+                while let Some(nl) = memchr_newline(&block[start..]) {
+                    lines.push((start, start + nl));
+                    start += nl + 1;
+                }
+                self.check_lines(&block, &lines, workers)?;
+                // `offset` is where lines[0] starts in the file; each line ends one past its '\n'.
+                if let (Some(&(first, _)), Some(&(_, last_end))) = (lines.first(), lines.last()) {
+                    let base = offset;
+                    self.offsets.extend(
+                        lines
+                            .iter()
+                            .map(|&(_, end)| base + (end + 1 - first) as u64),
+                    );
+                    offset += (last_end + 1 - first) as u64;
+                }
+                carry.extend_from_slice(&block[start..]);
+                if carry.len() > MAX_LINE_BYTES {
+                    return Err(self.damaged(
+                        self.len(),
+                        format!("a line longer than {MAX_LINE_BYTES} bytes"),
+                    ));
+                }
+                let _ = empty_tx.send(block);
             }
-            buf.drain(..start);
-            consumed_until += start as u64;
-            if buf.len() > MAX_LINE_BYTES {
-                return Err(self.damaged(
-                    self.len(),
-                    format!("a line longer than {MAX_LINE_BYTES} bytes"),
-                ));
-            }
-            if n == 0 {
-                return Ok(buf.len() as u64);
-            }
-        }
+        })
     }
 
-    fn check_and_push(&mut self, line: &[u8]) -> Result<(), ScrollError> {
-        let sequence = self.len();
-        if line.len() > MAX_LINE_BYTES {
-            return Err(self.damaged(sequence, format!("line longer than {MAX_LINE_BYTES} bytes")));
+    /// Checks the complete lines `buf[start..end]` and appends their leaves to the tree; on
+    /// damage, names the first bad sequence.
+    fn check_lines(
+        &mut self,
+        buf: &[u8],
+        lines: &[(usize, usize)],
+        workers: usize,
+    ) -> Result<(), ScrollError> {
+        let first = self.len();
+        let per_worker = lines.len().div_ceil(workers).max(1);
+        let leaves: Vec<Result<(merkle::Digest, Blake3Hash), String>> =
+            std::thread::scope(|scope| {
+                let handles: Vec<_> = lines
+                    .chunks(per_worker)
+                    .map(|part| {
+                        scope.spawn(move || {
+                            part.iter()
+                                .map(|&(s, e)| leaf_of_line(&buf[s..e]))
+                                .collect::<Vec<_>>()
+                        })
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .flat_map(|h| h.join().unwrap_or_default())
+                    .collect()
+            });
+        if leaves.len() != lines.len() {
+            return Err(self.damaged(first, "a checking thread failed".into()));
         }
-        // A syntax check without building a tree: a complete line that is not JSON is damage.
-        if let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(line) {
-            return Err(self.damaged(sequence, format!("the line is not JSON: {e}")));
+        let mut claimed = Vec::with_capacity(leaves.len());
+        for (i, leaf) in leaves.into_iter().enumerate() {
+            match leaf {
+                Ok((hash, root)) => {
+                    self.tree.push_leaf_hash(hash);
+                    claimed.push(root);
+                }
+                // Later lines may be fine, but the scroll is damaged here: stop.
+                Err(reason) => return Err(self.damaged(first + i as u64, reason)),
+            }
         }
-        let member =
-            line::find_root_member(line).map_err(|reason| self.damaged(sequence, reason))?;
-        let mut hasher = blake3::Hasher::new();
-        hasher.update(&[0x00]);
-        member.hash_leaf_into(line, &mut hasher);
-        self.tree.push_leaf_hash(*hasher.finalize().as_bytes());
-        let root = Blake3Hash::from_bytes(self.tree.root());
-        if root != member.root_hash {
-            return Err(self.damaged(
-                sequence,
-                format!(
-                    "root_hash {} does not match the recomputed root {root}",
-                    member.root_hash
-                ),
-            ));
+        let tree = &self.tree;
+        let bad: Option<(u64, String)> = std::thread::scope(|scope| {
+            let handles: Vec<_> = claimed
+                .chunks(per_worker)
+                .enumerate()
+                .map(|(k, part)| {
+                    scope.spawn(move || {
+                        let base = first + (k * per_worker) as u64;
+                        part.iter().enumerate().find_map(|(i, claimed)| {
+                            let size = base + i as u64 + 1;
+                            match tree.root_at(size).map(Blake3Hash::from_bytes) {
+                                Ok(root) if root == *claimed => None,
+                                Ok(root) => Some((
+                                    size - 1,
+                                    format!("root_hash {claimed} does not match the recomputed root {root}"),
+                                )),
+                                Err(e) => Some((size - 1, e.to_string())),
+                            }
+                        })
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .filter_map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Some((first, "a checking thread failed".into())))
+                })
+                .min_by_key(|(sequence, _)| *sequence)
+        });
+        match bad {
+            Some((sequence, reason)) => {
+                // Leave the tree holding only the lines that verified.
+                self.tree.truncate(sequence);
+                let (start, end) = lines[usize::try_from(sequence - first).unwrap_or(0)];
+                Err(self.damaged(sequence, diagnose(&buf[start..end], reason)))
+            }
+            None => Ok(()),
         }
-        Ok(())
     }
 
     fn damaged(&self, sequence: u64, reason: String) -> ScrollError {
@@ -441,6 +554,29 @@ impl Scroll {
     }
 }
 
+/// A stored line's leaf hash and the `root_hash` it claims, or why it is damaged.
+fn leaf_of_line(line: &[u8]) -> Result<(merkle::Digest, Blake3Hash), String> {
+    if line.len() > MAX_LINE_BYTES {
+        return Err(format!("line longer than {MAX_LINE_BYTES} bytes"));
+    }
+    // No JSON parse here: any change to a line written by `append` changes its leaf hash,
+    // and the root check that follows catches it (`diagnose` then says what is wrong). A
+    // line crafted with matching roots is a forgery, not damage, and `verify` parses it.
+    let member = line::find_root_member(line).map_err(|reason| diagnose(line, reason))?;
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(&[0x00]);
+    member.hash_leaf_into(line, &mut hasher);
+    Ok((*hasher.finalize().as_bytes(), member.root_hash))
+}
+
+/// Names what is wrong with a damaged line: that it is not JSON if so, else `reason`.
+fn diagnose(line: &[u8], reason: String) -> String {
+    match serde_json::from_slice::<serde::de::IgnoredAny>(line) {
+        Err(e) => format!("the line is not JSON: {e}"),
+        Ok(_) => reason,
+    }
+}
+
 /// The canonical leaf of a receipt and where its `root_hash` goes.
 fn prepare_line(receipt: &Map<String, Value>) -> Result<(Vec<u8>, jcs::Slot), String> {
     match receipt.get("type") {
@@ -456,8 +592,22 @@ fn prepare_line(receipt: &Map<String, Value>) -> Result<(Vec<u8>, jcs::Slot), St
     jcs::to_vec_with_slot(receipt, "root_hash").map_err(|e| e.to_string())
 }
 
+/// Reads until `buf` is full or the file ends; returns the bytes read.
+fn read_full(file: &mut File, buf: &mut [u8]) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match file.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
 fn memchr_newline(bytes: &[u8]) -> Option<usize> {
-    bytes.iter().position(|&b| b == b'\n')
+    memchr::memchr(b'\n', bytes)
 }
 
 /// Makes a directory entry change (create, rename) durable.

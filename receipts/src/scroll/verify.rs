@@ -135,6 +135,8 @@ fn check_line(line: &[u8], tree: &mut MerkleTree) -> Result<(), String> {
     tree.append(&leaf);
     let root = Blake3Hash::from_bytes(tree.root());
     if root != claimed {
+        // Keep the tree (and the report's root and count) to the lines that verified.
+        tree.truncate(tree.len() - 1);
         return Err(format!(
             "root_hash {claimed} does not match the recomputed root {root}"
         ));

@@ -15,13 +15,18 @@ use vm_receipts::{Blake3Hash, DocumentId, Kind, MeshKey, Signature};
 use crate::support::{at, key, mesh};
 
 fn seed(name: &str) -> String {
-    let path = format!("{}/tests/fixtures/seed/{name}.json", env!("CARGO_MANIFEST_DIR"));
+    let path = format!(
+        "{}/tests/fixtures/seed/{name}.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
 /// A syntactically valid signature (it verifies nowhere) to stand in for a placeholder.
 fn some_signature() -> String {
-    MeshKey::from_seed(&[99; 32]).sign(Kind::Root, b"placeholder").to_string()
+    MeshKey::from_seed(&[99; 32])
+        .sign(Kind::Root, b"placeholder")
+        .to_string()
 }
 
 fn some_hash(tag: &str) -> String {
@@ -34,7 +39,10 @@ fn refused_at<T: Document + std::fmt::Debug>(json: &str, path: &str, must_mentio
         Err(e) => {
             let msg = e.to_string();
             assert!(msg.contains(path), "error does not name `{path}`: {msg}");
-            assert!(msg.contains(must_mention), "error does not mention {must_mention:?}: {msg}");
+            assert!(
+                msg.contains(must_mention),
+                "error does not mention {must_mention:?}: {msg}"
+            );
         }
     }
 }
@@ -46,9 +54,11 @@ fn seed_discovery_record() {
 
     let berlin = key(2);
     let public = berlin.public_key();
-    let mut value: Value = serde_json::from_str(&text.replace("ed25519:z6Mk...", &public.to_string())).expect("json");
+    let mut value: Value =
+        serde_json::from_str(&text.replace("ed25519:z6Mk...", &public.to_string())).expect("json");
     // The seed's example predates DESIGN §5's required additions.
-    let err = vm_receipts::documents::from_value::<DiscoveryRecord>(value.clone()).expect_err("additions missing");
+    let err = vm_receipts::documents::from_value::<DiscoveryRecord>(value.clone())
+        .expect_err("additions missing");
     assert!(err.to_string().contains("peer_id"), "{err}");
     value["peer_id"] = json!(public.peer_id());
     value["multiaddrs"] = json!(["/ip4/127.0.0.1/tcp/4001"]);
@@ -56,7 +66,10 @@ fn seed_discovery_record() {
     value["signature"] = json!({"algorithm": "Ed25519", "value": some_signature()});
     let mut record: DiscoveryRecord = vm_receipts::documents::from_value(value).expect("parses");
     assert_eq!(record.scrolls_available.len(), 3);
-    assert!(record.verify_self_signed().is_err(), "placeholder signature must not verify");
+    assert!(
+        record.verify_self_signed().is_err(),
+        "placeholder signature must not verify"
+    );
     record.sign(&berlin).expect("signs");
     record.verify_self_signed().expect("verifies");
 
@@ -67,7 +80,8 @@ fn seed_discovery_record() {
     // A record whose peer_id is another key's is refused.
     let mut wrong = serde_json::to_value(&record).expect("value");
     wrong["peer_id"] = json!(key(3).public_key().peer_id());
-    let err = vm_receipts::documents::from_value::<DiscoveryRecord>(wrong).expect_err("peer id mismatch");
+    let err =
+        vm_receipts::documents::from_value::<DiscoveryRecord>(wrong).expect_err("peer id mismatch");
     assert!(err.to_string().contains("peer_id"), "{err}");
 }
 
@@ -80,12 +94,23 @@ fn seed_trust_proposal() {
     let fixed = text.replace("z58D...", &some_signature());
     let mut proposal: TrustProposal = parse(fixed.as_bytes()).expect("parses");
     assert_eq!(proposal.proposed_trust_level, TrustLevel::VERIFY);
-    assert_eq!(proposal.proposed_terms.verification_frequency, VerificationFrequency::HOURLY);
-    assert_eq!(proposal.proposer_attestations.as_ref().map(|a| a.compliance_credentials.len()), Some(2));
+    assert_eq!(
+        proposal.proposed_terms.verification_frequency,
+        VerificationFrequency::HOURLY
+    );
+    assert_eq!(
+        proposal
+            .proposer_attestations
+            .as_ref()
+            .map(|a| a.compliance_credentials.len()),
+        Some(2)
+    );
     assert!(proposal.verify(&dublin.public_key()).is_err());
     proposal.sign(&dublin).expect("signs");
     proposal.verify(&dublin.public_key()).expect("verifies");
-    let err = proposal.verify(&key(2).public_key()).expect_err("other key");
+    let err = proposal
+        .verify(&key(2).public_key())
+        .expect_err("other key");
     assert!(matches!(err, DocumentError::Signature { .. }), "{err}");
 
     // Any change to a signed field breaks the signature.
@@ -96,7 +121,8 @@ fn seed_trust_proposal() {
     // Rules across fields.
     let mut v = serde_json::to_value(&proposal).expect("value");
     v["expires_at"] = json!("2025-12-06T09:00:00Z");
-    let err = vm_receipts::documents::from_value::<TrustProposal>(v).expect_err("expiry before proposal");
+    let err =
+        vm_receipts::documents::from_value::<TrustProposal>(v).expect_err("expiry before proposal");
     assert!(err.to_string().contains("expires_at"), "{err}");
     let mut v = serde_json::to_value(&proposal).expect("value");
     v["proposed_trust_level"] = json!(5);
@@ -118,17 +144,22 @@ fn seed_counter_proposal() {
     assert_eq!(counter.response_type, ResponseType::Counter);
     let terms = counter.counter_terms.as_ref().expect("terms");
     assert_eq!(terms.verification_frequency, VerificationFrequency::DAILY);
-    assert_eq!(terms.extra.get("additional_requirement"), Some(&json!("quarterly_audit_call")));
+    assert_eq!(
+        terms.extra.get("additional_requirement"),
+        Some(&json!("quarterly_audit_call"))
+    );
     counter.sign(&berlin).expect("signs");
     counter.verify(&berlin.public_key()).expect("verifies");
     // The seed's bare-string signature is read; the object form is written.
-    let out: Value = serde_json::from_slice(&counter.to_canonical().expect("canonical")).expect("json");
+    let out: Value =
+        serde_json::from_slice(&counter.to_canonical().expect("canonical")).expect("json");
     assert_eq!(out["signature"]["algorithm"], "Ed25519");
 
     // A counter without terms and a reject without a reason are refused.
     let mut v = serde_json::to_value(&counter).expect("value");
     v.as_object_mut().expect("object").remove("counter_terms");
-    let err = vm_receipts::documents::from_value::<ProposalResponse>(v.clone()).expect_err("no terms");
+    let err =
+        vm_receipts::documents::from_value::<ProposalResponse>(v.clone()).expect_err("no terms");
     assert!(err.to_string().contains("counter_terms"), "{err}");
     v["response_type"] = json!("reject");
     let err = vm_receipts::documents::from_value::<ProposalResponse>(v).expect_err("no reason");
@@ -147,28 +178,56 @@ fn seed_federation_agreement() {
     let step = keys_only
         .replace("ed25519:z6MkDublin...", &dublin.public_key().to_string())
         .replace("ed25519:z6MkBerlin...", &berlin.public_key().to_string());
-    refused_at::<FederationAgreement>(&step, "signatures.did:vm:mesh:vaultmesh-berlin.signature", "z47C...");
-    let step = step.replace("z58D...", &some_signature()).replace("z47C...", &some_signature());
+    refused_at::<FederationAgreement>(
+        &step,
+        "signatures.did:vm:mesh:vaultmesh-berlin.signature",
+        "z47C...",
+    );
+    let step = step
+        .replace("z58D...", &some_signature())
+        .replace("z47C...", &some_signature());
     let wrong_hash = step.replace(&some_hash("h"), &some_hash("wrong"));
-    refused_at::<FederationAgreement>(&wrong_hash, "agreement_hash", "does not match the agreement body");
+    refused_at::<FederationAgreement>(
+        &wrong_hash,
+        "agreement_hash",
+        "does not match the agreement body",
+    );
 
     // The right hash: computed from the body.
     let mut value: Value = serde_json::from_str(&wrong_hash).expect("json");
-    value.as_object_mut().expect("object").remove("agreement_hash");
+    value
+        .as_object_mut()
+        .expect("object")
+        .remove("agreement_hash");
     value.as_object_mut().expect("object").remove("signatures");
     let body = vm_receipts::jcs::to_vec(&value).expect("canonical");
     let fixed = wrong_hash.replace(&some_hash("wrong"), &Blake3Hash::digest(&body).to_string());
     let mut agreement: FederationAgreement = parse(fixed.as_bytes()).expect("parses");
-    assert_eq!(agreement.terms.dispute_resolution.as_deref(), Some("arbitration_zurich"));
+    assert_eq!(
+        agreement.terms.dispute_resolution.as_deref(),
+        Some("arbitration_zurich")
+    );
     let (dublin_id, berlin_id) = (mesh("vaultmesh-dublin"), mesh("vaultmesh-berlin"));
     assert_eq!(agreement.key_of(&dublin_id), Some(&dublin.public_key()));
     assert_eq!(agreement.key_of(&berlin_id), Some(&berlin.public_key()));
-    assert!(agreement.verify_party(&dublin_id).is_err(), "placeholder signatures do not verify");
+    assert!(
+        agreement.verify_party(&dublin_id).is_err(),
+        "placeholder signatures do not verify"
+    );
 
-    agreement.sign_as(&dublin_id, &dublin, at("2025-12-06T15:30:00Z")).expect("dublin signs");
-    agreement.sign_as(&berlin_id, &berlin, at("2025-12-06T16:00:00Z")).expect("berlin signs");
+    agreement
+        .sign_as(&dublin_id, &dublin, at("2025-12-06T15:30:00Z"))
+        .expect("dublin signs");
+    agreement
+        .sign_as(&berlin_id, &berlin, at("2025-12-06T16:00:00Z"))
+        .expect("berlin signs");
     agreement.verify_complete().expect("both signatures verify");
-    assert!(agreement.sign_as(&dublin_id, &berlin, at("2025-12-06T16:00:00Z")).is_err(), "wrong key for party");
+    assert!(
+        agreement
+            .sign_as(&dublin_id, &berlin, at("2025-12-06T16:00:00Z"))
+            .is_err(),
+        "wrong key for party"
+    );
 }
 
 #[test]
@@ -186,18 +245,27 @@ fn agreement_lifecycle_and_tampering() {
     };
     let mut agreement = FederationAgreement::draft(
         "fed-agreement-1".parse().expect("id"),
-        [(dublin_id.clone(), dublin.public_key()), (berlin_id.clone(), berlin.public_key())],
+        [
+            (dublin_id.clone(), dublin.public_key()),
+            (berlin_id.clone(), berlin.public_key()),
+        ],
         at("2025-12-06T16:00:00Z"),
         TrustLevel::VERIFY,
         terms,
     )
     .expect("drafts");
     assert!(agreement.verify_complete().is_err(), "unsigned");
-    agreement.sign_as(&berlin_id, &berlin, at("2025-12-06T16:00:00Z")).expect("signs");
+    agreement
+        .sign_as(&berlin_id, &berlin, at("2025-12-06T16:00:00Z"))
+        .expect("signs");
     assert!(agreement.verify_party(&berlin_id).is_ok());
-    let err = agreement.verify_complete().expect_err("one signature is not an agreement");
+    let err = agreement
+        .verify_complete()
+        .expect_err("one signature is not an agreement");
     assert!(err.to_string().contains("has not signed"), "{err}");
-    agreement.sign_as(&dublin_id, &dublin, at("2025-12-06T16:01:00Z")).expect("signs");
+    agreement
+        .sign_as(&dublin_id, &dublin, at("2025-12-06T16:01:00Z"))
+        .expect("signs");
     agreement.verify_complete().expect("complete");
 
     let bytes = agreement.to_canonical().expect("canonical");
@@ -207,11 +275,15 @@ fn agreement_lifecycle_and_tampering() {
     // Changing the body without the hash is caught at parse; with the hash, by the signatures.
     let mut v: Value = serde_json::from_slice(&bytes).expect("json");
     v["trust_level"] = json!(3);
-    let err = vm_receipts::documents::from_value::<FederationAgreement>(v.clone()).expect_err("hash");
+    let err =
+        vm_receipts::documents::from_value::<FederationAgreement>(v.clone()).expect_err("hash");
     assert!(err.to_string().contains("agreement_hash"), "{err}");
     let mut rehashed: FederationAgreement = serde_json::from_value(v).expect("typed");
     rehashed.agreement_hash = rehashed.compute_hash().expect("hash");
-    assert!(rehashed.verify_complete().is_err(), "old signatures do not cover the new body");
+    assert!(
+        rehashed.verify_complete().is_err(),
+        "old signatures do not cover the new body"
+    );
 
     // A signature for someone not a party is refused.
     let mut v: Value = serde_json::from_slice(&bytes).expect("json");
@@ -224,7 +296,11 @@ fn agreement_lifecycle_and_tampering() {
 #[test]
 fn seed_witness_receipt() {
     let text = seed("witness_receipt");
-    refused_at::<FederationReceipt>(&text, "fed_witness_event: field `root_hash`", "blake3:bbb222...");
+    refused_at::<FederationReceipt>(
+        &text,
+        "fed_witness_event: field `root_hash`",
+        "blake3:bbb222...",
+    );
     let step = text.replace("blake3:bbb222...", &some_hash("b"));
     refused_at::<FederationReceipt>(&step, "field `witness_signature`", "z47C...");
     let step = step.replace("z47C...", &some_signature());
@@ -238,9 +314,15 @@ fn seed_witness_receipt() {
         panic!("wrong type: {receipt:?}");
     };
     assert_eq!(event.witnessed_anchor.backend, "ethereum");
-    assert_eq!(event.witnessed_anchor.extra.get("block_number"), Some(&json!(12345678)));
+    assert_eq!(
+        event.witnessed_anchor.extra.get("block_number"),
+        Some(&json!(12345678))
+    );
     assert_eq!(event.samples_checked, 5);
-    assert_eq!(receipt.root_hash(), Some(some_hash("b").parse().expect("hash")));
+    assert_eq!(
+        receipt.root_hash(),
+        Some(some_hash("b").parse().expect("hash"))
+    );
 }
 
 #[test]
@@ -282,7 +364,10 @@ fn seed_discrepancy_receipt() {
     let FederationReceipt::Discrepancy(d) = &receipt else {
         panic!("wrong type: {receipt:?}");
     };
-    assert_eq!(d.body.details.first_divergence_at.as_deref(), Some("receipt-sequence-4721"));
+    assert_eq!(
+        d.body.details.first_divergence_at.as_deref(),
+        Some("receipt-sequence-4721")
+    );
     let wrong_severity = fixed.replace("\"critical\"", "\"info\"");
     refused_at::<FederationReceipt>(&wrong_severity, "severity", "root_mismatch");
 
@@ -300,7 +385,11 @@ fn seed_schema_sync_receipt() {
     let text = seed("schema_sync_receipt");
     refused_at::<FederationReceipt>(&text, "field `root_hash`", "blake3:eee555...");
     let step = text.replace("blake3:eee555...", &some_hash("e"));
-    refused_at::<FederationReceipt>(&step, "field `schemas_synced.Compliance.hash`", "blake3:schema1...");
+    refused_at::<FederationReceipt>(
+        &step,
+        "field `schemas_synced.Compliance.hash`",
+        "blake3:schema1...",
+    );
     let fixed = text
         .replace("blake3:schema1...", &some_hash("s1"))
         .replace("blake3:schema2...", &some_hash("s2"))
@@ -321,8 +410,15 @@ fn seed_schema_sync_receipt() {
 #[test]
 fn every_signed_kind_signs_verifies_and_does_not_cross_kinds() {
     let k = key(1);
-    let root = SignedRoot::new(&k, mesh("dublin"), "Compliance".parse().expect("s"), 5, Blake3Hash::digest(b"r"), at("2025-12-06T12:00:00Z"))
-        .expect("signs");
+    let root = SignedRoot::new(
+        &k,
+        mesh("dublin"),
+        "Compliance".parse().expect("s"),
+        5,
+        Blake3Hash::digest(b"r"),
+        at("2025-12-06T12:00:00Z"),
+    )
+    .expect("signs");
     root.verify(&k.public_key()).expect("root verifies");
     let attestation = WitnessAttestation::new(
         &key(2),
@@ -336,14 +432,24 @@ fn every_signed_kind_signs_verifies_and_does_not_cross_kinds() {
         at("2025-12-06T12:05:00Z"),
     )
     .expect("signs");
-    attestation.verify(&key(2).public_key()).expect("witness verifies");
+    attestation
+        .verify(&key(2).public_key())
+        .expect("witness verifies");
 
     // A root signature presented as a witness signature does not verify, even over the same
     // bytes: the kind is part of the signed message.
     let message = root.signing_message().expect("message");
     let root_sig = root.signature.value;
-    assert!(k.public_key().verify(Kind::Witness, &message, &root_sig).is_err());
-    assert!(k.public_key().verify(Kind::Root, &message, &root_sig).is_ok());
+    assert!(
+        k.public_key()
+            .verify(Kind::Witness, &message, &root_sig)
+            .is_err()
+    );
+    assert!(
+        k.public_key()
+            .verify(Kind::Root, &message, &root_sig)
+            .is_ok()
+    );
 
     let mut notice: RevocationNotice = vm_receipts::documents::from_value(json!({
         "agreement_id": "fed-agreement-1",
@@ -369,7 +475,8 @@ fn every_signed_kind_signs_verifies_and_does_not_cross_kinds() {
         extra: Default::default(),
     };
     let notification = AnchorNotification::new(root.clone(), proof);
-    let parsed: AnchorNotification = parse(&notification.to_canonical().expect("c")).expect("parses");
+    let parsed: AnchorNotification =
+        parse(&notification.to_canonical().expect("c")).expect("parses");
     parsed.verify_root(&k.public_key()).expect("verifies");
     assert_eq!(parsed.signed_root(), root);
 }
@@ -391,28 +498,64 @@ fn unknown_fields_are_kept_and_still_verify() {
     });
     // A newer peer signs including fields we do not know.
     let mut unsigned = v.clone();
-    unsigned.as_object_mut().expect("object").remove("signature");
+    unsigned
+        .as_object_mut()
+        .expect("object")
+        .remove("signature");
     let message = vm_receipts::jcs::to_vec(&unsigned).expect("canonical");
     v["signature"]["value"] = json!(k.sign(Kind::Proposal, &message).to_string());
 
     let proposal: TrustProposal = vm_receipts::documents::from_value(v.clone()).expect("parses");
     assert_eq!(proposal.extra.get("added_in_v2"), Some(&json!("hello")));
-    proposal.verify(&k.public_key()).expect("verifies with the unknown fields");
+    proposal
+        .verify(&k.public_key())
+        .expect("verifies with the unknown fields");
     let out: Value = serde_json::from_slice(&proposal.to_canonical().expect("c")).expect("json");
     assert_eq!(out, v, "re-serialised exactly");
 }
 
 #[test]
 fn strictness_wrong_types_duplicates_and_signed_roots() {
-    let root = SignedRoot::new(&key(1), mesh("dublin"), "Compliance".parse().expect("s"), 5, Blake3Hash::digest(b"r"), at("2025-12-06T12:00:00Z"))
-        .expect("signs");
+    let root = SignedRoot::new(
+        &key(1),
+        mesh("dublin"),
+        "Compliance".parse().expect("s"),
+        5,
+        Blake3Hash::digest(b"r"),
+        at("2025-12-06T12:00:00Z"),
+    )
+    .expect("signs");
     let good = String::from_utf8(root.to_canonical().expect("c")).expect("utf-8");
-    refused_at::<SignedRoot>(&good.replace("\"size\":5", "\"size\":\"5\""), "size", "invalid type");
-    refused_at::<SignedRoot>(&good.replace("\"size\":5", "\"size\":-5"), "size", "invalid value");
-    refused_at::<SignedRoot>(&good.replace("\"size\":5", "\"size\":5.0"), "SignedRoot", "no floating-point");
-    refused_at::<SignedRoot>(&good.replace("{", "{\"size\":6,"), "SignedRoot", "duplicate key \"size\"");
-    refused_at::<SignedRoot>(&good.replace("{", "{\"extra\":1,"), "extra", "unknown field");
-    refused_at::<SignedRoot>(&good.replace("\"algorithm\":\"Ed25519\"", "\"algorithm\":\"RSA\""), "signature", "RSA");
+    refused_at::<SignedRoot>(
+        &good.replace("\"size\":5", "\"size\":\"5\""),
+        "size",
+        "invalid type",
+    );
+    refused_at::<SignedRoot>(
+        &good.replace("\"size\":5", "\"size\":-5"),
+        "size",
+        "invalid value",
+    );
+    refused_at::<SignedRoot>(
+        &good.replace("\"size\":5", "\"size\":5.0"),
+        "SignedRoot",
+        "no floating-point",
+    );
+    refused_at::<SignedRoot>(
+        &good.replace("{", "{\"size\":6,"),
+        "SignedRoot",
+        "duplicate key \"size\"",
+    );
+    refused_at::<SignedRoot>(
+        &good.replace("{", "{\"extra\":1,"),
+        "extra",
+        "unknown field",
+    );
+    refused_at::<SignedRoot>(
+        &good.replace("\"algorithm\":\"Ed25519\"", "\"algorithm\":\"RSA\""),
+        "signature",
+        "RSA",
+    );
     refused_at::<SignedRoot>("[1]", "SignedRoot", "JSON object");
     let missing = good.replace(",\"size\":5", "");
     refused_at::<SignedRoot>(&missing, "SignedRoot", "missing field `size`");
@@ -420,10 +563,23 @@ fn strictness_wrong_types_duplicates_and_signed_roots() {
 
 #[test]
 fn verification_frequency_forms() {
-    for (text, secs) in [("hourly", 3600), ("daily", 86_400), ("weekly", 604_800), ("30s", 30), ("15m", 900), ("2h", 7200), ("3d", 259_200)] {
+    for (text, secs) in [
+        ("hourly", 3600),
+        ("daily", 86_400),
+        ("weekly", 604_800),
+        ("30s", 30),
+        ("15m", 900),
+        ("2h", 7200),
+        ("3d", 259_200),
+    ] {
         let f: VerificationFrequency = text.parse().expect(text);
         assert_eq!(f.interval_secs(), secs);
-        assert_eq!(f.to_string().parse::<VerificationFrequency>().expect("round trip"), f);
+        assert_eq!(
+            f.to_string()
+                .parse::<VerificationFrequency>()
+                .expect("round trip"),
+            f
+        );
     }
     for bad in ["", "0s", "often", "10", "-5m", "05m", "999d"] {
         assert!(bad.parse::<VerificationFrequency>().is_err(), "{bad}");

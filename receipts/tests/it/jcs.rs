@@ -36,7 +36,10 @@ fn rfc8785_structures() {
 #[test]
 fn rfc8785_unicode_is_not_normalised() {
     let input = "{\n  \"Unnormalized Unicode\":\"\\u1e0d\\u0307\"\n}\n";
-    assert_eq!(canonical(input), "{\"Unnormalized Unicode\":\"\u{1e0d}\u{0307}\"}");
+    assert_eq!(
+        canonical(input),
+        "{\"Unnormalized Unicode\":\"\u{1e0d}\u{0307}\"}"
+    );
 }
 
 #[test]
@@ -115,30 +118,55 @@ fn duplicate_keys_are_refused_and_named() {
 fn integers_beyond_2_pow_53_are_refused() {
     assert!(jcs::parse(b"9007199254740991", Numbers::IntegersOnly).is_ok());
     assert!(jcs::parse(b"-9007199254740991", Numbers::IntegersOnly).is_ok());
-    for big in ["9007199254740992", "-9007199254740992", "18446744073709551615"] {
+    for big in [
+        "9007199254740992",
+        "-9007199254740992",
+        "18446744073709551615",
+    ] {
         let msg = parse_error(big, Numbers::Any);
         assert!(msg.contains("outside ±(2^53-1)"), "{big}: {msg}");
     }
-    let msg = parse_error(r#"{"size":123456789012345678901234567890}"#, Numbers::IntegersOnly);
+    let msg = parse_error(
+        r#"{"size":123456789012345678901234567890}"#,
+        Numbers::IntegersOnly,
+    );
     assert!(msg.contains("not an integer within"), "{msg}");
     let built = serde_json::json!({"n": 9_007_199_254_740_993_u64});
-    assert!(matches!(jcs::to_vec(&built), Err(JcsError::IntegerOutOfRange(_))));
+    assert!(matches!(
+        jcs::to_vec(&built),
+        Err(JcsError::IntegerOutOfRange(_))
+    ));
 }
 
 #[test]
 fn floats_are_refused_where_only_integers_belong() {
     let msg = parse_error(r#"{"retention_period_days":365.0}"#, Numbers::IntegersOnly);
-    assert!(msg.contains("signed documents carry no floating-point numbers"), "{msg}");
+    assert!(
+        msg.contains("signed documents carry no floating-point numbers"),
+        "{msg}"
+    );
     assert!(jcs::parse(b"365.5", Numbers::Any).is_ok());
     let float = serde_json::json!({"x": 1.5});
-    assert!(matches!(jcs::to_vec_integers_only(&float), Err(JcsError::FloatNotAllowed(_))));
+    assert!(matches!(
+        jcs::to_vec_integers_only(&float),
+        Err(JcsError::FloatNotAllowed(_))
+    ));
 }
 
 #[test]
 fn malformed_json_is_refused_with_position() {
-    for bad in ["{", r#"{"a":1,}"#, r#"{"merkle_path": [...]}"#, "{} {}", "\"\\ud800\""] {
+    for bad in [
+        "{",
+        r#"{"a":1,}"#,
+        r#"{"merkle_path": [...]}"#,
+        "{} {}",
+        "\"\\ud800\"",
+    ] {
         let msg = parse_error(bad, Numbers::Any);
-        assert!(msg.contains("line") || msg.contains("column") || msg.contains("surrogate"), "{bad}: {msg}");
+        assert!(
+            msg.contains("line") || msg.contains("column") || msg.contains("surrogate"),
+            "{bad}: {msg}"
+        );
     }
 }
 
@@ -169,7 +197,8 @@ fn slot_insertion_equals_full_canonicalisation() {
         with.insert("root_hash".into(), Value::String("H".into()));
         assert_eq!(
             String::from_utf8(inserted).expect("utf-8"),
-            String::from_utf8(jcs::to_vec(&Value::Object(with)).expect("canonical")).expect("utf-8"),
+            String::from_utf8(jcs::to_vec(&Value::Object(with)).expect("canonical"))
+                .expect("utf-8"),
             "{case}"
         );
     }

@@ -1,6 +1,5 @@
 //! Integration tests of vm-receipts: one test binary for the crate (link time on 2 cores).
 
-mod crash;
 mod documents;
 mod encoding;
 mod jcs;

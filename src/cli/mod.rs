@@ -1,0 +1,96 @@
+//! The `vm-federation` command line: a thin typed shell (clap derive). It parses arguments,
+//! calls the library, and renders results; protocol decisions live elsewhere.
+//!
+//! Exit codes: 0 success, 1 an error or a failed check, 2 a usage error.
+
+mod init;
+mod output;
+mod scroll;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+pub use output::Output;
+
+/// VaultMesh federation node: find other meshes, sign trust agreements, witness each other's
+/// receipt logs.
+#[derive(Debug, Parser)]
+#[command(name = "vm-federation", version, about, max_term_width = 100)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create a new mesh: key (0600), config.toml and an empty Federation scroll.
+    Init(init::InitArgs),
+    /// Work on a scroll directly on disk, without a running node.
+    #[command(subcommand)]
+    Scroll(scroll::ScrollCommand),
+}
+
+/// Where the mesh lives; every command that touches one takes it.
+#[derive(Debug, clap::Args)]
+struct DataDirArg {
+    /// The mesh's data directory.
+    #[arg(long, env = "VM_FEDERATION_DATA_DIR", value_name = "DIR")]
+    data_dir: PathBuf,
+}
+
+/// Runs the command line and returns the process exit code.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // Help and version print to stdout and exit 0; usage errors exit 2.
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    init_logging();
+    let mut out = Output::stdout();
+    let result = match cli.command {
+        Command::Init(args) => init::run(args, &mut out),
+        Command::Scroll(cmd) => scroll::run(cmd, &mut out),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) if output::is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {}", render_error(&e));
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// The error and its causes, leaving out a cause whose text the message already holds (our
+/// errors name their source in their own message).
+fn render_error(error: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in error.chain() {
+        let part = cause.to_string();
+        if !text.contains(&part) {
+            if !text.is_empty() {
+                text.push_str(": ");
+            }
+            text.push_str(&part);
+        }
+    }
+    text
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}

@@ -1,0 +1,418 @@
+//! `vm-federation scroll append|verify|root|proof|check-proof`: scrolls on disk, no daemon.
+
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::mpsc;
+
+use anyhow::{Context, bail};
+use serde::Serialize;
+use serde_json::{Map, Value, json};
+use vm_receipts::documents::SignedDocument;
+use vm_receipts::jcs::{self, Numbers};
+use vm_receipts::proof::ReceiptProof;
+use vm_receipts::scroll::{
+    RootFileCheck, Scroll, read_root_file, scroll_path, verify_scroll, write_root_file,
+};
+use vm_receipts::{PublicKey, ScrollName};
+
+use super::{DataDirArg, Output};
+use crate::clock::{Clock, SystemClock};
+use crate::data_dir::DataDir;
+
+/// Largest group commit the CLI makes.
+const MAX_BATCH: usize = 65_536;
+
+#[derive(Debug, clap::Subcommand)]
+pub(super) enum ScrollCommand {
+    /// Append receipts (JSON objects, one per line) from a file or stdin, durably, then sign
+    /// the new root into ROOT.<scroll>.txt.
+    Append(AppendArgs),
+    /// Recompute the whole scroll and its ROOT file; name the first divergence.
+    Verify(ScrollArgs),
+    /// Show the scroll's current root and the signed root in its ROOT file.
+    Root(ScrollArgs),
+    /// Export a proof: inclusion of one receipt (`--sequence`), checkable by a third party
+    /// with `check-proof`, or consistency between two sizes (`--from-size`).
+    Proof(ProofArgs),
+    /// Check a receipt proof made by `scroll proof --sequence` against a mesh's public key.
+    CheckProof(CheckProofArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub(super) struct ScrollArgs {
+    #[command(flatten)]
+    dir: DataDirArg,
+    /// The scroll (`Federation`, `Compliance`, …).
+    #[arg(long)]
+    scroll: ScrollName,
+    /// Print the result as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub(super) struct AppendArgs {
+    #[command(flatten)]
+    scroll: ScrollArgs,
+    /// Read receipts from this file instead of stdin.
+    #[arg(long, value_name = "FILE")]
+    file: Option<PathBuf>,
+    /// Most receipts per fdatasync (group commit). Receipts that arrive together share a sync.
+    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..=MAX_BATCH as i64))]
+    batch: u32,
+}
+
+#[derive(Debug, clap::Args)]
+pub(super) struct ProofArgs {
+    #[command(flatten)]
+    scroll: ScrollArgs,
+    /// The receipt to prove (its sequence, from 0).
+    #[arg(
+        long,
+        conflicts_with = "from_size",
+        required_unless_present = "from_size"
+    )]
+    sequence: Option<u64>,
+    /// Prove that the scroll at this size is a prefix of the scroll at `--size`.
+    #[arg(long)]
+    from_size: Option<u64>,
+    /// The tree size to prove against; default: the size signed in the ROOT file.
+    #[arg(long)]
+    size: Option<u64>,
+}
+
+#[derive(Debug, clap::Args)]
+pub(super) struct CheckProofArgs {
+    /// The proof file (`scroll proof --sequence` output); default stdin.
+    #[arg(long, value_name = "FILE")]
+    proof: Option<PathBuf>,
+    /// The public key of the mesh whose scroll it is (`ed25519:z6Mk…`).
+    #[arg(long)]
+    public_key: PublicKey,
+    /// Print the result as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+pub(super) fn run(command: ScrollCommand, out: &mut Output) -> anyhow::Result<ExitCode> {
+    match command {
+        ScrollCommand::Append(args) => append(args, out),
+        ScrollCommand::Verify(args) => verify(args, out),
+        ScrollCommand::Root(args) => root(args, out),
+        ScrollCommand::Proof(args) => proof(args, out),
+        ScrollCommand::CheckProof(args) => check_proof(args, out),
+    }
+}
+
+/// One input line, typed, or the reason it was refused.
+enum Incoming {
+    Receipt(Map<String, Value>),
+    Refused { line: u64, reason: String },
+}
+
+fn append(args: AppendArgs, out: &mut Output) -> anyhow::Result<ExitCode> {
+    let dir = DataDir::open(&args.scroll.dir.data_dir)?;
+    let (mut scroll, report) = Scroll::open(dir.root(), &args.scroll.scroll)?;
+    if report.torn_bytes_cut > 0 {
+        tracing::warn!(
+            bytes = report.torn_bytes_cut,
+            "cut a torn last line left by an interrupted append"
+        );
+    }
+    let input: Box<dyn Read + Send> = match &args.file {
+        Some(path) => {
+            Box::new(File::open(path).with_context(|| format!("cannot read {}", path.display()))?)
+        }
+        None => Box::new(io::stdin()),
+    };
+    let batch_max = usize::try_from(args.batch).unwrap_or(1);
+    // A reader thread parses lines into a bounded queue; the writer takes whatever has
+    // arrived (up to --batch) as one group commit, so a steady stream shares syncs and a
+    // trickle is acknowledged as soon as each receipt is on disk.
+    let (tx, rx) = mpsc::sync_channel::<Incoming>(batch_max.min(4096));
+    let reader = std::thread::spawn(move || read_receipts(input, tx));
+
+    let first = scroll.len();
+    let mut refused = None;
+    let mut batch = Vec::with_capacity(batch_max);
+    while let Ok(incoming) = rx.recv() {
+        let mut next = Some(incoming);
+        while let Some(incoming) = next.take() {
+            match incoming {
+                Incoming::Receipt(r) => batch.push(r),
+                Incoming::Refused { line, reason } => {
+                    refused = Some(format!("input line {line}: {reason}"));
+                    break;
+                }
+            }
+            if batch.len() < batch_max {
+                next = rx.try_recv().ok();
+            }
+        }
+        if !batch.is_empty() {
+            let appended = scroll.append_batch(&batch)?;
+            if args.scroll.json {
+                for a in &appended {
+                    out.json(&json!({"sequence": a.sequence, "root_hash": a.root_hash}))?;
+                }
+                out.flush()?;
+            }
+            batch.clear();
+        }
+        if refused.is_some() {
+            break;
+        }
+    }
+    drop(rx);
+    if let Ok(Err(e)) = reader.join() {
+        refused.get_or_insert(format!("reading input: {e}"));
+    }
+    let appended = scroll.len() - first;
+    let signed = scroll.sign_root(dir.key(), dir.mesh_id(), SystemClock.now())?;
+    write_root_file(dir.root(), &signed)?;
+    if !args.scroll.json {
+        out.line(format!(
+            "appended {appended} receipts to {} (now {} receipts, root {})",
+            scroll.name(),
+            scroll.len(),
+            scroll.root()
+        ))?;
+    }
+    if let Some(reason) = refused {
+        bail!("{reason}; the {appended} receipts before it were appended, nothing after it");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn read_receipts(input: Box<dyn Read + Send>, tx: mpsc::SyncSender<Incoming>) -> io::Result<()> {
+    let mut reader = BufReader::with_capacity(1 << 20, input);
+    let mut line = Vec::new();
+    let mut number = 0u64;
+    loop {
+        line.clear();
+        if reader.read_until(b'\n', &mut line)? == 0 {
+            return Ok(());
+        }
+        number += 1;
+        let text = line.strip_suffix(b"\n").unwrap_or(&line);
+        if text.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let incoming = match jcs::parse(text, Numbers::Any) {
+            Ok(Value::Object(map)) => Incoming::Receipt(map),
+            Ok(_) => Incoming::Refused {
+                line: number,
+                reason: "a receipt must be a JSON object".into(),
+            },
+            Err(e) => Incoming::Refused {
+                line: number,
+                reason: e.to_string(),
+            },
+        };
+        let stop = matches!(incoming, Incoming::Refused { .. });
+        if tx.send(incoming).is_err() || stop {
+            return Ok(());
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct VerifyJson {
+    scroll: String,
+    ok: bool,
+    receipts_verified: u64,
+    root: String,
+    divergence: Option<Value>,
+    root_file: Value,
+}
+
+/// Refuses a scroll that does not exist (reading commands must not create one).
+fn require_scroll(data_dir: &std::path::Path, name: &ScrollName) -> anyhow::Result<()> {
+    let path = scroll_path(data_dir, name);
+    if !path.exists() {
+        bail!(
+            "{} has no scroll {name} ({} does not exist); `scroll append` creates it",
+            data_dir.display(),
+            path.display()
+        );
+    }
+    Ok(())
+}
+
+fn verify(args: ScrollArgs, out: &mut Output) -> anyhow::Result<ExitCode> {
+    let (config, public_key) = DataDir::read_identity(&args.dir.data_dir)?;
+    require_scroll(&args.dir.data_dir, &args.scroll)?;
+    let report = verify_scroll(
+        &args.dir.data_dir,
+        &args.scroll,
+        Some((&config.mesh_id, &public_key)),
+    )?;
+    let root_file = match &report.root_file {
+        RootFileCheck::Missing => json!({"state": "missing"}),
+        RootFileCheck::Consistent {
+            size,
+            signature_checked,
+        } => {
+            json!({"state": "consistent", "size": size, "signature_checked": signature_checked})
+        }
+        RootFileCheck::Invalid(reason) => json!({"state": "invalid", "reason": reason}),
+    };
+    if args.json {
+        out.json(&VerifyJson {
+            scroll: report.scroll.to_string(),
+            ok: report.is_ok(),
+            receipts_verified: report.receipts_verified,
+            root: report.root.to_string(),
+            divergence: report
+                .divergence
+                .as_ref()
+                .map(|d| json!({"sequence": d.sequence, "at": format!("receipt-sequence-{}", d.sequence), "problem": d.problem})),
+            root_file,
+        })?;
+    } else {
+        match &report.divergence {
+            None => out.line(format!(
+                "scroll {}: {} receipts verified, root {}",
+                report.scroll, report.receipts_verified, report.root
+            ))?,
+            Some(d) => out.line(format!(
+                "scroll {}: FIRST DIVERGENCE at receipt-sequence-{}: {} ({} receipts before it verified)",
+                report.scroll, d.sequence, d.problem, report.receipts_verified
+            ))?,
+        }
+        match &report.root_file {
+            RootFileCheck::Missing => out.line("ROOT file: missing")?,
+            RootFileCheck::Consistent { size, .. } => out.line(format!(
+                "ROOT file: signed by {}, size {size}, consistent",
+                config.mesh_id
+            ))?,
+            RootFileCheck::Invalid(reason) => out.line(format!("ROOT file: INVALID: {reason}"))?,
+        }
+    }
+    Ok(if report.is_ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn root(args: ScrollArgs, out: &mut Output) -> anyhow::Result<ExitCode> {
+    let dir = DataDir::open(&args.dir.data_dir)?;
+    require_scroll(dir.root(), &args.scroll)?;
+    let (scroll, _) = Scroll::open(dir.root(), &args.scroll)?;
+    let signed = read_root_file(dir.root(), &args.scroll)?;
+    let signature_valid = signed
+        .as_ref()
+        .map(|s| s.verify(&dir.key().public_key()).is_ok());
+    if args.json {
+        out.json(&json!({
+            "scroll": scroll.name(),
+            "size": scroll.len(),
+            "root": scroll.root(),
+            "signed_root": signed,
+            "signature_valid": signature_valid,
+        }))?;
+    } else {
+        out.line(format!(
+            "scroll {}: {} receipts, root {}",
+            scroll.name(),
+            scroll.len(),
+            scroll.root()
+        ))?;
+        match &signed {
+            None => out.line("ROOT file: none yet")?,
+            Some(s) => out.line(format!(
+                "ROOT file: size {}, root {}, signed {} ({})",
+                s.size,
+                s.root,
+                s.timestamp,
+                if signature_valid == Some(true) {
+                    "signature valid"
+                } else {
+                    "SIGNATURE INVALID"
+                }
+            ))?,
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn proof(args: ProofArgs, out: &mut Output) -> anyhow::Result<ExitCode> {
+    let dir = DataDir::open(&args.scroll.dir.data_dir)?;
+    let name = &args.scroll.scroll;
+    require_scroll(dir.root(), name)?;
+    let (scroll, _) = Scroll::open(dir.root(), name)?;
+    let signed = read_root_file(dir.root(), name)?;
+    if let Some(sequence) = args.sequence {
+        // A third party checks the proof against a root the mesh signed, so by default the
+        // proof is for the ROOT file's size; `--size` signs a fresh root for that size.
+        let signed_root = match (args.size, signed) {
+            (None, Some(s)) => s,
+            (None, None) => scroll.sign_root(dir.key(), dir.mesh_id(), SystemClock.now())?,
+            (Some(size), _) => vm_receipts::documents::SignedRoot::new(
+                dir.key(),
+                dir.mesh_id().clone(),
+                name.clone(),
+                size,
+                scroll.root_at(size)?,
+                SystemClock.now(),
+            )?,
+        };
+        let receipt: Value = serde_json::from_slice(&scroll.read_line(sequence)?)?;
+        let proof = ReceiptProof {
+            receipt,
+            inclusion: scroll.prove_inclusion(sequence, signed_root.size)?,
+            signed_root,
+        };
+        out.json(&proof)?;
+    } else if let Some(old_size) = args.from_size {
+        let new_size = args.size.or(signed.map(|s| s.size)).unwrap_or(scroll.len());
+        let proof = scroll.prove_consistency(old_size, new_size)?;
+        out.json(&json!({
+            "old_root": scroll.root_at(old_size)?,
+            "new_root": scroll.root_at(new_size)?,
+            "proof": proof,
+        }))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn check_proof(args: CheckProofArgs, out: &mut Output) -> anyhow::Result<ExitCode> {
+    let mut bytes = Vec::new();
+    match &args.proof {
+        Some(path) => File::open(path)
+            .and_then(|mut f| f.read_to_end(&mut bytes))
+            .with_context(|| format!("cannot read {}", path.display()))?,
+        None => io::stdin().read_to_end(&mut bytes)?,
+    };
+    let proof = ReceiptProof::parse(bytes.trim_ascii())?;
+    let result = proof.verify(&args.public_key);
+    if args.json {
+        out.json(&json!({
+            "ok": result.is_ok(),
+            "mesh_id": proof.signed_root.mesh_id,
+            "scroll": proof.signed_root.scroll,
+            "leaf_index": proof.inclusion.leaf_index,
+            "tree_size": proof.signed_root.size,
+            "error": result.as_ref().err().map(ToString::to_string),
+        }))?;
+    } else if let Err(e) = &result {
+        out.line(format!("proof INVALID: {e}"))?;
+    } else {
+        out.line(format!(
+            "proof valid: receipt-sequence-{} is in {}'s scroll {} at size {} (root {})",
+            proof.inclusion.leaf_index,
+            proof.signed_root.mesh_id,
+            proof.signed_root.scroll,
+            proof.signed_root.size,
+            proof.signed_root.root
+        ))?;
+    }
+    Ok(if result.is_ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}

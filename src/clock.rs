@@ -1,0 +1,37 @@
+//! The one place the OS clock and OS randomness enter the program (`clippy.toml` bans them
+//! everywhere else). Everything else takes a [`Clock`] or a seed, so the engine and simnet
+//! can run on virtual time and seeded randomness.
+#![allow(clippy::disallowed_methods)]
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use vm_receipts::Timestamp;
+
+/// A source of the current time, to the second.
+pub trait Clock {
+    /// Now.
+    fn now(&self) -> Timestamp;
+}
+
+/// The operating system's wall clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Timestamp {
+        let secs = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+            .unwrap_or(0);
+        // Saturates at year 9999 rather than failing: a clock that far off is caught by the
+        // drift checks of the peers that read our timestamps.
+        Timestamp::EPOCH.plus_seconds(secs)
+    }
+}
+
+/// 32 bytes from the OS random number generator, for new secret keys and nonces.
+pub fn os_random_32() -> Result<[u8; 32], getrandom::Error> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes)?;
+    Ok(bytes)
+}
