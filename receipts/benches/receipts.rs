@@ -159,6 +159,19 @@ fn fdatasync_rate(dir: &std::path::Path) -> f64 {
 fn durable_append(rows: &mut Vec<Row>, quick: bool) {
     let tmp = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("tempdir");
     let syncs = fdatasync_rate(tmp.path());
+    // The CPU bound of an append without I/O: canonicalise, hash the leaf, compute the root.
+    let cpu = {
+        let receipts: Vec<_> = (0..50_000u64).map(receipt).collect();
+        let mut tree: MerkleTree = MerkleTree::new();
+        let start = Instant::now();
+        for r in &receipts {
+            let (leaf, _slot) =
+                vm_receipts::jcs::to_vec_with_slot(r, "root_hash").expect("canonical");
+            tree.append(&leaf);
+            black_box(tree.root());
+        }
+        per_sec(receipts.len() as u64, start.elapsed())
+    };
     for (group, batches) in [(1usize, 2000u64), (64, 300), (1024, 200)] {
         let batches = if quick { batches / 10 } else { batches };
         let dir = tmp.path().join(format!("g{group}"));
@@ -179,11 +192,12 @@ fn durable_append(rows: &mut Vec<Row>, quick: bool) {
             what: format!("durable append, group commit {group} (~600 B receipts)"),
             ours: fmt_rate(rate),
             limit: format!(
-                "fdatasync {} (× {group} = {})",
+                "min(fdatasync {} × {group}, CPU-only append {}) = {}",
                 fmt_rate(syncs),
-                fmt_rate(syncs * group as f64)
+                fmt_rate(cpu),
+                fmt_rate((syncs * group as f64).min(cpu))
             ),
-            ratio: format!("{:.2}", rate / (syncs * group as f64)),
+            ratio: format!("{:.2}", rate / (syncs * group as f64).min(cpu)),
         });
     }
 }

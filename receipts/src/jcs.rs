@@ -104,6 +104,12 @@ impl Slot {
     /// `canonical` with `member` (`"name":value`, already canonical) inserted.
     pub fn insert(&self, canonical: &[u8], member: &[u8]) -> Vec<u8> {
         let mut line = Vec::with_capacity(canonical.len() + member.len() + 2);
+        self.insert_into(&mut line, canonical, member);
+        line
+    }
+
+    /// Appends `canonical` with `member` inserted to `line`.
+    pub fn insert_into(&self, line: &mut Vec<u8>, canonical: &[u8], member: &[u8]) {
         line.extend_from_slice(&canonical[..self.offset]);
         if self.before_member {
             line.extend_from_slice(member);
@@ -115,7 +121,6 @@ impl Slot {
             line.extend_from_slice(member);
         }
         line.extend_from_slice(&canonical[self.offset..]);
-        line
     }
 }
 
@@ -186,7 +191,14 @@ fn write_object_inner(
 }
 
 fn utf16_cmp(a: &str, b: &str) -> std::cmp::Ordering {
-    a.encode_utf16().cmp(b.encode_utf16())
+    // UTF-8 byte order equals UTF-16 code-unit order unless a character at or above U+E000
+    // (lead byte 0xEE or more) is compared: only then take the slow path.
+    let needs_utf16 = |s: &str| s.bytes().any(|b| b >= 0xEE);
+    if needs_utf16(a) || needs_utf16(b) {
+        a.encode_utf16().cmp(b.encode_utf16())
+    } else {
+        a.as_bytes().cmp(b.as_bytes())
+    }
 }
 
 fn write_number(out: &mut Vec<u8>, n: &Number, numbers: Numbers) -> Result<(), JcsError> {

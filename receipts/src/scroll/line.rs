@@ -11,7 +11,7 @@ use crate::hash::Blake3Hash;
 /// `"root_hash":"blake3:` + 64 hex + `"`.
 const ROOT_MEMBER_PREFIX: &[u8] = b"\"root_hash\":\"";
 const ROOT_VALUE_LEN: usize = 7 + 64; // blake3: + hex
-const ROOT_MEMBER_LEN: usize = ROOT_MEMBER_PREFIX.len() + ROOT_VALUE_LEN + 1;
+pub(crate) const ROOT_MEMBER_LEN: usize = ROOT_MEMBER_PREFIX.len() + ROOT_VALUE_LEN + 1;
 
 /// Where the top-level `root_hash` member of a line is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,56 +32,26 @@ impl RootMember {
     }
 }
 
-/// Finds the top-level `root_hash` member of a (claimed canonical) JSON object line.
-///
-/// The bytes `"root_hash":"` cannot occur inside a JSON string (its quotes would be escaped),
-/// so if they occur once, preceded by `{` or `,`, that is a member; a writer always puts one
-/// at the top level, so a single occurrence is it. Only a line with several occurrences
-/// (a receipt that embeds another) needs the scan that tracks nesting. Either way the leaf
-/// hash that follows is checked against the line's root, so a wrong cut cannot pass.
+/// Finds the top-level `root_hash` member of a (claimed canonical) JSON object line, by
+/// tracking string and nesting state so a nested `root_hash` or a string holding that text is
+/// never mistaken for it. String contents, most of a line, are skipped with `memchr2`.
 pub(crate) fn find_root_member(line: &[u8]) -> Result<RootMember, String> {
     if line.first() != Some(&b'{') || line.last() != Some(&b'}') {
         return Err("the line is not a JSON object".into());
     }
-    static FINDER: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
-        std::sync::LazyLock::new(|| memchr::memmem::Finder::new(ROOT_MEMBER_PREFIX));
-    let mut found = FINDER.find_iter(line);
-    match (found.next(), found.next()) {
-        (None, _) => Err("the line has no top-level root_hash".into()),
-        (Some(at), None) if matches!(line[at - 1], b'{' | b',') => root_member_at(line, at),
-        _ => find_root_member_nested(line),
-    }
-}
-
-/// The general case: tracks string and nesting state so a nested `root_hash` is never
-/// mistaken for the top-level one.
-fn find_root_member_nested(line: &[u8]) -> Result<RootMember, String> {
     let mut depth = 0usize;
-    let mut in_string = false;
-    let mut escaped = false;
     let mut member_start_expected = false;
     let mut i = 0;
     while i < line.len() {
-        let b = line[i];
-        if in_string {
-            if escaped {
-                escaped = false;
-            } else if b == b'\\' {
-                escaped = true;
-            } else if b == b'"' {
-                in_string = false;
-            }
-            i += 1;
-            continue;
-        }
-        match b {
+        match line[i] {
             b'"' => {
                 if depth == 1 && member_start_expected && line[i..].starts_with(ROOT_MEMBER_PREFIX)
                 {
                     return root_member_at(line, i);
                 }
                 member_start_expected = false;
-                in_string = true;
+                i = string_end(line, i + 1)?;
+                continue;
             }
             b'{' => {
                 depth += 1;
@@ -95,6 +65,21 @@ fn find_root_member_nested(line: &[u8]) -> Result<RootMember, String> {
         i += 1;
     }
     Err("the line has no top-level root_hash".into())
+}
+
+/// The index just past the closing quote of the string whose contents start at `from`.
+fn string_end(line: &[u8], mut from: usize) -> Result<usize, String> {
+    loop {
+        match memchr::memchr2(b'"', b'\\', &line[from..]) {
+            Some(k) if line[from + k] == b'"' => return Ok(from + k + 1),
+            // An escape: skip the backslash and the character it escapes.
+            Some(k) => from += k + 2,
+            None => return Err("a string is not closed".into()),
+        }
+        if from > line.len() {
+            return Err("a string is not closed".into());
+        }
+    }
 }
 
 fn root_member_at(line: &[u8], start: usize) -> Result<RootMember, String> {
@@ -172,7 +157,10 @@ mod tests {
             leaf_of(&line),
             format!(r#"{{"a":{{"root_hash":"{H}"}},"b":"\",\"root_hash\":\"x"}}"#)
         );
-        assert!(find_root_member(format!(r#"{{"a":{{"root_hash":"{H}"}}}}"#).as_bytes()).is_err());
+        let nested_only = format!(r#"{{"a":{{"root_hash":"{H}"}}}}"#);
+        assert!(find_root_member(nested_only.as_bytes()).is_err());
+        assert!(find_root_member(br#"{"a":"unterminated}"#).is_err());
+        assert!(find_root_member(br#"{"a":"ends in escape\"}"#).is_err());
     }
 
     #[test]

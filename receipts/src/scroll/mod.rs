@@ -455,18 +455,17 @@ impl Scroll {
             };
             let sequence = self.tree.append(&leaf);
             let root_hash = Blake3Hash::from_bytes(self.tree.root());
-            let line = slot.insert(&leaf, &line::root_member_bytes(&root_hash));
-            if line.len() > MAX_LINE_BYTES {
+            let line_len = leaf.len() + line::ROOT_MEMBER_LEN + 1;
+            if line_len > MAX_LINE_BYTES {
                 self.tree.truncate(old_len);
                 return Err(ScrollError::InvalidReceipt {
                     index,
                     reason: format!(
-                        "{} bytes, more than the {MAX_LINE_BYTES} a line may hold",
-                        line.len()
+                        "{line_len} bytes, more than the {MAX_LINE_BYTES} a line may hold"
                     ),
                 });
             }
-            buffer.extend_from_slice(&line);
+            slot.insert_into(&mut buffer, &leaf, &line::root_member_bytes(&root_hash));
             buffer.push(b'\n');
             line_ends.push(old_end + buffer.len() as u64);
             appended.push(Appended {

@@ -466,3 +466,24 @@ fn scrolls_larger_than_a_read_block_reopen_exactly() {
     fs::write(&path, &bytes).expect("write");
     assert_eq!(damaged_at(dir.path()).0, sequence as u64);
 }
+
+#[test]
+fn a_line_without_its_own_root_hash_is_damage() {
+    // Sequence 2 loses its top-level root_hash, but keeps one nested inside a value.
+    let dir = filled(5);
+    edit_line(dir.path(), 2, |l| {
+        let mut v: Value = serde_json::from_str(l).expect("json");
+        let root = v
+            .as_object_mut()
+            .expect("object")
+            .remove("root_hash")
+            .expect("root");
+        v["result"]["root_hash"] = root;
+        String::from_utf8(vm_receipts::jcs::to_vec(&v).expect("canonical")).expect("utf-8")
+    });
+    assert_eq!(damaged_at(dir.path()).0, 2);
+    let report = verify_scroll(dir.path(), &compliance(), None).expect("verify");
+    let d = report.divergence.expect("divergence");
+    assert_eq!(d.sequence, 2);
+    assert!(d.problem.contains("no root_hash"), "{}", d.problem);
+}

@@ -1,0 +1,7 @@
+//! Tests of the `vaultmesh-federation` package: the `vm-federation` binary end to end, and
+//! the workspace's architecture rules (one test binary for the package).
+
+mod commands;
+mod crash;
+mod support;
+mod tidy;

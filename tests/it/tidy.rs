@@ -1,0 +1,105 @@
+//! Architecture rules made mechanical (STYLE habit 6): what must stay absent.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+fn workspace() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in fs::read_dir(dir)
+        .expect("read dir")
+        .map(|e| e.expect("entry"))
+    {
+        let path = entry.path();
+        if path.is_dir() {
+            rust_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+#[test]
+fn vm_receipts_uses_no_runtime_network_or_os_entropy() {
+    let manifest = fs::read_to_string(workspace().join("receipts/Cargo.toml")).expect("manifest");
+    let deps = manifest
+        .split("[dev-dependencies]")
+        .next()
+        .unwrap_or_default();
+    for banned in [
+        "tokio",
+        "libp2p",
+        "hickory",
+        "axum",
+        "rustls",
+        "redb",
+        "getrandom",
+        "rand",
+    ] {
+        assert!(
+            !deps.lines().any(|l| l.trim_start().starts_with(banned)),
+            "vm-receipts must not depend on {banned}"
+        );
+    }
+    let mut files = Vec::new();
+    rust_files(&workspace().join("receipts/src"), &mut files);
+    for file in files {
+        // Code only: the crate's docs may say what it does not use.
+        let text: String = fs::read_to_string(&file)
+            .expect("read")
+            .lines()
+            .filter(|l| !l.trim_start().starts_with("//"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        for banned in [
+            "tokio",
+            "std::net",
+            "SystemTime",
+            "Instant::now",
+            "OsRng",
+            "thread_rng",
+        ] {
+            assert!(!text.contains(banned), "{} names {banned}", file.display());
+        }
+    }
+}
+
+#[test]
+fn only_the_clock_module_may_read_the_os_clock_or_entropy() {
+    let root = workspace();
+    let mut files = Vec::new();
+    for dir in [
+        "src",
+        "receipts/src",
+        "storage/src",
+        "network/src",
+        "simnet/src",
+    ] {
+        rust_files(&root.join(dir), &mut files);
+    }
+    let clock = root.join("src/clock.rs");
+    for file in files {
+        let text = fs::read_to_string(&file).expect("read");
+        let escapes = text.contains("allow(clippy::disallowed_methods)")
+            || text.contains("allow(clippy::disallowed_types)");
+        assert!(
+            !escapes || file == clock,
+            "{} lifts the clock/RNG ban; only src/clock.rs may",
+            file.display()
+        );
+    }
+    let clippy = fs::read_to_string(root.join("clippy.toml")).expect("clippy.toml");
+    for banned in [
+        "std::time::SystemTime::now",
+        "std::time::Instant::now",
+        "rand::rng",
+        "getrandom::fill",
+    ] {
+        assert!(
+            clippy.contains(banned),
+            "clippy.toml no longer bans {banned}"
+        );
+    }
+}
