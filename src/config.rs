@@ -60,11 +60,14 @@ impl Config {
     }
 
     /// The TOML text `init` writes, with a header saying what the file is.
-    pub fn to_toml(&self) -> String {
-        let body = toml::to_string(self).unwrap_or_default();
-        format!(
+    pub fn to_toml(&self) -> Result<String, ConfigError> {
+        let body = toml::to_string(self).map_err(|e| ConfigError::Invalid {
+            path: "config.toml".into(),
+            message: e.to_string(),
+        })?;
+        Ok(format!(
             "# VaultMesh federation node configuration, written by `vm-federation init`.\n\
-             # Every setting has a default; see README.md.\n{body}"
-        )
+             # See README.md for what may be set here.\n{body}"
+        ))
     }
 }

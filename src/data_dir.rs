@@ -61,9 +61,6 @@ pub enum DataDirError {
     /// The Federation scroll could not be created.
     #[error(transparent)]
     Scroll(#[from] ScrollError),
-    /// The OS gave no randomness for the key.
-    #[error("the OS random number generator failed: {0}")]
-    Random(String),
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> DataDirError + '_ {
@@ -132,7 +129,10 @@ impl DataDir {
             public_key: key.public_key(),
             secret_seed: key.seed_text().to_string(),
         };
-        let mut text = serde_json::to_string_pretty(&key_file).unwrap_or_default();
+        let mut text = serde_json::to_string_pretty(&key_file).map_err(|e| DataDirError::Key {
+            path: key_path.clone(),
+            reason: e.to_string(),
+        })?;
         text.push('\n');
         // Created 0600 from the start: the secret is never readable by others, not even briefly.
         let mut file = OpenOptions::new()
@@ -150,7 +150,7 @@ impl DataDir {
 
         // config.toml last: its presence is what marks the directory as initialised.
         let config = Config::new(mesh_id.clone());
-        write_synced(&config_path, config.to_toml().as_bytes())?;
+        write_synced(&config_path, config.to_toml()?.as_bytes())?;
         drop(lock);
         Ok(InitReport {
             data_dir: root.to_owned(),

@@ -404,6 +404,28 @@ fn errors_say_what_to_do() {
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("`scroll append` creates it"));
 
+    let config = dir.join("config.toml");
+    let original = fs::read_to_string(&config).expect("config");
+    fs::write(&config, format!("{original}dispaly_name = \"typo\"\n")).expect("write");
+    let out = run(
+        &[
+            "scroll",
+            "append",
+            "--data-dir",
+            m,
+            "--scroll",
+            "Compliance",
+        ],
+        &receipts(0, 1),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("config.toml") && err.contains("dispaly_name"),
+        "{err}"
+    );
+    fs::write(&config, original).expect("restore");
+
     fs::set_permissions(dir.join("keys/mesh.key"), fs::Permissions::from_mode(0o644))
         .expect("chmod");
     let out = run(

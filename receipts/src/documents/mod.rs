@@ -19,7 +19,7 @@ mod root;
 mod schema;
 mod witness;
 
-pub use agreement::{AgreementTerms, FederationAgreement, PartySignature};
+pub use agreement::{AgreementTerms, FederationAgreement, PartySignature, key_exchange_name};
 pub use discovery::{Attestation, DiscoveryRecord, Endpoints, TrustPolicy};
 pub use discrepancy::{
     DiscrepancyBody, DiscrepancyDetails, DiscrepancyReport, DiscrepancyType, Severity,
