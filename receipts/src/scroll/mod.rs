@@ -15,6 +15,7 @@
 //! acknowledged): it is cut off and logged. Anything else wrong stops the open with
 //! [`ScrollError::Damaged`] naming the sequence. Nothing is silently repaired.
 
+mod checkpoint;
 mod line;
 mod root_file;
 mod verify;
@@ -126,6 +127,9 @@ pub struct OpenReport {
     pub receipts: u64,
     /// Bytes of a torn last line that were cut off (0 if none).
     pub torn_bytes_cut: u64,
+    /// Receipts covered by a valid checkpoint, whose roots were not recomputed one by one
+    /// (their leaves were, and the checkpoint's root at that size matched).
+    pub checkpoint_receipts: u64,
 }
 
 /// A receipt that is on disk.
@@ -146,7 +150,12 @@ pub struct Scroll {
     tree: MerkleTree,
     /// `offsets[n]` is where line n starts; one extra entry holds the end of the last line.
     offsets: Vec<u64>,
+    /// Set while loading and after a failed write or sync: no appends, no checkpoint.
     poisoned: bool,
+    /// blake3 over the file's bytes so far (complete lines), continued by every append.
+    file_hasher: blake3::Hasher,
+    /// Receipts the checkpoint on disk covers, if this handle knows of one.
+    checkpointed: Option<u64>,
 }
 
 impl Scroll {
@@ -181,9 +190,47 @@ impl Scroll {
             })?,
             tree: MerkleTree::new(),
             offsets: vec![0],
-            poisoned: false,
+            // Until the load succeeds: an early return must not leave a checkpoint behind.
+            poisoned: true,
+            file_hasher: blake3::Hasher::new(),
+            checkpointed: None,
         };
-        let torn = scroll.load(&mut file)?;
+        let checkpoint = checkpoint::read(&scroll.path);
+        let file_len = file.metadata().map_err(io_err(&scroll.path))?.len();
+        let usable = checkpoint.filter(|cp| cp.bytes <= file_len);
+        let loaded = scroll.load(&mut file, usable)?;
+        let trusted =
+            usable.filter(|cp| loaded.at_mark == Some(cp.file_hash) && scroll.matches(cp));
+        if let Some(cp) = checkpoint.filter(|_| trusted.is_none()) {
+            // The scroll is not what was checked before: find the line by checking every root.
+            if usable.is_some() {
+                scroll.reset();
+                scroll.load(&mut file, None)?;
+            }
+            let reason = if cp.bytes > file_len {
+                format!(
+                    "the file has {} receipts but {} were checked into it before: receipts were removed",
+                    scroll.len(),
+                    cp.size
+                )
+            } else {
+                format!(
+                    "the first {} receipts differ from the ones checked before, though every root is consistent: history was rewritten",
+                    cp.size
+                )
+            };
+            let sequence = scroll.len().min(cp.size);
+            return Err(scroll.damaged(
+                sequence,
+                format!(
+                    "{reason} (if the scroll was replaced on purpose, remove {})",
+                    checkpoint::checkpoint_path(&scroll.path).display()
+                ),
+            ));
+        }
+        scroll.file_hasher = loaded.hasher;
+        scroll.checkpointed = trusted.map(|cp| cp.size);
+        let torn = loaded.torn;
         if torn > 0 {
             let keep = scroll.end();
             tracing::warn!(
@@ -198,15 +245,60 @@ impl Scroll {
         let report = OpenReport {
             receipts: scroll.len(),
             torn_bytes_cut: torn,
+            checkpoint_receipts: scroll.checkpointed.unwrap_or(0),
         };
+        scroll.poisoned = false;
+        scroll.write_checkpoint();
         Ok((scroll, report))
+    }
+
+    /// True if the loaded scroll has exactly the checkpoint's size, root and byte length.
+    fn matches(&self, cp: &checkpoint::Checkpoint) -> bool {
+        let size_ok = usize::try_from(cp.size)
+            .ok()
+            .and_then(|i| self.offsets.get(i))
+            .is_some_and(|end| *end == cp.bytes);
+        size_ok && self.root_at(cp.size).is_ok_and(|root| root == cp.root)
+    }
+
+    /// Forgets what `load` built, for a second, full, load.
+    fn reset(&mut self) {
+        self.tree = MerkleTree::new();
+        self.offsets = vec![0];
+        self.file_hasher = blake3::Hasher::new();
+    }
+
+    /// Records the checked state (best effort: a lost checkpoint costs a full check).
+    fn write_checkpoint(&mut self) {
+        if self.poisoned || self.checkpointed == Some(self.len()) {
+            return;
+        }
+        let cp = checkpoint::Checkpoint {
+            bytes: self.end(),
+            file_hash: Blake3Hash::from_bytes(*self.file_hasher.finalize().as_bytes()),
+            root: self.root(),
+            size: self.len(),
+        };
+        match checkpoint::write(&self.path, &cp) {
+            Ok(()) => self.checkpointed = Some(cp.size),
+            Err(e) => {
+                tracing::warn!(scroll = %self.name, error = %e, "could not write the scroll checkpoint")
+            }
+        }
     }
 
     /// Reads and checks every complete line; returns the length of a torn tail.
     ///
     /// A reader thread fills blocks while the lines of the previous block are checked, so
     /// the disk copy overlaps hashing; only a line that straddles two blocks is copied.
-    fn load(&mut self, file: &mut File) -> Result<u64, ScrollError> {
+    fn load(
+        &mut self,
+        file: &mut File,
+        checkpoint: Option<checkpoint::Checkpoint>,
+    ) -> Result<Loaded, ScrollError> {
+        // Lines inside a checkpoint skip their per-line root check; `open` then requires the
+        // checkpoint's prefix hash and root to match, or checks every root after all.
+        let trusted_size = checkpoint.map_or(0, |cp| cp.size);
         const BLOCK: usize = 8 << 20;
         file.seek(SeekFrom::Start(0)).map_err(io_err(&self.path))?;
         let workers = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
@@ -215,7 +307,8 @@ impl Scroll {
         std::thread::scope(|scope| {
             let (full_tx, full_rx) = mpsc::sync_channel::<io::Result<Vec<u8>>>(1);
             let (empty_tx, empty_rx) = mpsc::sync_channel::<Vec<u8>>(2);
-            scope.spawn(move || {
+            let hashing = scope.spawn(move || {
+                let mut prefix = checkpoint::PrefixHasher::new(checkpoint.map(|cp| cp.bytes));
                 let mut spare = vec![vec![0u8; BLOCK], vec![0u8; BLOCK]];
                 loop {
                     let mut block = spare
@@ -227,9 +320,12 @@ impl Scroll {
                         block.truncate(n);
                         block
                     });
+                    if let Ok(block) = &result {
+                        prefix.update(block);
+                    }
                     let done = matches!(&result, Ok(b) if b.is_empty()) || result.is_err();
                     if full_tx.send(result).is_err() || done {
-                        return;
+                        return prefix;
                     }
                 }
             });
@@ -245,14 +341,21 @@ impl Scroll {
                         source,
                     })?;
                 if block.is_empty() {
-                    return Ok(carry.len() as u64);
+                    let prefix = hashing
+                        .join()
+                        .map_err(|_| self.damaged(self.len(), "the scroll reader failed".into()))?;
+                    return Ok(Loaded {
+                        torn: carry.len() as u64,
+                        at_mark: prefix.at_mark(),
+                        hasher: prefix.into_hasher(),
+                    });
                 }
                 let mut start = 0;
                 if !carry.is_empty() {
                     match memchr_newline(&block) {
                         Some(nl) => {
                             carry.extend_from_slice(&block[..nl]);
-                            self.check_lines(&carry, &[(0, carry.len())], 1)?;
+                            self.check_lines(&carry, &[(0, carry.len())], 1, trusted_size)?;
                             offset += carry.len() as u64 + 1;
                             self.offsets.push(offset);
                             carry.clear();
@@ -269,7 +372,7 @@ impl Scroll {
                     lines.push((start, start + nl));
                     start += nl + 1;
                 }
-                self.check_lines(&block, &lines, workers)?;
+                self.check_lines(&block, &lines, workers, trusted_size)?;
                 // `offset` is where lines[0] starts in the file; each line ends one past its '\n'.
                 if let (Some(&(first, _)), Some(&(_, last_end))) = (lines.first(), lines.last()) {
                     let base = offset;
@@ -299,6 +402,7 @@ impl Scroll {
         buf: &[u8],
         lines: &[(usize, usize)],
         workers: usize,
+        trusted_size: u64,
     ) -> Result<(), ScrollError> {
         let first = self.len();
         let per_worker = lines.len().div_ceil(workers).max(1);
@@ -343,6 +447,9 @@ impl Scroll {
                         let base = first + (k * per_worker) as u64;
                         part.iter().enumerate().find_map(|(i, claimed)| {
                             let size = base + i as u64 + 1;
+                            if size <= trusted_size {
+                                return None;
+                            }
                             match tree.root_at(size).map(Blake3Hash::from_bytes) {
                                 Ok(root) if root == *claimed => None,
                                 Ok(root) => Some((
@@ -490,6 +597,7 @@ impl Scroll {
             });
         }
         self.offsets.extend(line_ends);
+        self.file_hasher.update(&buffer);
         Ok(appended)
     }
 
@@ -550,6 +658,22 @@ impl Scroll {
             self.root(),
             now,
         )?)
+    }
+}
+
+/// What [`Scroll::load`] found besides the tree.
+struct Loaded {
+    /// Bytes of a torn last line.
+    torn: u64,
+    /// blake3 of the file's first `checkpoint.bytes` bytes, if it had that many.
+    at_mark: Option<Blake3Hash>,
+    /// blake3 state over every complete line.
+    hasher: blake3::Hasher,
+}
+
+impl Drop for Scroll {
+    fn drop(&mut self) {
+        self.write_checkpoint();
     }
 }
 

@@ -487,3 +487,75 @@ fn a_line_without_its_own_root_hash_is_damage() {
     assert_eq!(d.sequence, 2);
     assert!(d.problem.contains("no root_hash"), "{}", d.problem);
 }
+
+fn checkpoint_file(dir: &std::path::Path) -> std::path::PathBuf {
+    scroll_path(dir, &compliance()).with_extension("checkpoint")
+}
+
+#[test]
+fn a_checkpoint_spares_root_checks_only_while_the_bytes_are_unchanged() {
+    let dir = filled(50);
+    assert!(
+        checkpoint_file(dir.path()).is_file(),
+        "dropping a scroll leaves a checkpoint"
+    );
+    let (mut scroll, report) = Scroll::open(dir.path(), &compliance()).expect("open");
+    assert_eq!(report.checkpoint_receipts, 50);
+    let batch: Vec<_> = (50..60).map(receipt).collect();
+    scroll.append_batch(&batch).expect("append");
+    let root = scroll.root();
+    // A process that dies without dropping the handle leaves the older checkpoint.
+    std::mem::forget(scroll);
+    let (scroll, report) = Scroll::open(dir.path(), &compliance()).expect("open");
+    assert_eq!((report.receipts, report.checkpoint_receipts), (60, 50));
+    assert_eq!(scroll.root(), root);
+    drop(scroll);
+    let (_, report) = Scroll::open(dir.path(), &compliance()).expect("open");
+    assert_eq!(report.checkpoint_receipts, 60);
+
+    // An unreadable checkpoint is ignored: every root is checked instead.
+    fs::write(checkpoint_file(dir.path()), "not json").expect("write");
+    let (scroll, report) = Scroll::open(dir.path(), &compliance()).expect("open");
+    assert_eq!((report.receipts, report.checkpoint_receipts), (60, 0));
+    assert_eq!(scroll.root(), root);
+}
+
+#[test]
+fn receipts_removed_at_a_line_boundary_are_caught_by_the_checkpoint() {
+    let dir = filled(20);
+    let path = scroll_path(dir.path(), &compliance());
+    let text = fs::read_to_string(&path).expect("read");
+    let kept: String = text.lines().take(15).map(|l| format!("{l}\n")).collect();
+    fs::write(&path, kept).expect("truncate");
+    let (sequence, reason) = damaged_at(dir.path());
+    assert_eq!(sequence, 15);
+    assert!(
+        reason.contains("receipts were removed") && reason.contains(".checkpoint"),
+        "{reason}"
+    );
+}
+
+#[test]
+fn a_consistently_rewritten_history_is_caught_by_the_checkpoint() {
+    let dir = filled(10);
+    // Another scroll, every root consistent, put in its place.
+    let other = tempfile::tempdir().expect("tempdir");
+    {
+        let (mut forged, _) = Scroll::open(other.path(), &compliance()).expect("open");
+        let batch: Vec<_> = (100..112).map(receipt).collect();
+        forged.append_batch(&batch).expect("append");
+    }
+    fs::copy(
+        scroll_path(other.path(), &compliance()),
+        scroll_path(dir.path(), &compliance()),
+    )
+    .expect("copy");
+    let (sequence, reason) = damaged_at(dir.path());
+    assert_eq!(sequence, 10);
+    assert!(reason.contains("history was rewritten"), "{reason}");
+    // The operator who meant it removes the checkpoint; the scroll then opens.
+    fs::remove_file(checkpoint_file(dir.path())).expect("remove");
+    let (_, report) =
+        Scroll::open(dir.path(), &compliance()).expect("opens without the checkpoint");
+    assert_eq!(report.receipts, 12);
+}
