@@ -1,11 +1,14 @@
 //! A scroll's checkpoint, `receipts/<lower>/<lower>_events.checkpoint`: one JSON line
-//! `{"bytes","file_hash","root","size"}` saying "the first `bytes` bytes of the JSONL file,
-//! whose blake3 is `file_hash`, are `size` receipts with root `root`, every root checked".
+//! `{"bytes","root","roots_hash","size"}` saying "the first `size` receipts, `bytes` bytes of
+//! the JSONL file, have Merkle root `root`, and their `root_hash` values (32 bytes each,
+//! concatenated) hash to `roots_hash`; every one of those values was checked".
 //!
 //! It is written after a scroll has been checked (at open) and when a handle is dropped. On
 //! the next open, lines inside the checkpoint still have their leaves hashed (the tree is built
-//! from them) but not each `root_hash` recomputed: if the prefix still hashes to `file_hash`,
-//! those bytes are the ones that were checked. Any disagreement (the prefix changed, the file
+//! from them) but not each `root_hash` recomputed: the Merkle root pins every leaf byte, the
+//! digest pins every `root_hash` value, and the length pins the line boundaries, so if all
+//! three match, the lines are the ones that were checked. (The digest costs 32 bytes of
+//! hashing per receipt, against the ~9 node hashes a per-line root check costs at 1M.) Any disagreement (the prefix changed, the file
 //! is shorter, the root differs) means the scroll changed behind the node's back: open checks
 //! every root to name the line, and refuses the scroll either way. A checkpoint that does not
 //! parse is ignored (a full check follows); it holds nothing that is not re-derived.
@@ -24,10 +27,10 @@ use crate::hash::Blake3Hash;
 pub(crate) struct Checkpoint {
     /// Length of the checked prefix of the file, at a line end.
     pub bytes: u64,
-    /// blake3 of those bytes.
-    pub file_hash: Blake3Hash,
     /// Merkle root of the receipts in them.
     pub root: Blake3Hash,
+    /// blake3 of the concatenated 32-byte `root_hash` values of those receipts.
+    pub roots_hash: Blake3Hash,
     /// Receipts in them.
     pub size: u64,
 }
@@ -60,106 +63,4 @@ pub(crate) fn write(scroll_path: &Path, checkpoint: &Checkpoint) -> std::io::Res
     line.push(b'\n');
     fs::File::create(&tmp).and_then(|mut f| f.write_all(&line))?;
     fs::rename(&tmp, &path)
-}
-
-/// Hashes a file's bytes in order, remembering the hash at one offset (a checkpoint's end) and
-/// leaving out a trailing partial line.
-pub(crate) struct PrefixHasher {
-    hasher: blake3::Hasher,
-    fed: u64,
-    mark: Option<u64>,
-    at_mark: Option<Blake3Hash>,
-    /// Bytes after the last newline seen: hashed only once their line is complete.
-    pending: Vec<u8>,
-}
-
-impl PrefixHasher {
-    pub(crate) fn new(mark: Option<u64>) -> Self {
-        let mut hasher = Self {
-            hasher: blake3::Hasher::new(),
-            fed: 0,
-            mark,
-            at_mark: None,
-            pending: Vec::new(),
-        };
-        hasher.check_mark();
-        hasher
-    }
-
-    /// Takes the next bytes of the file.
-    pub(crate) fn update(&mut self, bytes: &[u8]) {
-        match memchr::memrchr(b'\n', bytes) {
-            None => self.pending.extend_from_slice(bytes),
-            Some(last) => {
-                let pending = std::mem::take(&mut self.pending);
-                self.feed(&pending);
-                self.feed(&bytes[..=last]);
-                self.pending.extend_from_slice(&bytes[last + 1..]);
-            }
-        }
-    }
-
-    fn feed(&mut self, mut bytes: &[u8]) {
-        if let Some(mark) = self.mark.filter(|_| self.at_mark.is_none()) {
-            let room = mark.saturating_sub(self.fed);
-            if (bytes.len() as u64) >= room {
-                let (before, after) = bytes.split_at(usize::try_from(room).unwrap_or(bytes.len()));
-                self.hasher.update(before);
-                self.fed += before.len() as u64;
-                self.check_mark();
-                bytes = after;
-            }
-        }
-        self.hasher.update(bytes);
-        self.fed += bytes.len() as u64;
-    }
-
-    fn check_mark(&mut self) {
-        if self.mark == Some(self.fed) {
-            self.at_mark = Some(Blake3Hash::from_bytes(*self.hasher.finalize().as_bytes()));
-        }
-    }
-
-    /// The hash of the first `mark` bytes, if the file was that long.
-    pub(crate) fn at_mark(&self) -> Option<Blake3Hash> {
-        self.at_mark
-    }
-
-    /// The hasher over every complete line, to be continued by appends.
-    pub(crate) fn into_hasher(self) -> blake3::Hasher {
-        self.hasher
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn prefix_hash_is_the_hash_of_the_prefix_whatever_the_blocks() {
-        let data = b"line one\nline two\nline three\npartial";
-        let mark = 18; // end of "line two\n"
-        for block in 1..data.len() {
-            let mut h = PrefixHasher::new(Some(mark));
-            for chunk in data.chunks(block) {
-                h.update(chunk);
-            }
-            assert_eq!(
-                h.at_mark(),
-                Some(Blake3Hash::digest(&data[..18])),
-                "block {block}"
-            );
-            let complete = h.into_hasher().finalize();
-            assert_eq!(
-                complete.as_bytes(),
-                blake3::hash(&data[..29]).as_bytes(),
-                "block {block}"
-            );
-        }
-        let h = PrefixHasher::new(Some(0));
-        assert_eq!(h.at_mark(), Some(Blake3Hash::digest(b"")));
-        let mut short = PrefixHasher::new(Some(100));
-        short.update(data);
-        assert_eq!(short.at_mark(), None);
-    }
 }

@@ -152,8 +152,11 @@ pub struct Scroll {
     offsets: Vec<u64>,
     /// Set while loading and after a failed write or sync: no appends, no checkpoint.
     poisoned: bool,
-    /// blake3 over the file's bytes so far (complete lines), continued by every append.
-    file_hasher: blake3::Hasher,
+    /// blake3 over the `root_hash` values of every line so far (32 bytes each), continued
+    /// by every append: with the Merkle root it pins every byte a checkpoint vouches for.
+    roots_hasher: blake3::Hasher,
+    /// `roots_hasher` as it was after the checkpoint's last line, while loading.
+    roots_hash_at_checkpoint: Option<Blake3Hash>,
     /// Receipts the checkpoint on disk covers, if this handle knows of one.
     checkpointed: Option<u64>,
 }
@@ -192,15 +195,15 @@ impl Scroll {
             offsets: vec![0],
             // Until the load succeeds: an early return must not leave a checkpoint behind.
             poisoned: true,
-            file_hasher: blake3::Hasher::new(),
+            roots_hasher: blake3::Hasher::new(),
+            roots_hash_at_checkpoint: None,
             checkpointed: None,
         };
         let checkpoint = checkpoint::read(&scroll.path);
         let file_len = file.metadata().map_err(io_err(&scroll.path))?.len();
         let usable = checkpoint.filter(|cp| cp.bytes <= file_len);
-        let loaded = scroll.load(&mut file, usable)?;
-        let trusted =
-            usable.filter(|cp| loaded.at_mark == Some(cp.file_hash) && scroll.matches(cp));
+        let torn = scroll.load(&mut file, usable)?;
+        let trusted = usable.filter(|cp| scroll.matches(cp));
         if let Some(cp) = checkpoint.filter(|_| trusted.is_none()) {
             // The scroll is not what was checked before: find the line by checking every root.
             if usable.is_some() {
@@ -228,9 +231,7 @@ impl Scroll {
                 ),
             ));
         }
-        scroll.file_hasher = loaded.hasher;
         scroll.checkpointed = trusted.map(|cp| cp.size);
-        let torn = loaded.torn;
         if torn > 0 {
             let keep = scroll.end();
             tracing::warn!(
@@ -258,14 +259,17 @@ impl Scroll {
             .ok()
             .and_then(|i| self.offsets.get(i))
             .is_some_and(|end| *end == cp.bytes);
-        size_ok && self.root_at(cp.size).is_ok_and(|root| root == cp.root)
+        size_ok
+            && self.root_at(cp.size).is_ok_and(|root| root == cp.root)
+            && self.roots_hash_at_checkpoint == Some(cp.roots_hash)
     }
 
     /// Forgets what `load` built, for a second, full, load.
     fn reset(&mut self) {
         self.tree = MerkleTree::new();
         self.offsets = vec![0];
-        self.file_hasher = blake3::Hasher::new();
+        self.roots_hasher = blake3::Hasher::new();
+        self.roots_hash_at_checkpoint = None;
     }
 
     /// Records the checked state (best effort: a lost checkpoint costs a full check).
@@ -275,7 +279,7 @@ impl Scroll {
         }
         let cp = checkpoint::Checkpoint {
             bytes: self.end(),
-            file_hash: Blake3Hash::from_bytes(*self.file_hasher.finalize().as_bytes()),
+            roots_hash: Blake3Hash::from_bytes(*self.roots_hasher.finalize().as_bytes()),
             root: self.root(),
             size: self.len(),
         };
@@ -295,10 +299,15 @@ impl Scroll {
         &mut self,
         file: &mut File,
         checkpoint: Option<checkpoint::Checkpoint>,
-    ) -> Result<Loaded, ScrollError> {
+    ) -> Result<u64, ScrollError> {
         // Lines inside a checkpoint skip their per-line root check; `open` then requires the
-        // checkpoint's prefix hash and root to match, or checks every root after all.
+        // checkpoint's root, root_hash digest and length to match, or checks every root.
         let trusted_size = checkpoint.map_or(0, |cp| cp.size);
+        if trusted_size == 0 {
+            self.roots_hash_at_checkpoint = Some(Blake3Hash::from_bytes(
+                *self.roots_hasher.finalize().as_bytes(),
+            ));
+        }
         const BLOCK: usize = 8 << 20;
         file.seek(SeekFrom::Start(0)).map_err(io_err(&self.path))?;
         let workers = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
@@ -307,8 +316,7 @@ impl Scroll {
         std::thread::scope(|scope| {
             let (full_tx, full_rx) = mpsc::sync_channel::<io::Result<Vec<u8>>>(1);
             let (empty_tx, empty_rx) = mpsc::sync_channel::<Vec<u8>>(2);
-            let hashing = scope.spawn(move || {
-                let mut prefix = checkpoint::PrefixHasher::new(checkpoint.map(|cp| cp.bytes));
+            scope.spawn(move || {
                 let mut spare = vec![vec![0u8; BLOCK], vec![0u8; BLOCK]];
                 loop {
                     let mut block = spare
@@ -320,12 +328,9 @@ impl Scroll {
                         block.truncate(n);
                         block
                     });
-                    if let Ok(block) = &result {
-                        prefix.update(block);
-                    }
                     let done = matches!(&result, Ok(b) if b.is_empty()) || result.is_err();
                     if full_tx.send(result).is_err() || done {
-                        return prefix;
+                        return;
                     }
                 }
             });
@@ -341,14 +346,7 @@ impl Scroll {
                         source,
                     })?;
                 if block.is_empty() {
-                    let prefix = hashing
-                        .join()
-                        .map_err(|_| self.damaged(self.len(), "the scroll reader failed".into()))?;
-                    return Ok(Loaded {
-                        torn: carry.len() as u64,
-                        at_mark: prefix.at_mark(),
-                        hasher: prefix.into_hasher(),
-                    });
+                    return Ok(carry.len() as u64);
                 }
                 let mut start = 0;
                 if !carry.is_empty() {
@@ -431,6 +429,12 @@ impl Scroll {
             match leaf {
                 Ok((hash, root)) => {
                     self.tree.push_leaf_hash(hash);
+                    self.roots_hasher.update(root.as_bytes());
+                    if self.tree.len() == trusted_size {
+                        self.roots_hash_at_checkpoint = Some(Blake3Hash::from_bytes(
+                            *self.roots_hasher.finalize().as_bytes(),
+                        ));
+                    }
                     claimed.push(root);
                 }
                 // Later lines may be fine, but the scroll is damaged here: stop.
@@ -597,7 +601,9 @@ impl Scroll {
             });
         }
         self.offsets.extend(line_ends);
-        self.file_hasher.update(&buffer);
+        for a in &appended {
+            self.roots_hasher.update(a.root_hash.as_bytes());
+        }
         Ok(appended)
     }
 
@@ -659,16 +665,6 @@ impl Scroll {
             now,
         )?)
     }
-}
-
-/// What [`Scroll::load`] found besides the tree.
-struct Loaded {
-    /// Bytes of a torn last line.
-    torn: u64,
-    /// blake3 of the file's first `checkpoint.bytes` bytes, if it had that many.
-    at_mark: Option<Blake3Hash>,
-    /// blake3 state over every complete line.
-    hasher: blake3::Hasher,
 }
 
 impl Drop for Scroll {
