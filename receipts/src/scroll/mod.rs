@@ -162,8 +162,9 @@ pub struct Scroll {
 }
 
 impl Scroll {
-    /// Opens (creating if missing) scroll `name` under `data_dir`, checks every line, and cuts
-    /// a torn last line.
+    /// Opens (creating if missing) scroll `name` under `data_dir`: hashes every line into the
+    /// tree, checks every `root_hash` (through the checkpoint for lines it covers, one by one
+    /// for the rest), cuts a torn last line, and refuses any other damage.
     pub fn open(data_dir: &Path, name: &ScrollName) -> Result<(Self, OpenReport), ScrollError> {
         let path = scroll_path(data_dir, name);
         let dir = path.parent().unwrap_or(data_dir);
