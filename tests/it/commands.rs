@@ -8,6 +8,21 @@ use serde_json::Value;
 
 use crate::support::{init, run, run_ok};
 
+/// `scroll append` of `input` to the Compliance scroll of data dir `d`.
+fn append(d: &str, input: &str) -> std::process::Output {
+    run(
+        &[
+            "scroll",
+            "append",
+            "--data-dir",
+            d,
+            "--scroll",
+            "Compliance",
+        ],
+        input,
+    )
+}
+
 fn receipts(from: u64, to: u64) -> String {
     (from..to)
         .map(|n| format!("{{\"type\":\"compliance_check\",\"n\":{n},\"timestamp\":\"2025-12-06T12:00:00Z\"}}\n"))
@@ -278,17 +293,7 @@ fn append_verify_root_and_proofs() {
         stdout.contains("FIRST DIVERGENCE at receipt-sequence-30"),
         "{stdout}"
     );
-    let out = run(
-        &[
-            "scroll",
-            "append",
-            "--data-dir",
-            d,
-            "--scroll",
-            "Compliance",
-        ],
-        &receipts(0, 1),
-    );
+    let out = append(d, &receipts(0, 1));
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("receipt-sequence-30"));
 }
@@ -304,17 +309,7 @@ fn bad_input_is_refused_by_line_and_nothing_after_it_is_appended() {
         receipts(0, 3),
         receipts(3, 5)
     );
-    let out = run(
-        &[
-            "scroll",
-            "append",
-            "--data-dir",
-            d,
-            "--scroll",
-            "Compliance",
-        ],
-        &input,
-    );
+    let out = append(d, &input);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -345,17 +340,7 @@ fn bad_input_is_refused_by_line_and_nothing_after_it_is_appended() {
         ),
         ("{\"type\":\"x\",\"n\":9007199254740993}\n", "2^53"),
     ] {
-        let out = run(
-            &[
-                "scroll",
-                "append",
-                "--data-dir",
-                d,
-                "--scroll",
-                "Compliance",
-            ],
-            bad,
-        );
+        let out = append(d, bad);
         assert_eq!(out.status.code(), Some(1), "{bad}");
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(needle), "{bad}: {err}");
@@ -407,17 +392,7 @@ fn errors_say_what_to_do() {
     let config = dir.join("config.toml");
     let original = fs::read_to_string(&config).expect("config");
     fs::write(&config, format!("{original}dispaly_name = \"typo\"\n")).expect("write");
-    let out = run(
-        &[
-            "scroll",
-            "append",
-            "--data-dir",
-            m,
-            "--scroll",
-            "Compliance",
-        ],
-        &receipts(0, 1),
-    );
+    let out = append(m, &receipts(0, 1));
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -428,17 +403,7 @@ fn errors_say_what_to_do() {
 
     fs::set_permissions(dir.join("keys/mesh.key"), fs::Permissions::from_mode(0o644))
         .expect("chmod");
-    let out = run(
-        &[
-            "scroll",
-            "append",
-            "--data-dir",
-            m,
-            "--scroll",
-            "Compliance",
-        ],
-        &receipts(0, 1),
-    );
+    let out = append(m, &receipts(0, 1));
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("chmod 600"));
 }
@@ -474,17 +439,7 @@ fn a_data_dir_is_used_by_one_process_at_a_time() {
         .read_line(&mut ack)
         .expect("ack");
     assert!(ack.contains("\"sequence\":0"), "{ack}");
-    let out = run(
-        &[
-            "scroll",
-            "append",
-            "--data-dir",
-            d,
-            "--scroll",
-            "Compliance",
-        ],
-        &receipts(1, 2),
-    );
+    let out = append(d, &receipts(1, 2));
     assert_eq!(out.status.code(), Some(1));
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("in use by another vm-federation process")

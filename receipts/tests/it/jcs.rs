@@ -203,3 +203,73 @@ fn slot_insertion_equals_full_canonicalisation() {
         );
     }
 }
+
+mod properties {
+    use proptest::prelude::*;
+    use serde_json::{Map, Number, Value};
+    use vm_receipts::jcs::{self, MAX_SAFE_INTEGER, Numbers};
+
+    fn json_value() -> impl Strategy<Value = Value> {
+        let max = MAX_SAFE_INTEGER as i64;
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            (-max..=max).prop_map(|i| Value::Number(i.into())),
+            any::<f64>()
+                .prop_filter("finite", |f| f.is_finite())
+                .prop_map(|f| Number::from_f64(f).map_or(Value::Null, Value::Number)),
+            "\\PC{0,12}".prop_map(Value::String),
+            any::<String>().prop_map(Value::String),
+        ];
+        leaf.prop_recursive(4, 48, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                prop::collection::btree_map(any::<String>(), inner, 0..6)
+                    .prop_map(|m| Value::Object(m.into_iter().collect::<Map<_, _>>())),
+            ]
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        /// Canonical output parses strictly and canonicalises to itself, byte for byte.
+        #[test]
+        fn canonical_form_is_a_fixed_point(value in json_value()) {
+            let once = jcs::to_vec(&value).expect("canonicalises");
+            let parsed = jcs::parse(&once, Numbers::Any).expect("canonical output parses strictly");
+            let twice = jcs::to_vec(&parsed).expect("canonicalises again");
+            prop_assert_eq!(&once, &twice);
+            // And it is plain JSON that serde_json reads to the same value.
+            let lenient: Value = serde_json::from_slice(&once).expect("serde_json reads it");
+            prop_assert_eq!(jcs::to_vec(&lenient).expect("canonical"), once);
+        }
+
+        /// The strict parser never panics, whatever the bytes.
+        #[test]
+        fn parsing_arbitrary_bytes_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..256)) {
+            let _ = jcs::parse(&bytes, Numbers::Any);
+            let _ = jcs::parse(&bytes, Numbers::IntegersOnly);
+            let _ = vm_receipts::documents::parse::<vm_receipts::documents::TrustProposal>(&bytes);
+            let _ = vm_receipts::receipts::parse_receipt(&bytes);
+        }
+
+        /// One changed byte in a valid document either gets it refused or yields a document
+        /// whose canonical form parses back to the same value (never a half-valid one).
+        #[test]
+        fn mutated_documents_are_refused_or_valid(pos in 0usize..400, byte in any::<u8>()) {
+            let good = br#"{"agreement_id":"fed-agreement-1","effective_at":"2026-01-05T12:00:00Z","notice_days":30,"reason":"contract ended","revoked_by":"did:vm:mesh:dublin","signature":{"algorithm":"Ed25519","value":"z2nYqjDULj6kmdYUFbFQUUcvzsVCHCRRnjXqLpADsPRwETPFt2m5SjVw77gN6JZK1atnu4iLYyMqGjM9pD2urFvgS"}}"#;
+            prop_assert!(vm_receipts::documents::parse::<vm_receipts::documents::RevocationNotice>(good).is_ok());
+            let mut bytes = good.to_vec();
+            let at = pos % bytes.len();
+            bytes[at] = byte;
+            if let Ok(notice) = vm_receipts::documents::parse::<vm_receipts::documents::RevocationNotice>(&bytes) {
+                use vm_receipts::documents::Document;
+                let again = vm_receipts::documents::parse::<vm_receipts::documents::RevocationNotice>(
+                    &notice.to_canonical().expect("canonical"),
+                ).expect("its canonical form parses");
+                prop_assert_eq!(again, notice);
+            }
+        }
+    }
+}
