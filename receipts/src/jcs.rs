@@ -276,6 +276,25 @@ impl<'de> DeserializeSeed<'de> for StrictSeed {
     }
 }
 
+impl StrictSeed {
+    /// An integer literal beyond ±(2^53−1). Signed documents refuse it. Elsewhere numbers are
+    /// IEEE doubles (RFC 8785, I-JSON), so it is taken as a double only if it is exactly one,
+    /// written as RFC 8785 writes that double (`8854454787076154000`): canonical output then
+    /// parses back to itself, and no integer is ever silently rounded.
+    fn large_integer<E: de::Error>(self, as_double: f64, literal: &str) -> Result<Value, E> {
+        let canonical = ryu_js::Buffer::new().format_finite(as_double).to_owned();
+        if self.numbers == Numbers::Any
+            && canonical == literal
+            && let Some(n) = Number::from_f64(as_double)
+        {
+            return Ok(Value::Number(n));
+        }
+        Err(E::custom(format_args!(
+            "integer {literal} is outside ±(2^53-1) and is not exactly a double as RFC 8785 writes it"
+        )))
+    }
+}
+
 impl<'de> Visitor<'de> for StrictSeed {
     type Value = Value;
 
@@ -291,13 +310,13 @@ impl<'de> Visitor<'de> for StrictSeed {
     }
     fn visit_u64<E: de::Error>(self, v: u64) -> Result<Value, E> {
         if v > MAX_SAFE_INTEGER {
-            return Err(E::custom(format_args!("integer {v} is outside ±(2^53-1)")));
+            return self.large_integer(v as f64, &v.to_string());
         }
         Ok(Value::Number(v.into()))
     }
     fn visit_i64<E: de::Error>(self, v: i64) -> Result<Value, E> {
         if v.unsigned_abs() > MAX_SAFE_INTEGER {
-            return Err(E::custom(format_args!("integer {v} is outside ±(2^53-1)")));
+            return self.large_integer(v as f64, &v.to_string());
         }
         Ok(Value::Number(v.into()))
     }

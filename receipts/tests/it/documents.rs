@@ -33,6 +33,14 @@ fn some_hash(tag: &str) -> String {
     Blake3Hash::digest(tag.as_bytes()).to_string()
 }
 
+/// A receipt written out and read back is the same receipt, and its canonical bytes are stable.
+fn round_trips(receipt: &FederationReceipt) {
+    let bytes = receipt.to_canonical().expect("canonical");
+    let back = parse_receipt(&bytes).expect("reads back");
+    assert_eq!(&back, receipt);
+    assert_eq!(back.to_canonical().expect("canonical"), bytes);
+}
+
 fn refused_at<T: Document + std::fmt::Debug>(json: &str, path: &str, must_mention: &str) {
     match parse::<T>(json.as_bytes()) {
         Ok(doc) => panic!("accepted: {doc:?}"),
@@ -310,6 +318,7 @@ fn seed_witness_receipt() {
         .replace("blake3:bbb222...", &some_hash("b"))
         .replace("z47C...", &some_signature());
     let receipt = parse_receipt(fixed.as_bytes()).expect("parses");
+    round_trips(&receipt);
     let FederationReceipt::WitnessEvent(event) = &receipt else {
         panic!("wrong type: {receipt:?}");
     };
@@ -338,6 +347,7 @@ fn seed_cross_anchor_receipt() {
         .replace("blake3:ccc333...", &some_hash("c"))
         .replace("blake3:ddd444...", &some_hash("d"));
     let receipt = parse_receipt(fixed.as_bytes()).expect("parses");
+    round_trips(&receipt);
     let FederationReceipt::CrossAnchor(cross) = &receipt else {
         panic!("wrong type: {receipt:?}");
     };
@@ -361,6 +371,7 @@ fn seed_discrepancy_receipt() {
         .replace("blake3:xxx999...", &some_hash("x"))
         .replace("blake3:evidence...", &some_hash("e"));
     let receipt = parse_receipt(fixed.as_bytes()).expect("parses");
+    round_trips(&receipt);
     let FederationReceipt::Discrepancy(d) = &receipt else {
         panic!("wrong type: {receipt:?}");
     };
@@ -395,6 +406,7 @@ fn seed_schema_sync_receipt() {
         .replace("blake3:schema2...", &some_hash("s2"))
         .replace("blake3:eee555...", &some_hash("e"));
     let receipt = parse_receipt(fixed.as_bytes()).expect("parses");
+    round_trips(&receipt);
     assert!(matches!(receipt, FederationReceipt::SchemaSync(_)));
 
     let mut v: Value = serde_json::from_str(&fixed).expect("json");
