@@ -1,4 +1,29 @@
-//! `vm-storage` will own the node's durable state in redb: the peer book (discovery records,
-//! manual entries and where each came from), proposals with their negotiation history,
-//! agreements, witness state per (peer, scroll), discrepancies and the replay cache, with a
-//! schema version and migrations. It stores; it never decides protocol outcomes.
+//! `vm-storage`: the node's durable state in redb.
+//!
+//! One [`Store`] per process holds the peer book (discovery records and manual entries, with
+//! where each came from), proposals with their negotiation history, agreements, witness state
+//! per (peer, scroll), discrepancies, and the replay cache of signed requests. It stores and
+//! returns what it is given; deciding protocol outcomes is the engine's work.
+//!
+//! - **Transactions**: every change goes through [`Store::write`], so changes to several tables
+//!   commit together or not at all, and a commit returns only once it is durable (redb's
+//!   `Durability::Immediate`, the default).
+//! - **Schema**: the `meta` table holds the schema version; [`Store::open`] creates it,
+//!   migrates an older database forward in one transaction, and refuses a newer one.
+//! - **Backends**: a file, or redb's in-memory backend for simulation and tests.
+//! - **Blocking**: redb calls block on disk I/O; async callers run them on a dedicated thread
+//!   or `spawn_blocking`, never on the executor.
+//!
+//! Values are the JSON of typed records ([`records`]); keys are strings built by each
+//! record type, so key order is stable and human-readable in a dump.
+
+mod error;
+pub mod records;
+mod store;
+
+pub use error::StoreError;
+pub use records::{
+    AgreementRecord, AgreementStatus, CasOutcome, Direction, DiscrepancyRecord, PeerEntry,
+    PeerSource, ProposalRecord, ProposalStatus, Record, WitnessState,
+};
+pub use store::{ReadTx, Replay, SCHEMA_VERSION, Store, WriteTx};

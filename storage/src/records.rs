@@ -1,0 +1,242 @@
+//! The records the store keeps, one table each. They are plain data: what was received, sent
+//! or decided, and when. The engine decides; these remember.
+
+use std::collections::BTreeMap;
+
+use redb::TableDefinition;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use vm_receipts::documents::{
+    DiscoveryRecord, DiscrepancyReport, FederationAgreement, ProposalResponse, SignedRoot,
+    TrustProposal, WitnessResult,
+};
+use vm_receipts::{DocumentId, MeshId, PublicKey, ScrollName, Timestamp};
+
+/// A kind of record: its table and its key.
+pub trait Record: Serialize + DeserializeOwned {
+    /// The record's table (string keys, JSON values).
+    const TABLE: TableDefinition<'static, &'static str, &'static [u8]>;
+    /// The table's name, for errors.
+    const NAME: &'static str;
+    /// This record's key.
+    fn key(&self) -> String;
+}
+
+/// Where the node learned of a peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PeerSource {
+    /// Configured by the operator.
+    Manual,
+    /// DNS SRV/TXT discovery.
+    Dns,
+    /// The Kademlia DHT.
+    Dht,
+    /// The HTTP discovery endpoint.
+    Http,
+}
+
+/// A known mesh.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PeerEntry {
+    /// The mesh.
+    pub mesh_id: MeshId,
+    /// Its key, once known (from a verified discovery record or manual configuration).
+    pub public_key: Option<PublicKey>,
+    /// The newest verified discovery record.
+    pub discovery_record: Option<DiscoveryRecord>,
+    /// When the peer was first learned from each source.
+    pub sources: BTreeMap<PeerSource, Timestamp>,
+    /// Manual endpoints (multiaddrs or URLs) given by the operator.
+    #[serde(default)]
+    pub manual_addresses: Vec<String>,
+    /// Last change.
+    pub updated_at: Timestamp,
+}
+
+impl Record for PeerEntry {
+    const TABLE: TableDefinition<'static, &'static str, &'static [u8]> =
+        TableDefinition::new("peers");
+    const NAME: &'static str = "peers";
+    fn key(&self) -> String {
+        self.mesh_id.to_string()
+    }
+}
+
+/// Which side proposed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    /// We proposed.
+    Outbound,
+    /// A peer proposed to us.
+    Inbound,
+}
+
+/// Where a negotiation stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "state")]
+pub enum ProposalStatus {
+    /// Awaiting an answer (after the proposal or the last counter).
+    Open,
+    /// Terms accepted; the agreement follows.
+    Accepted {
+        /// The agreement drafted for it, once known.
+        agreement_id: Option<DocumentId>,
+    },
+    /// Rejected, with the reason given.
+    Rejected {
+        /// Why.
+        reason: String,
+    },
+    /// Withdrawn by the proposer.
+    Withdrawn,
+    /// Passed `expires_at` unanswered.
+    Expired,
+}
+
+/// A proposal and every answer to it, in order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProposalRecord {
+    /// The signed proposal.
+    pub proposal: TrustProposal,
+    /// Who proposed.
+    pub direction: Direction,
+    /// Every signed response (counters, the final accept or reject), oldest first.
+    pub history: Vec<ProposalResponse>,
+    /// Where it stands.
+    pub status: ProposalStatus,
+    /// Last change.
+    pub updated_at: Timestamp,
+}
+
+impl Record for ProposalRecord {
+    const TABLE: TableDefinition<'static, &'static str, &'static [u8]> =
+        TableDefinition::new("proposals");
+    const NAME: &'static str = "proposals";
+    fn key(&self) -> String {
+        // Proposal ids are unique per proposer, so the key holds both.
+        proposal_key(&self.proposal.proposer, &self.proposal.proposal_id)
+    }
+}
+
+/// The key of a proposal: proposer, then id.
+pub fn proposal_key(proposer: &MeshId, proposal_id: &DocumentId) -> String {
+    format!("{proposer}/{proposal_id}")
+}
+
+/// Where an agreement stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "state")]
+pub enum AgreementStatus {
+    /// Drafted and signed by one party, awaiting the countersignature.
+    AwaitingCountersignature,
+    /// Both signatures verified; in force.
+    Active,
+    /// Witnessing stopped pending resolution of a discrepancy.
+    Suspended {
+        /// Why.
+        reason: String,
+    },
+    /// Revoked with notice; in force until `effective_at`.
+    Revoking {
+        /// When it ends.
+        effective_at: Timestamp,
+    },
+    /// Ended.
+    Revoked {
+        /// When it ended.
+        at: Timestamp,
+    },
+}
+
+/// An agreement and its state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AgreementRecord {
+    /// The agreement, with the signatures it has so far.
+    pub agreement: FederationAgreement,
+    /// Where it stands.
+    pub status: AgreementStatus,
+    /// Last change.
+    pub updated_at: Timestamp,
+}
+
+impl Record for AgreementRecord {
+    const TABLE: TableDefinition<'static, &'static str, &'static [u8]> =
+        TableDefinition::new("agreements");
+    const NAME: &'static str = "agreements";
+    fn key(&self) -> String {
+        self.agreement.agreement_id.to_string()
+    }
+}
+
+/// What a witness last attested for one (peer, scroll): the full signed root (C2SP
+/// tlog-witness), never just size and hash.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WitnessState {
+    /// The peer witnessed.
+    pub peer: MeshId,
+    /// Its scroll.
+    pub scroll: ScrollName,
+    /// The latest signed root witnessed.
+    pub latest: SignedRoot,
+    /// When.
+    pub witnessed_at: Timestamp,
+    /// The outcome.
+    pub result: WitnessResult,
+}
+
+impl Record for WitnessState {
+    const TABLE: TableDefinition<'static, &'static str, &'static [u8]> =
+        TableDefinition::new("witness_state");
+    const NAME: &'static str = "witness_state";
+    fn key(&self) -> String {
+        witness_key(&self.peer, &self.scroll)
+    }
+}
+
+/// The key of a witness state: peer, then scroll.
+pub fn witness_key(peer: &MeshId, scroll: &ScrollName) -> String {
+    format!("{peer}/{scroll}")
+}
+
+/// The outcome of a compare-and-swap on witness state.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CasOutcome {
+    /// Stored.
+    Advanced,
+    /// The stored size was not the expected one (a racing update, or a stale expectation);
+    /// nothing changed. Carries what is stored.
+    Stale(Option<Box<WitnessState>>),
+    /// The new root is smaller than the stored one: refused, nothing changed.
+    WouldMoveBackwards {
+        /// Stored size.
+        stored: u64,
+        /// Offered size.
+        offered: u64,
+    },
+}
+
+/// A discrepancy found or reported, and whether it is resolved.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DiscrepancyRecord {
+    /// The signed report.
+    pub report: DiscrepancyReport,
+    /// Evidence kept verbatim (e.g. both conflicting signed roots).
+    #[serde(default)]
+    pub evidence: Vec<serde_json::Value>,
+    /// When resolved, if it is.
+    pub resolved_at: Option<Timestamp>,
+}
+
+impl Record for DiscrepancyRecord {
+    const TABLE: TableDefinition<'static, &'static str, &'static [u8]> =
+        TableDefinition::new("discrepancies");
+    const NAME: &'static str = "discrepancies";
+    fn key(&self) -> String {
+        format!(
+            "{}/{}",
+            self.report.body.reporting_mesh, self.report.body.discrepancy_id
+        )
+    }
+}

@@ -1,0 +1,306 @@
+//! The store: opening, schema migration, and typed read and write transactions.
+
+use std::path::Path;
+
+use redb::{
+    Database, ReadTransaction, ReadableDatabase, ReadableTable, ReadableTableMetadata,
+    TableDefinition, WriteTransaction,
+};
+use vm_receipts::{MeshId, Timestamp};
+
+use crate::error::StoreError;
+use crate::records::{
+    AgreementRecord, CasOutcome, DiscrepancyRecord, PeerEntry, ProposalRecord, Record, WitnessState,
+};
+
+/// The schema this program writes.
+pub const SCHEMA_VERSION: u32 = 1;
+
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+const SCHEMA_KEY: &str = "schema_version";
+/// `origin/nonce` → Unix second after which the entry may be forgotten.
+const REPLAY: TableDefinition<&str, i64> = TableDefinition::new("replay");
+/// `<expiry, 20 digits>/origin/nonce` → (): the same entries in expiry order, for purging.
+const REPLAY_BY_EXPIRY: TableDefinition<&str, ()> = TableDefinition::new("replay_by_expiry");
+/// Most replay entries kept; beyond it new requests are refused until old ones expire.
+pub const MAX_REPLAY_ENTRIES: u64 = 1_000_000;
+/// Most expired replay entries removed per check (bounded work per request).
+const PURGE_PER_CHECK: usize = 64;
+
+/// A step of the schema: changes a database of one version into the next, inside the
+/// transaction that also records the new version.
+type Migration = fn(&WriteTransaction) -> Result<(), StoreError>;
+
+/// `MIGRATIONS[v]` takes a database from schema version `v` to `v + 1`.
+const MIGRATIONS: [Migration; SCHEMA_VERSION as usize] = [create_v1];
+
+/// Version 1: every table exists.
+fn create_v1(txn: &WriteTransaction) -> Result<(), StoreError> {
+    txn.open_table(PeerEntry::TABLE)?;
+    txn.open_table(ProposalRecord::TABLE)?;
+    txn.open_table(AgreementRecord::TABLE)?;
+    txn.open_table(WitnessState::TABLE)?;
+    txn.open_table(DiscrepancyRecord::TABLE)?;
+    txn.open_table(REPLAY)?;
+    txn.open_table(REPLAY_BY_EXPIRY)?;
+    Ok(())
+}
+
+/// The node's state database. Open it once per process.
+pub struct Store {
+    db: Database,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Store")
+    }
+}
+
+/// Whether a signed request's nonce was new.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Replay {
+    /// First time seen: remembered until its expiry.
+    Fresh,
+    /// Seen before and not yet expired: a replay.
+    Replayed,
+}
+
+impl Store {
+    /// Opens (creating if missing) the database file at `path` and brings its schema up to
+    /// date. redb locks the file: a second process opening it gets an error.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        Self::init(Database::create(path)?)
+    }
+
+    /// A database in memory (simulation, tests): same code, no file.
+    pub fn in_memory() -> Result<Self, StoreError> {
+        Self::init(Database::builder().create_with_backend(redb::backends::InMemoryBackend::new())?)
+    }
+
+    fn init(db: Database) -> Result<Self, StoreError> {
+        let txn = db.begin_write()?;
+        let found = read_version(&txn)?;
+        if found > SCHEMA_VERSION {
+            return Err(StoreError::NewerSchema {
+                found,
+                known: SCHEMA_VERSION,
+            });
+        }
+        for version in found..SCHEMA_VERSION {
+            tracing::info!(
+                from = version,
+                to = version + 1,
+                "migrating the state database"
+            );
+            MIGRATIONS[version as usize](&txn)?;
+        }
+        txn.open_table(META)?
+            .insert(SCHEMA_KEY, u64::from(SCHEMA_VERSION))?;
+        txn.commit()?;
+        Ok(Self { db })
+    }
+
+    /// The schema version on disk.
+    pub fn schema_version(&self) -> Result<u32, StoreError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(META)?;
+        let version = table.get(SCHEMA_KEY)?.map_or(0, |v| v.value());
+        Ok(u32::try_from(version).unwrap_or(u32::MAX))
+    }
+
+    /// Runs `f` in one write transaction and commits it durably; if `f` fails, nothing it did
+    /// is kept.
+    pub fn write<T>(
+        &self,
+        f: impl FnOnce(&mut WriteTx<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let txn = self.db.begin_write()?;
+        let out = f(&mut WriteTx { txn: &txn })?;
+        txn.commit()?;
+        Ok(out)
+    }
+
+    /// Runs `f` on a consistent snapshot.
+    pub fn read<T>(
+        &self,
+        f: impl FnOnce(&ReadTx) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let txn = self.db.begin_read()?;
+        f(&ReadTx { txn })
+    }
+
+    /// One record by key.
+    pub fn get<R: Record>(&self, key: &str) -> Result<Option<R>, StoreError> {
+        self.read(|tx| tx.get(key))
+    }
+
+    /// Every record of a kind, in key order.
+    pub fn all<R: Record>(&self) -> Result<Vec<R>, StoreError> {
+        self.read(|tx| tx.all())
+    }
+}
+
+fn read_version(txn: &WriteTransaction) -> Result<u32, StoreError> {
+    let table = txn.open_table(META)?;
+    let version = table.get(SCHEMA_KEY)?.map_or(0, |v| v.value());
+    Ok(u32::try_from(version).unwrap_or(u32::MAX))
+}
+
+fn decode<R: Record>(key: &str, bytes: &[u8]) -> Result<R, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
+        table: R::NAME,
+        key: key.to_owned(),
+        message: e.to_string(),
+    })
+}
+
+fn get_from<R: Record>(
+    table: &impl ReadableTable<&'static str, &'static [u8]>,
+    key: &str,
+) -> Result<Option<R>, StoreError> {
+    match table.get(key)? {
+        Some(bytes) => decode(key, bytes.value()).map(Some),
+        None => Ok(None),
+    }
+}
+
+fn all_from<R: Record>(
+    table: &impl ReadableTable<&'static str, &'static [u8]>,
+) -> Result<Vec<R>, StoreError> {
+    let mut out = Vec::new();
+    for entry in table.iter()? {
+        let (key, value) = entry?;
+        out.push(decode(key.value(), value.value())?);
+    }
+    Ok(out)
+}
+
+/// A read snapshot.
+pub struct ReadTx {
+    txn: ReadTransaction,
+}
+
+impl ReadTx {
+    /// One record by key.
+    pub fn get<R: Record>(&self, key: &str) -> Result<Option<R>, StoreError> {
+        get_from(&self.txn.open_table(R::TABLE)?, key)
+    }
+
+    /// Every record of a kind, in key order.
+    pub fn all<R: Record>(&self) -> Result<Vec<R>, StoreError> {
+        all_from(&self.txn.open_table(R::TABLE)?)
+    }
+}
+
+/// A write transaction: every change made through it commits together.
+pub struct WriteTx<'a> {
+    txn: &'a WriteTransaction,
+}
+
+impl WriteTx<'_> {
+    /// One record by key, as this transaction sees it.
+    pub fn get<R: Record>(&self, key: &str) -> Result<Option<R>, StoreError> {
+        get_from(&self.txn.open_table(R::TABLE)?, key)
+    }
+
+    /// Every record of a kind, in key order.
+    pub fn all<R: Record>(&self) -> Result<Vec<R>, StoreError> {
+        all_from(&self.txn.open_table(R::TABLE)?)
+    }
+
+    /// Inserts or replaces a record.
+    pub fn put<R: Record>(&mut self, record: &R) -> Result<(), StoreError> {
+        let bytes = serde_json::to_vec(record).map_err(|e| StoreError::Encode {
+            table: R::NAME,
+            message: e.to_string(),
+        })?;
+        self.txn
+            .open_table(R::TABLE)?
+            .insert(record.key().as_str(), bytes.as_slice())?;
+        Ok(())
+    }
+
+    /// Removes a record; true if it was there.
+    pub fn remove<R: Record>(&mut self, key: &str) -> Result<bool, StoreError> {
+        Ok(self.txn.open_table(R::TABLE)?.remove(key)?.is_some())
+    }
+
+    /// Compare-and-swap on witness state (C2SP tlog-witness): stores `new` only if the stored
+    /// size is `expected_size` (`None`: nothing stored yet) and `new` does not shrink it.
+    pub fn advance_witness(
+        &mut self,
+        new: &WitnessState,
+        expected_size: Option<u64>,
+    ) -> Result<CasOutcome, StoreError> {
+        let stored: Option<WitnessState> = self.get(&new.key())?;
+        let stored_size = stored.as_ref().map(|s| s.latest.size);
+        if stored_size != expected_size {
+            return Ok(CasOutcome::Stale(stored.map(Box::new)));
+        }
+        if let Some(size) = stored_size
+            && new.latest.size < size
+        {
+            return Ok(CasOutcome::WouldMoveBackwards {
+                stored: size,
+                offered: new.latest.size,
+            });
+        }
+        self.put(new)?;
+        Ok(CasOutcome::Advanced)
+    }
+
+    /// Records a signed request's `(origin, nonce)` until `expires_at`, or reports a replay.
+    /// Also forgets a bounded number of entries that expired before `now`.
+    pub fn check_replay(
+        &mut self,
+        origin: &MeshId,
+        nonce: &str,
+        now: Timestamp,
+        expires_at: Timestamp,
+    ) -> Result<Replay, StoreError> {
+        self.purge_replay(now)?;
+        let key = format!("{origin}/{nonce}");
+        let mut table = self.txn.open_table(REPLAY)?;
+        if let Some(expiry) = table.get(key.as_str())?.map(|v| v.value())
+            && expiry >= now.unix()
+        {
+            return Ok(Replay::Replayed);
+        }
+        if table.len()? >= MAX_REPLAY_ENTRIES {
+            return Err(StoreError::Database(format!(
+                "replay cache holds {MAX_REPLAY_ENTRIES} unexpired entries; refusing new requests until some expire"
+            )));
+        }
+        table.insert(key.as_str(), expires_at.unix())?;
+        let by_expiry = expiry_key(expires_at, &key);
+        self.txn
+            .open_table(REPLAY_BY_EXPIRY)?
+            .insert(by_expiry.as_str(), ())?;
+        Ok(Replay::Fresh)
+    }
+
+    fn purge_replay(&mut self, now: Timestamp) -> Result<(), StoreError> {
+        let mut by_expiry = self.txn.open_table(REPLAY_BY_EXPIRY)?;
+        let mut replay = self.txn.open_table(REPLAY)?;
+        let upper = expiry_key(now, "");
+        let expired: Vec<String> = by_expiry
+            .range::<&str>(..upper.as_str())?
+            .take(PURGE_PER_CHECK)
+            .map(|entry| entry.map(|(k, _)| k.value().to_owned()))
+            .collect::<Result<_, _>>()?;
+        for index_key in expired {
+            by_expiry.remove(index_key.as_str())?;
+            if let Some((_, key)) = index_key.split_once('/') {
+                replay.remove(key)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `<expiry as 20 digits, offset so negatives sort first>/<key>`.
+fn expiry_key(expires_at: Timestamp, key: &str) -> String {
+    let shifted = (i128::from(expires_at.unix()) + i128::from(i64::MAX) + 1) as u128;
+    format!("{shifted:020}/{key}")
+}

@@ -1,0 +1,351 @@
+//! Integration tests of vm-storage: schema and migrations, transactions against a `BTreeMap`
+//! model, witness-state compare-and-swap, the replay cache, durability across reopen, and
+//! refusal of damaged values. Both backends: a file, and redb's in-memory backend.
+
+use std::collections::BTreeMap;
+
+use proptest::prelude::*;
+use redb::{Database, ReadableDatabase, TableDefinition};
+use vm_receipts::documents::{SignedRoot, WitnessResult};
+use vm_receipts::{Blake3Hash, MeshId, MeshKey, ScrollName, Timestamp};
+use vm_storage::{
+    CasOutcome, PeerEntry, PeerSource, Record, Replay, SCHEMA_VERSION, Store, StoreError,
+    WitnessState,
+};
+
+fn mesh(name: &str) -> MeshId {
+    MeshId::from_name(name).expect("mesh name")
+}
+
+fn at(unix: i64) -> Timestamp {
+    Timestamp::from_unix(unix).expect("time")
+}
+
+fn peer(name: &str, updated: i64) -> PeerEntry {
+    PeerEntry {
+        mesh_id: mesh(name),
+        public_key: Some(MeshKey::from_seed(&[name.len() as u8; 32]).public_key()),
+        discovery_record: None,
+        sources: BTreeMap::from([(PeerSource::Manual, at(updated))]),
+        manual_addresses: vec![format!("/ip4/127.0.0.1/tcp/{}", 4000 + updated)],
+        updated_at: at(updated),
+    }
+}
+
+fn witness(size: u64) -> WitnessState {
+    let key = MeshKey::from_seed(&[9; 32]);
+    let root = SignedRoot::new(
+        &key,
+        mesh("dublin"),
+        ScrollName::federation(),
+        size,
+        Blake3Hash::digest(&size.to_le_bytes()),
+        at(1_765_000_000),
+    )
+    .expect("signed root");
+    WitnessState {
+        peer: mesh("dublin"),
+        scroll: ScrollName::federation(),
+        latest: root,
+        witnessed_at: at(1_765_000_100),
+        result: WitnessResult::Verified,
+    }
+}
+
+#[test]
+fn a_new_store_has_the_current_schema_and_keeps_data_across_reopen() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("state.redb");
+    {
+        let store = Store::open(&path).expect("open");
+        assert_eq!(store.schema_version().expect("version"), SCHEMA_VERSION);
+        store.write(|tx| tx.put(&peer("berlin", 1))).expect("write");
+    }
+    let store = Store::open(&path).expect("reopen");
+    assert_eq!(
+        store.get::<PeerEntry>("did:vm:mesh:berlin").expect("read"),
+        Some(peer("berlin", 1))
+    );
+    assert_eq!(
+        Store::in_memory()
+            .expect("memory")
+            .schema_version()
+            .expect("version"),
+        SCHEMA_VERSION
+    );
+}
+
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+
+#[test]
+fn an_old_database_is_migrated_and_a_newer_one_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Version 0: a redb file with nothing in it (what an interrupted first start leaves).
+    let old = dir.path().join("old.redb");
+    drop(Database::create(&old).expect("create"));
+    let store = Store::open(&old).expect("migrates");
+    assert_eq!(store.schema_version().expect("version"), SCHEMA_VERSION);
+    assert!(store.all::<PeerEntry>().expect("tables exist").is_empty());
+    drop(store);
+
+    let newer = dir.path().join("newer.redb");
+    {
+        let db = Database::create(&newer).expect("create");
+        let txn = db.begin_write().expect("txn");
+        txn.open_table(META)
+            .expect("meta")
+            .insert("schema_version", 99)
+            .expect("insert");
+        txn.commit().expect("commit");
+    }
+    match Store::open(&newer) {
+        Err(StoreError::NewerSchema { found: 99, known }) => assert_eq!(known, SCHEMA_VERSION),
+        other => panic!("expected NewerSchema, got {other:?}"),
+    }
+    // Refusing changed nothing.
+    let db = Database::create(&newer).expect("reopen raw");
+    let txn = db.begin_read().expect("read");
+    assert_eq!(
+        txn.open_table(META)
+            .expect("meta")
+            .get("schema_version")
+            .expect("get")
+            .map(|v| v.value()),
+        Some(99)
+    );
+}
+
+#[test]
+fn a_failed_transaction_changes_no_table() {
+    let store = Store::in_memory().expect("store");
+    store.write(|tx| tx.put(&peer("berlin", 1))).expect("write");
+    let result: Result<(), StoreError> = store.write(|tx| {
+        tx.put(&peer("dublin", 2))?;
+        tx.advance_witness(&witness(5), None)?;
+        tx.remove::<PeerEntry>("did:vm:mesh:berlin")?;
+        Err(StoreError::Database("the engine refused halfway".into()))
+    });
+    assert!(result.is_err());
+    assert_eq!(
+        store.all::<PeerEntry>().expect("read"),
+        vec![peer("berlin", 1)]
+    );
+    assert!(store.all::<WitnessState>().expect("read").is_empty());
+}
+
+#[test]
+fn witness_state_is_compare_and_swap_and_never_moves_back() {
+    let store = Store::in_memory().expect("store");
+    let advance = |new: &WitnessState, expected| {
+        store
+            .write(|tx| tx.advance_witness(new, expected))
+            .expect("cas")
+    };
+    assert_eq!(advance(&witness(10), None), CasOutcome::Advanced);
+    // A racing update that expected nothing stored loses, and sees what is stored.
+    match advance(&witness(12), None) {
+        CasOutcome::Stale(Some(stored)) => assert_eq!(stored.latest.size, 10),
+        other => panic!("expected Stale, got {other:?}"),
+    }
+    assert_eq!(
+        advance(&witness(9), Some(10)),
+        CasOutcome::WouldMoveBackwards {
+            stored: 10,
+            offered: 9
+        }
+    );
+    assert_eq!(
+        advance(&witness(10), Some(10)),
+        CasOutcome::Advanced,
+        "same size (a newer signature) is fine"
+    );
+    assert_eq!(advance(&witness(20), Some(10)), CasOutcome::Advanced);
+    assert!(matches!(
+        advance(&witness(30), Some(10)),
+        CasOutcome::Stale(_)
+    ));
+    let key = witness(0).key();
+    assert_eq!(
+        store
+            .get::<WitnessState>(&key)
+            .expect("read")
+            .map(|w| w.latest.size),
+        Some(20)
+    );
+}
+
+#[test]
+fn replayed_nonces_are_refused_until_they_expire() {
+    let store = Store::in_memory().expect("store");
+    let origin = mesh("berlin");
+    let check = |nonce: &str, now: i64| {
+        store
+            .write(|tx| tx.check_replay(&origin, nonce, at(now), at(now + 300)))
+            .expect("check")
+    };
+    assert_eq!(check("n1", 1000), Replay::Fresh);
+    assert_eq!(check("n1", 1100), Replay::Replayed);
+    assert_eq!(check("n2", 1100), Replay::Fresh);
+    assert_eq!(
+        store
+            .write(|tx| tx.check_replay(&mesh("dublin"), "n1", at(1100), at(1400)))
+            .expect("check"),
+        Replay::Fresh,
+        "a nonce is per origin"
+    );
+    // After expiry the entry is purged and the nonce is new again (the timestamp window
+    // refuses such an old request before it gets here).
+    assert_eq!(check("n1", 2000), Replay::Fresh);
+}
+
+#[test]
+fn a_damaged_value_is_refused_naming_table_and_key() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("state.redb");
+    drop(Store::open(&path).expect("create"));
+    {
+        let db = Database::create(&path).expect("raw");
+        let txn = db.begin_write().expect("txn");
+        txn.open_table(PeerEntry::TABLE)
+            .expect("peers")
+            .insert("did:vm:mesh:berlin", b"{not json".as_slice())
+            .expect("insert");
+        txn.commit().expect("commit");
+    }
+    let store = Store::open(&path).expect("open");
+    let err = store
+        .get::<PeerEntry>("did:vm:mesh:berlin")
+        .expect_err("corrupt");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("peers") && msg.contains("did:vm:mesh:berlin"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn one_process_opens_the_database() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("state.redb");
+    let _first = Store::open(&path).expect("open");
+    let err = Store::open(&path).expect_err("second open refused");
+    assert!(err.to_string().contains("state database"), "{err}");
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Put(u8, i64),
+    Remove(u8),
+}
+
+fn ops() -> impl Strategy<Value = Vec<(Vec<Op>, bool)>> {
+    let op = prop_oneof![
+        (0u8..12, 0i64..1000).prop_map(|(k, t)| Op::Put(k, t)),
+        (0u8..12).prop_map(Op::Remove),
+    ];
+    // Transactions of 1-6 operations, each committed or failed at its end.
+    prop::collection::vec(
+        (prop::collection::vec(op, 1..6), prop::bool::weighted(0.8)),
+        1..40,
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: 64,
+        rng_seed: proptest::test_runner::RngSeed::Fixed(0x5704_e000),
+        ..ProptestConfig::default()
+    })]
+
+    /// The store behaves as a `BTreeMap` that applies whole committed transactions only.
+    #[test]
+    fn store_matches_a_btreemap_model(transactions in ops()) {
+        let store = Store::in_memory().expect("store");
+        let mut model: BTreeMap<String, PeerEntry> = BTreeMap::new();
+        for (ops, commit) in transactions {
+            let mut staged = model.clone();
+            let result = store.write(|tx| {
+                for op in &ops {
+                    match op {
+                        Op::Put(k, t) => {
+                            let p = peer(&format!("mesh{k}"), *t);
+                            tx.put(&p)?;
+                            staged.insert(p.key(), p);
+                        }
+                        Op::Remove(k) => {
+                            let key = format!("did:vm:mesh:mesh{k}");
+                            let was = tx.remove::<PeerEntry>(&key)?;
+                            assert_eq!(was, staged.remove(&key).is_some());
+                        }
+                    }
+                }
+                if commit { Ok(()) } else { Err(StoreError::Database("abort".into())) }
+            });
+            if commit {
+                result.expect("commit");
+                model = staged;
+            } else {
+                prop_assert!(result.is_err());
+            }
+            let stored: Vec<PeerEntry> = store.all().expect("read");
+            prop_assert_eq!(stored, model.values().cloned().collect::<Vec<_>>());
+        }
+    }
+}
+
+/// SIGKILL a writer mid-stream, many times: every commit it acknowledged is there after.
+#[test]
+fn acknowledged_commits_survive_sigkill() {
+    use std::io::{BufRead, BufReader};
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::{Command, Stdio};
+    // Cargo builds examples beside the test binaries: target/<profile>/examples.
+    let exe = std::env::current_exe().expect("test binary");
+    let writer = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .map(|profile| profile.join("examples").join("crash_writer"))
+        .expect("target dir");
+    assert!(
+        writer.is_file(),
+        "{} not built (cargo test builds examples)",
+        writer.display()
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("state.redb");
+    let mut acknowledged: Vec<u64> = Vec::new();
+    let mut next = 0u64;
+    for round in 0..25u64 {
+        let mut child = Command::new(&writer)
+            .arg(&path)
+            .arg(next.to_string())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn writer");
+        let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+        // Let it commit a varying number of transactions, then kill it mid-stream.
+        for _ in 0..(5 + round * 3) {
+            let line = lines.next().expect("writer stopped early").expect("read");
+            acknowledged.push(line.parse().expect("index"));
+        }
+        child.kill().expect("kill");
+        let status = child.wait().expect("wait");
+        assert_eq!(status.signal(), Some(9));
+        acknowledged.extend(
+            lines
+                .map_while(Result::ok)
+                .filter_map(|l| l.parse::<u64>().ok()),
+        );
+        next = acknowledged.last().map_or(0, |last| last + 1);
+
+        let store = Store::open(&path).expect("reopens after SIGKILL");
+        for i in &acknowledged {
+            let key = format!("did:vm:mesh:mesh-{i}");
+            assert!(
+                store.get::<PeerEntry>(&key).expect("read").is_some(),
+                "round {round}: commit {i} lost"
+            );
+        }
+    }
+}
