@@ -113,6 +113,11 @@ enum Incoming {
 }
 
 fn append(args: AppendArgs, out: &mut Output) -> anyhow::Result<ExitCode> {
+    if args.scroll.scroll == ScrollName::federation() {
+        // The node writes its Federation scroll itself, each event exactly once; receipts
+        // appended by hand would stand beside them unverified.
+        bail!("the Federation scroll is written by the node itself; append to another scroll");
+    }
     let dir = DataDir::open(&args.scroll.dir.data_dir)?;
     let (mut scroll, report) = Scroll::open(dir.root(), &args.scroll.scroll)?;
     if report.torn_bytes_cut > 0 {

@@ -362,6 +362,33 @@ fn bad_input_is_refused_by_line_and_nothing_after_it_is_appended() {
 }
 
 #[test]
+fn the_federation_scroll_is_not_appended_by_hand() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("m");
+    init(&dir, "m");
+    let d = dir.to_str().expect("path");
+    let out = run(
+        &[
+            "scroll",
+            "append",
+            "--data-dir",
+            d,
+            "--scroll",
+            "Federation",
+        ],
+        &receipts(0, 1),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("written by the node itself"));
+    assert_eq!(
+        fs::read(dir.join("receipts/federation/federation_events.jsonl"))
+            .expect("read")
+            .len(),
+        0
+    );
+}
+
+#[test]
 fn errors_say_what_to_do() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let d = tmp.path().join("none");

@@ -95,7 +95,7 @@ pub fn verify_scroll(
             break;
         }
         line.pop();
-        if let Err(problem) = check_line(&line, &mut tree) {
+        if let Err(problem) = check_line(&line, &mut tree, *name == ScrollName::federation()) {
             divergence = Some(Divergence { sequence, problem });
             break;
         }
@@ -111,8 +111,13 @@ pub fn verify_scroll(
     })
 }
 
-fn check_line(line: &[u8], tree: &mut MerkleTree) -> Result<(), String> {
+fn check_line(line: &[u8], tree: &mut MerkleTree, federation: bool) -> Result<(), String> {
     let value = jcs::parse(line, Numbers::Any).map_err(|e| e.to_string())?;
+    if federation {
+        // The Federation scroll holds only the node's own receipt types, each well-formed.
+        crate::receipts::receipt_from_value(value.clone())
+            .map_err(|e| format!("not a valid Federation receipt: {e}"))?;
+    }
     let Value::Object(mut map) = value else {
         return Err("the line is not a JSON object".into());
     };

@@ -559,3 +559,45 @@ fn a_consistently_rewritten_history_is_caught_by_the_checkpoint() {
         Scroll::open(dir.path(), &compliance()).expect("opens without the checkpoint");
     assert_eq!(report.receipts, 12);
 }
+
+#[test]
+fn the_federation_scroll_holds_only_federation_receipts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let federation = ScrollName::federation();
+    let (mut scroll, _) = Scroll::open(dir.path(), &federation).expect("open");
+    let established = json!({
+        "type": "fed_trust_established",
+        "agreement_id": "fed-agreement-1",
+        "parties": ["did:vm:mesh:dublin", "did:vm:mesh:berlin"],
+        "trust_level": 2,
+        "scrolls_shared": ["Compliance"],
+        "agreement_hash": Blake3Hash::digest(b"a").to_string(),
+        "timestamp": "2025-12-06T16:00:00Z",
+        "tags": ["federation"],
+    });
+    let Value::Object(established) = established else {
+        unreachable!()
+    };
+    scroll.append(&established).expect("append");
+    drop(scroll);
+    assert!(
+        verify_scroll(dir.path(), &federation, None)
+            .expect("verify")
+            .is_ok()
+    );
+
+    // A receipt of another kind, appended below the node's engine, is named by verify.
+    let (mut scroll, _) = Scroll::open(dir.path(), &federation).expect("open");
+    scroll
+        .append(&receipt(1))
+        .expect("the scroll layer itself is schema-free");
+    drop(scroll);
+    let report = verify_scroll(dir.path(), &federation, None).expect("verify");
+    let d = report.divergence.expect("divergence");
+    assert_eq!(d.sequence, 1);
+    assert!(
+        d.problem.contains("not a valid Federation receipt"),
+        "{}",
+        d.problem
+    );
+}
