@@ -108,6 +108,16 @@ impl Slot {
         line
     }
 
+    /// Where the inserted member starts in the result, for a canonical object of
+    /// `canonical_len` bytes.
+    pub fn member_start(&self, canonical_len: usize) -> usize {
+        if self.before_member || canonical_len <= 2 {
+            self.offset
+        } else {
+            self.offset + 1
+        }
+    }
+
     /// Appends `canonical` with `member` inserted to `line`.
     pub fn insert_into(&self, line: &mut Vec<u8>, canonical: &[u8], member: &[u8]) {
         line.extend_from_slice(&canonical[..self.offset]);

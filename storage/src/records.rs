@@ -208,6 +208,9 @@ pub enum CasOutcome {
     /// The stored size was not the expected one (a racing update, or a stale expectation);
     /// nothing changed. Carries what is stored.
     Stale(Option<Box<WitnessState>>),
+    /// Same size, different root: two roots that cannot both be true. Refused, nothing
+    /// changed; carries the stored state (half of the evidence).
+    Conflicting(Box<WitnessState>),
     /// The new root is smaller than the stored one: refused, nothing changed.
     WouldMoveBackwards {
         /// Stored size.

@@ -238,13 +238,18 @@ impl WriteTx<'_> {
         if stored_size != expected_size {
             return Ok(CasOutcome::Stale(stored.map(Box::new)));
         }
-        if let Some(size) = stored_size
-            && new.latest.size < size
-        {
-            return Ok(CasOutcome::WouldMoveBackwards {
-                stored: size,
-                offered: new.latest.size,
-            });
+        if let Some(stored) = stored {
+            if new.latest.size < stored.latest.size {
+                return Ok(CasOutcome::WouldMoveBackwards {
+                    stored: stored.latest.size,
+                    offered: new.latest.size,
+                });
+            }
+            if new.latest.size == stored.latest.size && new.latest.root != stored.latest.root {
+                // Two roots for one size cannot both be true: keep the stored one (it is
+                // evidence) and let the caller record the conflict.
+                return Ok(CasOutcome::Conflicting(Box::new(stored)));
+            }
         }
         self.put(new)?;
         Ok(CasOutcome::Advanced)
@@ -262,10 +267,17 @@ impl WriteTx<'_> {
         self.purge_replay(now)?;
         let key = format!("{origin}/{nonce}");
         let mut table = self.txn.open_table(REPLAY)?;
-        if let Some(expiry) = table.get(key.as_str())?.map(|v| v.value())
-            && expiry >= now.unix()
-        {
-            return Ok(Replay::Replayed);
+        let previous = table.get(key.as_str())?.map(|v| v.value());
+        if let Some(expiry) = previous {
+            if expiry >= now.unix() {
+                return Ok(Replay::Replayed);
+            }
+            // Expired but not purged yet: drop its index entry with it, so a later purge of
+            // that old entry cannot delete the record made now.
+            let old_index = expiry_key_unix(expiry, &key);
+            self.txn
+                .open_table(REPLAY_BY_EXPIRY)?
+                .remove(old_index.as_str())?;
         }
         if table.len()? >= MAX_REPLAY_ENTRIES {
             return Err(StoreError::Database(format!(
@@ -291,7 +303,12 @@ impl WriteTx<'_> {
             .collect::<Result<_, _>>()?;
         for index_key in expired {
             by_expiry.remove(index_key.as_str())?;
-            if let Some((_, key)) = index_key.split_once('/') {
+            let Some((_, key)) = index_key.split_once('/') else {
+                continue;
+            };
+            // Only the record this index entry was made for (same expiry) goes.
+            let stored = replay.get(key)?.map(|v| v.value());
+            if stored.is_some_and(|expiry| expiry_key_unix(expiry, key) == index_key) {
                 replay.remove(key)?;
             }
         }
@@ -301,6 +318,10 @@ impl WriteTx<'_> {
 
 /// `<expiry as 20 digits, offset so negatives sort first>/<key>`.
 fn expiry_key(expires_at: Timestamp, key: &str) -> String {
-    let shifted = (i128::from(expires_at.unix()) + i128::from(i64::MAX) + 1) as u128;
+    expiry_key_unix(expires_at.unix(), key)
+}
+
+fn expiry_key_unix(unix: i64, key: &str) -> String {
+    let shifted = (i128::from(unix) + i128::from(i64::MAX) + 1) as u128;
     format!("{shifted:020}/{key}")
 }

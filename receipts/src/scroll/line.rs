@@ -22,6 +22,8 @@ pub(crate) struct RootMember {
     pub cut_end: usize,
     /// The hash it holds.
     pub root_hash: Blake3Hash,
+    /// Where the member (`"root_hash"`) starts in the line.
+    pub start: usize,
 }
 
 impl RootMember {
@@ -108,6 +110,7 @@ fn root_member_at(line: &[u8], start: usize) -> Result<RootMember, String> {
         cut_start,
         cut_end,
         root_hash,
+        start,
     })
 }
 

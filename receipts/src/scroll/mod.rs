@@ -242,8 +242,11 @@ impl Scroll {
                 "cutting a torn last line (an append that was never acknowledged)"
             );
             scroll.file.set_len(keep).map_err(io_err(&scroll.path))?;
-            scroll.file.sync_all().map_err(io_err(&scroll.path))?;
         }
+        // The lines just read may be only in the page cache (the last writer died between its
+        // write and its fdatasync): make them durable before anything (a checkpoint, a signed
+        // root) vouches for them. Cheap when nothing is dirty.
+        scroll.file.sync_all().map_err(io_err(&scroll.path))?;
         let report = OpenReport {
             receipts: scroll.len(),
             torn_bytes_cut: torn,
@@ -336,6 +339,10 @@ impl Scroll {
                 }
             });
             let mut carry: Vec<u8> = Vec::new(); // the start of a line that continues in the next block
+            // Bytes of an unfinished line beyond MAX_LINE_BYTES, counted, not kept: at the end
+            // of the file they are a torn tail (cut, whatever its length); followed by a
+            // newline they are an over-long line (damage).
+            let mut overflow = 0u64;
             let mut offset = 0u64; // file offset of the next line to check
             let mut lines: Vec<(usize, usize)> = Vec::new();
             loop {
@@ -347,11 +354,17 @@ impl Scroll {
                         source,
                     })?;
                 if block.is_empty() {
-                    return Ok(carry.len() as u64);
+                    return Ok(carry.len() as u64 + overflow);
                 }
                 let mut start = 0;
                 if !carry.is_empty() {
                     match memchr_newline(&block) {
+                        Some(_) if overflow > 0 => {
+                            return Err(self.damaged(
+                                self.len(),
+                                format!("a line longer than {MAX_LINE_BYTES} bytes"),
+                            ));
+                        }
                         Some(nl) => {
                             carry.extend_from_slice(&block[..nl]);
                             self.check_lines(&carry, &[(0, carry.len())], 1, trusted_size)?;
@@ -361,7 +374,7 @@ impl Scroll {
                             start = nl + 1;
                         }
                         None => {
-                            carry.extend_from_slice(&block);
+                            keep_capped(&mut carry, &mut overflow, &block);
                             start = block.len();
                         }
                     }
@@ -382,12 +395,8 @@ impl Scroll {
                     );
                     offset += (last_end + 1 - first) as u64;
                 }
-                carry.extend_from_slice(&block[start..]);
-                if carry.len() > MAX_LINE_BYTES {
-                    return Err(self.damaged(
-                        self.len(),
-                        format!("a line longer than {MAX_LINE_BYTES} bytes"),
-                    ));
+                if start < block.len() {
+                    keep_capped(&mut carry, &mut overflow, &block[start..]);
                 }
                 let _ = empty_tx.send(block);
             }
@@ -405,7 +414,7 @@ impl Scroll {
     ) -> Result<(), ScrollError> {
         let first = self.len();
         let per_worker = lines.len().div_ceil(workers).max(1);
-        let leaves: Vec<Result<(merkle::Digest, Blake3Hash), String>> =
+        let leaves: Vec<Result<(merkle::Digest, Blake3Hash, usize), String>> =
             std::thread::scope(|scope| {
                 let handles: Vec<_> = lines
                     .chunks(per_worker)
@@ -428,9 +437,9 @@ impl Scroll {
         let mut claimed = Vec::with_capacity(leaves.len());
         for (i, leaf) in leaves.into_iter().enumerate() {
             match leaf {
-                Ok((hash, root)) => {
+                Ok((hash, root, member_start)) => {
                     self.tree.push_leaf_hash(hash);
-                    self.roots_hasher.update(root.as_bytes());
+                    pin_line(&mut self.roots_hasher, &root, member_start);
                     if self.tree.len() == trusted_size {
                         self.roots_hash_at_checkpoint = Some(Blake3Hash::from_bytes(
                             *self.roots_hasher.finalize().as_bytes(),
@@ -555,6 +564,7 @@ impl Scroll {
         let mut buffer = Vec::with_capacity(receipts.len() * 700);
         let mut line_ends = Vec::with_capacity(receipts.len());
         let mut appended = Vec::with_capacity(receipts.len());
+        let mut member_starts = Vec::with_capacity(receipts.len());
         for (index, receipt) in receipts.iter().enumerate() {
             let prepared = prepare_line(receipt)
                 .map_err(|reason| ScrollError::InvalidReceipt { index, reason });
@@ -577,6 +587,7 @@ impl Scroll {
                     ),
                 });
             }
+            member_starts.push(slot.member_start(leaf.len()));
             slot.insert_into(&mut buffer, &leaf, &line::root_member_bytes(&root_hash));
             buffer.push(b'\n');
             line_ends.push(old_end + buffer.len() as u64);
@@ -602,8 +613,8 @@ impl Scroll {
             });
         }
         self.offsets.extend(line_ends);
-        for a in &appended {
-            self.roots_hasher.update(a.root_hash.as_bytes());
+        for (a, member_start) in appended.iter().zip(member_starts) {
+            pin_line(&mut self.roots_hasher, &a.root_hash, member_start);
         }
         Ok(appended)
     }
@@ -675,7 +686,7 @@ impl Drop for Scroll {
 }
 
 /// A stored line's leaf hash and the `root_hash` it claims, or why it is damaged.
-fn leaf_of_line(line: &[u8]) -> Result<(merkle::Digest, Blake3Hash), String> {
+fn leaf_of_line(line: &[u8]) -> Result<(merkle::Digest, Blake3Hash, usize), String> {
     if line.len() > MAX_LINE_BYTES {
         return Err(format!("line longer than {MAX_LINE_BYTES} bytes"));
     }
@@ -686,7 +697,11 @@ fn leaf_of_line(line: &[u8]) -> Result<(merkle::Digest, Blake3Hash), String> {
     let mut hasher = blake3::Hasher::new();
     hasher.update(&[0x00]);
     member.hash_leaf_into(line, &mut hasher);
-    Ok((*hasher.finalize().as_bytes(), member.root_hash))
+    Ok((
+        *hasher.finalize().as_bytes(),
+        member.root_hash,
+        member.start,
+    ))
 }
 
 /// Names what is wrong with a damaged line: that it is not JSON if so, else `reason`.
@@ -724,6 +739,24 @@ fn read_full(file: &mut File, buf: &mut [u8]) -> io::Result<usize> {
         }
     }
     Ok(filled)
+}
+
+/// Adds one line to the checkpoint digest: its `root_hash` value and where in the line that
+/// member starts. With the Merkle root (every leaf byte) and the byte length, that pins the
+/// whole line: the leaf, the root it claims, and the member's place.
+fn pin_line(hasher: &mut blake3::Hasher, root: &Blake3Hash, member_start: usize) {
+    hasher.update(root.as_bytes());
+    hasher.update(&(member_start as u64).to_le_bytes());
+}
+
+/// Appends `bytes` to an unfinished line, keeping at most `MAX_LINE_BYTES + 1` of it (enough
+/// to know it is too long) and counting the rest in `overflow`.
+fn keep_capped(carry: &mut Vec<u8>, overflow: &mut u64, bytes: &[u8]) {
+    let room = (MAX_LINE_BYTES + 1)
+        .saturating_sub(carry.len())
+        .min(bytes.len());
+    carry.extend_from_slice(&bytes[..room]);
+    *overflow += (bytes.len() - room) as u64;
 }
 
 fn memchr_newline(bytes: &[u8]) -> Option<usize> {

@@ -214,6 +214,10 @@ fn slot_insertion_equals_full_canonicalisation() {
         let (canon, slot) = jcs::to_vec_with_slot(&map, "root_hash").expect("canonical");
         let member = br#""root_hash":"H""#;
         let inserted = slot.insert(&canon, member);
+        assert!(
+            inserted[slot.member_start(canon.len())..].starts_with(member),
+            "{case}"
+        );
         let mut with = map.clone();
         with.insert("root_hash".into(), Value::String("H".into()));
         assert_eq!(

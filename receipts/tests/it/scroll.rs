@@ -601,3 +601,54 @@ fn the_federation_scroll_holds_only_federation_receipts() {
         d.problem
     );
 }
+
+/// Found in review: a torn tail longer than the line limit (say, a zero-filled extent left by
+/// a crash during a large batch) was reported as damage instead of being cut.
+#[test]
+fn regression_a_torn_tail_of_any_length_is_cut() {
+    let dir = filled(3);
+    let path = scroll_path(dir.path(), &compliance());
+    let good_len = fs::metadata(&path).expect("meta").len();
+    OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .and_then(|mut f| f.write_all(&vec![0u8; 3 << 20]))
+        .expect("torn write");
+    let (scroll, report) = Scroll::open(dir.path(), &compliance()).expect("cut, not refused");
+    assert_eq!((report.receipts, report.torn_bytes_cut), (3, 3 << 20));
+    assert_eq!(fs::metadata(&path).expect("meta").len(), good_len);
+    drop(scroll);
+    // A complete line over the limit is still damage.
+    let mut long = vec![b'{'; 2 << 20];
+    long.push(b'\n');
+    OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .and_then(|mut f| f.write_all(&long))
+        .expect("write");
+    let (sequence, reason) = damaged_at(dir.path());
+    assert_eq!(sequence, 3);
+    assert!(reason.contains("longer than"), "{reason}");
+}
+
+/// Found in review: moving `root_hash` to another place in its line changes neither the leaf
+/// nor the claimed root nor the length, so the checkpoint did not notice; it now pins where
+/// the member starts.
+#[test]
+fn regression_a_moved_root_hash_member_is_caught_by_the_checkpoint() {
+    let dir = filled(6);
+    edit_line(dir.path(), 3, |l| {
+        let v: Value = serde_json::from_str(l).expect("json");
+        let root = v["root_hash"].as_str().expect("root").to_owned();
+        let member = format!(",\"root_hash\":\"{root}\"");
+        let without = l.replacen(&member, "", 1);
+        assert_ne!(without, l, "the member was not last-but-one as expected");
+        format!("{{\"root_hash\":\"{root}\",{}", &without[1..])
+    });
+    let (sequence, reason) = damaged_at(dir.path());
+    assert_eq!(sequence, 6, "{reason}");
+    assert!(reason.contains("history was rewritten"), "{reason}");
+    // `verify` names the line itself.
+    let report = verify_scroll(dir.path(), &compliance(), None).expect("verify");
+    assert_eq!(report.divergence.map(|d| d.sequence), Some(3));
+}

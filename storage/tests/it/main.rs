@@ -33,13 +33,17 @@ fn peer(name: &str, updated: i64) -> PeerEntry {
 }
 
 fn witness(size: u64) -> WitnessState {
+    witness_of(size, &size.to_le_bytes())
+}
+
+fn witness_of(size: u64, root_seed: &[u8]) -> WitnessState {
     let key = MeshKey::from_seed(&[9; 32]);
     let root = SignedRoot::new(
         &key,
         mesh("dublin"),
         ScrollName::federation(),
         size,
-        Blake3Hash::digest(&size.to_le_bytes()),
+        Blake3Hash::digest(root_seed),
         at(1_765_000_000),
     )
     .expect("signed root");
@@ -159,6 +163,11 @@ fn witness_state_is_compare_and_swap_and_never_moves_back() {
         CasOutcome::Advanced,
         "same size (a newer signature) is fine"
     );
+    // Another root for the same size is a conflict: refused, the stored root kept as evidence.
+    match advance(&witness_of(10, b"forked"), Some(10)) {
+        CasOutcome::Conflicting(stored) => assert_eq!(stored.latest.root, witness(10).latest.root),
+        other => panic!("expected Conflicting, got {other:?}"),
+    }
     assert_eq!(advance(&witness(20), Some(10)), CasOutcome::Advanced);
     assert!(matches!(
         advance(&witness(30), Some(10)),
@@ -196,6 +205,30 @@ fn replayed_nonces_are_refused_until_they_expire() {
     // After expiry the entry is purged and the nonce is new again (the timestamp window
     // refuses such an old request before it gets here).
     assert_eq!(check("n1", 2000), Replay::Fresh);
+}
+
+/// Found in review: an expired nonce reused before its index entry was purged got its new
+/// record deleted by the later purge of the old entry, so the new request could be replayed.
+#[test]
+fn regression_reused_nonce_survives_the_purge_of_its_old_entry() {
+    let store = Store::in_memory().expect("store");
+    let origin = mesh("berlin");
+    let check = |nonce: &str, now: i64| {
+        store
+            .write(|tx| tx.check_replay(&origin, nonce, at(now), at(now + 300)))
+            .expect("check")
+    };
+    // More entries than one purge removes, all expiring together; "zz" sorts last.
+    for i in 0..70 {
+        assert_eq!(check(&format!("a{i:02}"), 1000), Replay::Fresh);
+    }
+    assert_eq!(check("zz", 1000), Replay::Fresh);
+    // Long after: "zz" is reused (its old entry is expired but not yet purged).
+    assert_eq!(check("zz", 2000), Replay::Fresh);
+    // The next purge reaches the old "zz" index entry; the new record must survive it.
+    assert_eq!(check("b00", 2001), Replay::Fresh);
+    assert_eq!(check("b01", 2002), Replay::Fresh);
+    assert_eq!(check("zz", 2003), Replay::Replayed);
 }
 
 #[test]
