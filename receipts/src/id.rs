@@ -91,9 +91,47 @@ impl fmt::Debug for MeshId {
 string_form!(MeshId);
 
 /// A scroll name as the seed writes it (`Federation`, `Compliance`): a letter, then up to 63
-/// of `[A-Za-z0-9_-]`. Files use the lower-case form.
-#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+/// of `[A-Za-z0-9_-]`.
+///
+/// Names are compared without regard to case (`Compliance` and `compliance` are one scroll):
+/// files use the lower-case form, so two names differing only in case would share a log. The
+/// form as written is kept for display and serialisation.
+#[derive(Clone)]
 pub struct ScrollName(String);
+
+impl PartialEq for ScrollName {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.eq_ignore_ascii_case(&other.0)
+    }
+}
+
+impl Eq for ScrollName {}
+
+impl std::hash::Hash for ScrollName {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        for b in self.0.bytes() {
+            state.write_u8(b.to_ascii_lowercase());
+        }
+        state.write_u8(0xff);
+    }
+}
+
+impl PartialOrd for ScrollName {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for ScrollName {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        let lower = |s: &Self| {
+            s.0.bytes()
+                .map(|b| b.to_ascii_lowercase())
+                .collect::<Vec<_>>()
+        };
+        lower(self).cmp(&lower(other))
+    }
+}
 
 impl ScrollName {
     /// The Federation scroll every node keeps.

@@ -46,12 +46,73 @@ pub enum JcsError {
 
 /// Parses `bytes` as one JSON value under the strict rules (see the module doc).
 pub fn parse(bytes: &[u8], numbers: Numbers) -> Result<Value, JcsError> {
+    if numbers == Numbers::Any {
+        check_wide_integer_literals(bytes)?;
+    }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value = StrictSeed { numbers }
         .deserialize(&mut de)
         .map_err(|e| JcsError::Parse(e.to_string()))?;
     de.end().map_err(|e| JcsError::Parse(e.to_string()))?;
     Ok(value)
+}
+
+/// serde_json hands integer literals beyond 64 bits to the visitor as already-rounded floats,
+/// so the "exactly a double" rule of [`StrictSeed::large_integer`] is applied to them here, on
+/// the text: any integer literal of more than 19 digits must be the RFC 8785 form of a double.
+fn check_wide_integer_literals(bytes: &[u8]) -> Result<(), JcsError> {
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'"' => {
+                // Skip the string (escapes included); an unclosed one is serde_json's to report.
+                i += 1;
+                while let Some(k) = memchr::memchr2(b'"', b'\\', &bytes[i..]) {
+                    if bytes[i + k] == b'"' {
+                        i += k;
+                        break;
+                    }
+                    i += k + 2;
+                    if i >= bytes.len() {
+                        return Ok(());
+                    }
+                }
+            }
+            b'-' | b'0'..=b'9' => {
+                let start = i;
+                while i < bytes.len()
+                    && matches!(bytes[i], b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9')
+                {
+                    i += 1;
+                }
+                let token = &bytes[start..i];
+                let digits = token.iter().filter(|b| b.is_ascii_digit()).count();
+                let integer = !token.iter().any(|b| matches!(b, b'.' | b'e' | b'E'));
+                if integer && digits > 19 && !exact_double_literal(token) {
+                    return Err(JcsError::Parse(format!(
+                        "integer {} is outside ±(2^53-1) and is not exactly a double as RFC 8785 writes it",
+                        String::from_utf8_lossy(token)
+                    )));
+                }
+                continue;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    Ok(())
+}
+
+/// True if `token` (an integer literal) is the RFC 8785 text of the double it denotes, so
+/// reading and writing it back gives the same text.
+fn exact_double_literal(token: &[u8]) -> bool {
+    let Ok(text) = std::str::from_utf8(token) else {
+        return false;
+    };
+    match text.parse::<f64>() {
+        Ok(double) if double.is_finite() => ryu_js::Buffer::new().format_finite(double) == text,
+        _ => false,
+    }
 }
 
 /// The RFC 8785 form of `value`.

@@ -195,9 +195,9 @@ impl Record for WitnessState {
     }
 }
 
-/// The key of a witness state: peer, then scroll.
+/// The key of a witness state: peer, then scroll (lower case: scroll names ignore case).
 pub fn witness_key(peer: &MeshId, scroll: &ScrollName) -> String {
-    format!("{peer}/{scroll}")
+    format!("{peer}/{}", scroll.file_stem())
 }
 
 /// The outcome of a compare-and-swap on witness state.

@@ -80,15 +80,11 @@ pub struct FederationAgreement {
     pub extra: Extra,
 }
 
-/// The `key_exchange` entry name for a party: its bare name with `-` and `.` turned into `_`,
-/// then `_federation_key` (`vaultmesh-dublin` → `vaultmesh_dublin_federation_key`).
+/// The `key_exchange` entry name for a party: its bare name, then `_federation_key`
+/// (`vaultmesh-dublin` → `vaultmesh-dublin_federation_key`). The name is kept as it is, so two
+/// meshes never share an entry (`a-b` and `a.b` are different meshes).
 pub fn key_exchange_name(party: &MeshId) -> String {
-    let stem: String = party
-        .name()
-        .chars()
-        .map(|c| if c == '-' || c == '.' { '_' } else { c })
-        .collect();
-    format!("{stem}_federation_key")
+    format!("{}_federation_key", party.name())
 }
 
 impl FederationAgreement {
@@ -150,8 +146,11 @@ impl FederationAgreement {
     }
 
     /// The key the agreement records for `party`: the entry [`key_exchange_name`] names, or
-    /// else the one entry named by a `_`-separated tail of it (the seed writes
+    /// else the one entry named by a tail of it after a `-`, `.` or `_` (the seed writes
     /// `dublin_federation_key` for `vaultmesh-dublin`). Ambiguity yields nothing.
+    ///
+    /// This is the key the agreement *claims*; callers check it against the key they already
+    /// hold for that mesh before trusting signatures verified with it.
     pub fn key_of(&self, party: &MeshId) -> Option<&PublicKey> {
         let full = key_exchange_name(party);
         if let Some(key) = self.key_exchange.get(&full) {
@@ -160,7 +159,10 @@ impl FederationAgreement {
         let mut matches = self.key_exchange.iter().filter(|(name, _)| {
             full.len() > name.len()
                 && full.ends_with(name.as_str())
-                && full.as_bytes()[full.len() - name.len() - 1] == b'_'
+                && matches!(
+                    full.as_bytes()[full.len() - name.len() - 1],
+                    b'-' | b'.' | b'_'
+                )
         });
         match (matches.next(), matches.next()) {
             (Some((_, key)), None) => Some(key),

@@ -137,6 +137,10 @@ fn seed_trust_proposal() {
     let err = vm_receipts::documents::from_value::<TrustProposal>(v).expect_err("level 5");
     assert!(err.to_string().contains("proposed_trust_level"), "{err}");
     let mut v = serde_json::to_value(&proposal).expect("value");
+    v["proposed_terms"]["scrolls_to_share"] = json!(["Compliance", "compliance"]);
+    let err = vm_receipts::documents::from_value::<TrustProposal>(v).expect_err("one scroll twice");
+    assert!(err.to_string().contains("appears twice"), "{err}");
+    let mut v = serde_json::to_value(&proposal).expect("value");
     v["target"] = v["proposer"].clone();
     assert!(vm_receipts::documents::from_value::<TrustProposal>(v).is_err());
 }
@@ -609,4 +613,38 @@ fn document_ids() {
 #[test]
 fn signature_type_is_exactly_64_bytes() {
     assert!(Signature::from_bytes([0; 64]).to_string().starts_with('z'));
+}
+
+/// Found in review: `a-b` and `a.b` used to map to one `key_exchange` entry, so no agreement
+/// between them could be drafted.
+#[test]
+fn regression_meshes_differing_in_punctuation_have_distinct_key_entries() {
+    let (k1, k2) = (key(1), key(2));
+    let (a, b) = (mesh("a-b"), mesh("a.b"));
+    let terms = AgreementTerms {
+        scrolls_shared: vec!["Compliance".parse().expect("scroll")],
+        verification_frequency: VerificationFrequency::DAILY,
+        retention_period_days: 30,
+        data_jurisdiction: None,
+        audit_rights: None,
+        dispute_resolution: None,
+        extra: Default::default(),
+    };
+    let mut agreement = FederationAgreement::draft(
+        "fed-agreement-ab".parse().expect("id"),
+        [(a.clone(), k1.public_key()), (b.clone(), k2.public_key())],
+        at("2025-12-06T16:00:00Z"),
+        TrustLevel::OBSERVE,
+        terms,
+    )
+    .expect("drafts");
+    assert_eq!(agreement.key_of(&a), Some(&k1.public_key()));
+    assert_eq!(agreement.key_of(&b), Some(&k2.public_key()));
+    agreement
+        .sign_as(&a, &k1, at("2025-12-06T16:00:00Z"))
+        .expect("a signs");
+    agreement
+        .sign_as(&b, &k2, at("2025-12-06T16:00:00Z"))
+        .expect("b signs");
+    agreement.verify_complete().expect("complete");
 }

@@ -248,6 +248,15 @@ fn mesh_ids_and_names() {
             .file_stem(),
         "compliance"
     );
+    // One scroll whatever the case (its files are lower-case); the written form is kept.
+    let upper: ScrollName = "Compliance".parse().expect("valid");
+    let lower: ScrollName = "compliance".parse().expect("valid");
+    assert_eq!(upper, lower);
+    assert_eq!(
+        std::collections::BTreeSet::from([upper.clone(), lower]).len(),
+        1
+    );
+    assert_eq!(upper.to_string(), "Compliance");
     refused::<ScrollName>("", "empty");
     refused::<ScrollName>("1abc", "start with a letter");
     refused::<ScrollName>("a/b", "letters, digits");

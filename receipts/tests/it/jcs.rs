@@ -138,6 +138,24 @@ fn integers_beyond_2_pow_53_are_refused() {
         let out = String::from_utf8(jcs::to_vec(&v).expect("canonical")).expect("utf-8");
         assert_eq!(out, exact);
     }
+    // Literals beyond 64 bits reach serde's visitor already rounded; they are checked on the
+    // text (found in review: 18446744073709551617 used to be stored as 18446744073709552000).
+    for inexact in [
+        "18446744073709551617",
+        "-18446744073709551617",
+        "18446744073709551616",
+        "123456789012345678901234567890",
+    ] {
+        let msg = parse_error(&format!("{{\"n\":{inexact}}}"), Numbers::Any);
+        assert!(msg.contains("not exactly a double"), "{inexact}: {msg}");
+    }
+    assert!(
+        jcs::parse(
+            b"{\"n\":18446744073709552000,\"s\":\"99999999999999999999999\"}",
+            Numbers::Any
+        )
+        .is_ok()
+    );
     for inexact in [
         "9007199254740993",
         "-9007199254740993",
