@@ -2,9 +2,11 @@
 //!
 //! This crate will hold the sans-IO federation engine, the node runtime that drives it, the
 //! control socket and the CLI. Today it holds the CLI's first commands (`init`, `scroll …`),
-//! the data directory, the configuration, and the one clock module.
+//! the data directory, the configuration, the one clock module, and the first piece of the
+//! engine: the request policy.
 
 pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod data_dir;
+pub mod engine;

@@ -3,5 +3,6 @@
 
 mod commands;
 mod crash;
+mod policy;
 mod support;
 mod tidy;

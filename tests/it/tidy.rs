@@ -67,6 +67,37 @@ fn vm_receipts_uses_no_runtime_network_or_os_entropy() {
 }
 
 #[test]
+fn the_engine_is_sans_io() {
+    let mut files = Vec::new();
+    rust_files(&workspace().join("src/engine"), &mut files);
+    assert!(!files.is_empty());
+    for file in files {
+        let code: String = fs::read_to_string(&file)
+            .expect("read")
+            .lines()
+            .filter(|l| !l.trim_start().starts_with("//"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        for banned in [
+            "tokio",
+            "std::fs",
+            "std::net",
+            "std::thread",
+            "SystemTime",
+            "Instant",
+            "getrandom",
+            "rand::",
+        ] {
+            assert!(
+                !code.contains(banned),
+                "{} names {banned}: the engine is sans-IO",
+                file.display()
+            );
+        }
+    }
+}
+
+#[test]
 fn only_the_clock_module_may_read_the_os_clock_or_entropy() {
     let root = workspace();
     let mut files = Vec::new();
