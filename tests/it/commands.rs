@@ -23,6 +23,23 @@ fn append(d: &str, input: &str) -> std::process::Output {
     )
 }
 
+/// `scroll root --json` of the Compliance scroll of data dir `d`.
+fn compliance_root(d: &str) -> Value {
+    serde_json::from_str(&run_ok(
+        &[
+            "scroll",
+            "root",
+            "--data-dir",
+            d,
+            "--scroll",
+            "Compliance",
+            "--json",
+        ],
+        "",
+    ))
+    .expect("json")
+}
+
 fn receipts(from: u64, to: u64) -> String {
     (from..to)
         .map(|n| format!("{{\"type\":\"compliance_check\",\"n\":{n},\"timestamp\":\"2025-12-06T12:00:00Z\"}}\n"))
@@ -182,19 +199,7 @@ fn append_verify_root_and_proofs() {
         "{text}"
     );
 
-    let root: Value = serde_json::from_str(&run_ok(
-        &[
-            "scroll",
-            "root",
-            "--data-dir",
-            d,
-            "--scroll",
-            "Compliance",
-            "--json",
-        ],
-        "",
-    ))
-    .expect("json");
+    let root = compliance_root(d);
     assert_eq!(root["size"], 45);
     assert_eq!(root["signed_root"]["size"], 45);
     assert_eq!(root["signature_valid"], true);
@@ -316,19 +321,7 @@ fn bad_input_is_refused_by_line_and_nothing_after_it_is_appended() {
         err.contains("input line 4") && err.contains("duplicate key \"a\""),
         "{err}"
     );
-    let root: Value = serde_json::from_str(&run_ok(
-        &[
-            "scroll",
-            "root",
-            "--data-dir",
-            d,
-            "--scroll",
-            "Compliance",
-            "--json",
-        ],
-        "",
-    ))
-    .expect("json");
+    let root = compliance_root(d);
     assert_eq!(root["size"], 3);
 
     for (bad, needle) in [
@@ -345,19 +338,7 @@ fn bad_input_is_refused_by_line_and_nothing_after_it_is_appended() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(needle), "{bad}: {err}");
     }
-    let root: Value = serde_json::from_str(&run_ok(
-        &[
-            "scroll",
-            "root",
-            "--data-dir",
-            d,
-            "--scroll",
-            "Compliance",
-            "--json",
-        ],
-        "",
-    ))
-    .expect("json");
+    let root = compliance_root(d);
     assert_eq!(root["size"], 3, "nothing was appended by refused input");
 }
 

@@ -21,6 +21,16 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
+/// A file's code without its comment lines: docs may say what the code does not use.
+fn code_of(file: &Path) -> String {
+    fs::read_to_string(file)
+        .expect("read")
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("//"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 #[test]
 fn vm_receipts_uses_no_runtime_network_or_os_entropy() {
     let manifest = fs::read_to_string(workspace().join("receipts/Cargo.toml")).expect("manifest");
@@ -46,13 +56,7 @@ fn vm_receipts_uses_no_runtime_network_or_os_entropy() {
     let mut files = Vec::new();
     rust_files(&workspace().join("receipts/src"), &mut files);
     for file in files {
-        // Code only: the crate's docs may say what it does not use.
-        let text: String = fs::read_to_string(&file)
-            .expect("read")
-            .lines()
-            .filter(|l| !l.trim_start().starts_with("//"))
-            .collect::<Vec<_>>()
-            .join("\n");
+        let text = code_of(&file);
         for banned in [
             "tokio",
             "std::net",
@@ -72,12 +76,7 @@ fn the_engine_is_sans_io() {
     rust_files(&workspace().join("src/engine"), &mut files);
     assert!(!files.is_empty());
     for file in files {
-        let code: String = fs::read_to_string(&file)
-            .expect("read")
-            .lines()
-            .filter(|l| !l.trim_start().starts_with("//"))
-            .collect::<Vec<_>>()
-            .join("\n");
+        let code = code_of(&file);
         for banned in [
             "tokio",
             "std::fs",
