@@ -1,12 +1,14 @@
 //! A scroll's checkpoint, `receipts/<lower>/<lower>_events.checkpoint`: one JSON line
 //! `{"bytes","root","roots_hash","size"}` saying "the first `size` receipts, `bytes` bytes of
-//! the JSONL file, have Merkle root `root`, and their `root_hash` values (32 bytes each,
-//! concatenated) hash to `roots_hash`; every one of those values was checked".
+//! the JSONL file, have Merkle root `root`, and their `root_hash` values with the offset of
+//! that member in each line (32 + 8 bytes per line, concatenated) hash to `roots_hash`; every
+//! one of those values was checked".
 //!
 //! It is written after a scroll has been checked (at open) and when a handle is dropped. On
 //! the next open, lines inside the checkpoint still have their leaves hashed (the tree is built
 //! from them) but not each `root_hash` recomputed: the Merkle root pins every leaf byte, the
-//! digest pins every `root_hash` value, and the length pins the line boundaries, so if all
+//! digest pins every `root_hash` value and where it sits, and the length pins the line
+//! boundaries, so if all
 //! three match, the lines are the ones that were checked. (The digest costs 32 bytes of
 //! hashing per receipt, against the ~9 node hashes a per-line root check costs at 1M.) Any disagreement (the prefix changed, the file
 //! is shorter, the root differs) means the scroll changed behind the node's back: open checks
@@ -29,7 +31,8 @@ pub(crate) struct Checkpoint {
     pub bytes: u64,
     /// Merkle root of the receipts in them.
     pub root: Blake3Hash,
-    /// blake3 of the concatenated 32-byte `root_hash` values of those receipts.
+    /// blake3 over each of those receipts' `root_hash` value (32 bytes) and member offset
+    /// (8 bytes, little-endian).
     pub roots_hash: Blake3Hash,
     /// Receipts in them.
     pub size: u64,
