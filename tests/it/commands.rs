@@ -23,6 +23,21 @@ fn append(d: &str, input: &str) -> std::process::Output {
     )
 }
 
+/// `scroll verify` of the Compliance scroll of data dir `d`.
+fn verify_compliance(d: &str) -> std::process::Output {
+    run(
+        &[
+            "scroll",
+            "verify",
+            "--data-dir",
+            d,
+            "--scroll",
+            "Compliance",
+        ],
+        "",
+    )
+}
+
 /// `scroll root --json` of the Compliance scroll of data dir `d`.
 fn compliance_root(d: &str) -> Value {
     serde_json::from_str(&run_ok(
@@ -281,17 +296,7 @@ fn append_verify_root_and_proofs() {
     let path = dir.join("receipts/compliance/compliance_events.jsonl");
     let text = fs::read_to_string(&path).expect("read");
     fs::write(&path, text.replacen("\"n\":30", "\"n\":31", 1)).expect("write");
-    let out = run(
-        &[
-            "scroll",
-            "verify",
-            "--data-dir",
-            d,
-            "--scroll",
-            "Compliance",
-        ],
-        "",
-    );
+    let out = verify_compliance(d);
     assert_eq!(out.status.code(), Some(1));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -374,17 +379,7 @@ fn errors_say_what_to_do() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let d = tmp.path().join("none");
     let d = d.to_str().expect("path");
-    let out = run(
-        &[
-            "scroll",
-            "verify",
-            "--data-dir",
-            d,
-            "--scroll",
-            "Compliance",
-        ],
-        "",
-    );
+    let out = verify_compliance(d);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("run `vm-federation init"));
 

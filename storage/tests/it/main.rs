@@ -183,15 +183,18 @@ fn witness_state_is_compare_and_swap_and_never_moves_back() {
     );
 }
 
+/// Checks `(origin, nonce)` at `now` with the 300 s window of signed requests.
+fn replay(store: &Store, origin: &MeshId, nonce: &str, now: i64) -> Replay {
+    store
+        .write(|tx| tx.check_replay(origin, nonce, at(now), at(now + 300)))
+        .expect("check")
+}
+
 #[test]
 fn replayed_nonces_are_refused_until_they_expire() {
     let store = Store::in_memory().expect("store");
     let origin = mesh("berlin");
-    let check = |nonce: &str, now: i64| {
-        store
-            .write(|tx| tx.check_replay(&origin, nonce, at(now), at(now + 300)))
-            .expect("check")
-    };
+    let check = |nonce: &str, now: i64| replay(&store, &origin, nonce, now);
     assert_eq!(check("n1", 1000), Replay::Fresh);
     assert_eq!(check("n1", 1100), Replay::Replayed);
     assert_eq!(check("n2", 1100), Replay::Fresh);
@@ -213,11 +216,7 @@ fn replayed_nonces_are_refused_until_they_expire() {
 fn regression_reused_nonce_survives_the_purge_of_its_old_entry() {
     let store = Store::in_memory().expect("store");
     let origin = mesh("berlin");
-    let check = |nonce: &str, now: i64| {
-        store
-            .write(|tx| tx.check_replay(&origin, nonce, at(now), at(now + 300)))
-            .expect("check")
-    };
+    let check = |nonce: &str, now: i64| replay(&store, &origin, nonce, now);
     // More entries than one purge removes, all expiring together; "zz" sorts last.
     for i in 0..70 {
         assert_eq!(check(&format!("a{i:02}"), 1000), Replay::Fresh);
