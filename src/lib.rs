@@ -1,12 +1,14 @@
 //! `vaultmesh-federation`: the VaultMesh federation node.
 //!
-//! This crate will hold the sans-IO federation engine, the node runtime that drives it, the
-//! control socket and the CLI. Today it holds the CLI's first commands (`init`, `scroll …`),
-//! the data directory, the configuration, the one clock module, and the first piece of the
-//! engine: the request policy.
+//! It holds the sans-IO federation [`engine`] (the whole trust lifecycle, with its request
+//! policy), [`federation_log`] (engine receipts into the Federation scroll, exactly once),
+//! the CLI's commands that need no daemon (`init`, `scroll …`), the data directory, the
+//! configuration and the one clock module. The node runtime that drives the engine over the
+//! network and the control socket come with the network issue.
 
 pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod data_dir;
 pub mod engine;
+pub mod federation_log;

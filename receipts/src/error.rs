@@ -70,7 +70,7 @@ pub enum EncodingError {
 }
 
 /// Shortens what we echo back in errors: a hostile peer controls the value.
-pub(crate) fn shown(value: &str) -> String {
+pub fn shown(value: &str) -> String {
     const MAX_CHARS: usize = 80;
     if value.chars().count() <= MAX_CHARS {
         value.to_owned()

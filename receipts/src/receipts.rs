@@ -121,6 +121,33 @@ pub struct TrustRevokedReceipt {
     pub extra: Extra,
 }
 
+/// `fed_trust_suspended` / `fed_trust_resumed`: witnessing under an agreement stopped pending
+/// a discrepancy's resolution (seed §6.3 step 4), or started again. Not in the seed's list;
+/// see ARCHITECTURE.md.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrustSuspensionReceipt {
+    /// The agreement.
+    pub agreement_id: DocumentId,
+    /// The other party.
+    pub peer: MeshId,
+    /// Why (the operator's words, or the discrepancy).
+    pub reason: String,
+    /// The discrepancy that caused it, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub discrepancy_id: Option<DocumentId>,
+    /// When.
+    pub timestamp: Timestamp,
+    /// Free tags.
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Scroll root after this receipt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root_hash: Option<Blake3Hash>,
+    /// Fields this version does not know.
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
 /// A summary of the anchor a witness checked (`witnessed_anchor`): backend plus its fields.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AnchorSummary {
@@ -303,6 +330,12 @@ pub enum FederationReceipt {
     /// `fed_trust_revoked`
     #[serde(rename = "fed_trust_revoked")]
     TrustRevoked(TrustRevokedReceipt),
+    /// `fed_trust_suspended`
+    #[serde(rename = "fed_trust_suspended")]
+    TrustSuspended(TrustSuspensionReceipt),
+    /// `fed_trust_resumed`
+    #[serde(rename = "fed_trust_resumed")]
+    TrustResumed(TrustSuspensionReceipt),
     /// `fed_witness_event`
     #[serde(rename = "fed_witness_event")]
     WitnessEvent(WitnessEventReceipt),
@@ -352,6 +385,7 @@ impl FederationReceipt {
             Self::TrustProposal(r) => r.root_hash,
             Self::TrustEstablished(r) => r.root_hash,
             Self::TrustRevoked(r) => r.root_hash,
+            Self::TrustSuspended(r) | Self::TrustResumed(r) => r.root_hash,
             Self::WitnessEvent(r) => r.root_hash,
             Self::CrossAnchor(r) => r.root_hash,
             Self::SchemaSync(r) => r.root_hash,
@@ -372,6 +406,7 @@ receipt_documents! {
     TrustProposalReceipt => "fed_trust_proposal",
     TrustEstablishedReceipt => "fed_trust_established",
     TrustRevokedReceipt => "fed_trust_revoked",
+    TrustSuspensionReceipt => "fed_trust_suspended",
     WitnessEventReceipt => "fed_witness_event",
     CrossAnchorReceipt => "fed_cross_anchor",
     SchemaSyncReceipt => "fed_schema_sync",
@@ -431,6 +466,8 @@ pub fn receipt_from_value(value: Value) -> Result<FederationReceipt, DocumentErr
         "fed_trust_proposal" => FederationReceipt::TrustProposal(from_value(rest)?),
         "fed_trust_established" => FederationReceipt::TrustEstablished(from_value(rest)?),
         "fed_trust_revoked" => FederationReceipt::TrustRevoked(from_value(rest)?),
+        "fed_trust_suspended" => FederationReceipt::TrustSuspended(from_value(rest)?),
+        "fed_trust_resumed" => FederationReceipt::TrustResumed(from_value(rest)?),
         "fed_witness_event" => FederationReceipt::WitnessEvent(from_value(rest)?),
         "fed_cross_anchor" => FederationReceipt::CrossAnchor(from_value(rest)?),
         "fed_schema_sync" => FederationReceipt::SchemaSync(from_value(rest)?),

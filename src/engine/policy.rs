@@ -74,6 +74,8 @@ pub enum Refusal {
     ScrollNotShared(ScrollName),
 }
 
+impl std::error::Error for Refusal {}
+
 impl fmt::Display for Refusal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -146,8 +148,11 @@ pub fn authorize(
         }
         AgreementStatus::Suspended { .. } if managing => {}
         AgreementStatus::Suspended { .. } => return Err(Refusal::Suspended),
-        AgreementStatus::AwaitingCountersignature if request == PeerRequest::GetAgreement => {}
-        AgreementStatus::AwaitingCountersignature => return Err(Refusal::NotYetInForce),
+        AgreementStatus::AwaitingCountersignature | AgreementStatus::Abandoned { .. }
+            if request == PeerRequest::GetAgreement => {}
+        AgreementStatus::AwaitingCountersignature | AgreementStatus::Abandoned { .. } => {
+            return Err(Refusal::NotYetInForce);
+        }
     }
     let agreed = record.agreement.trust_level;
     if agreed < required {

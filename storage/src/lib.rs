@@ -11,6 +11,10 @@
 //! - **Schema**: the `meta` table holds the schema version; [`Store::open`] creates it,
 //!   migrates an older database forward in one transaction, and refuses a newer one.
 //! - **Backends**: a file, or redb's in-memory backend for simulation and tests.
+//! - **Outboxes** (schema 2): receipts decided but not yet in the Federation scroll, keyed by
+//!   the sequence each will have, and messages not yet acknowledged by their peer. The engine
+//!   writes them in the same transaction as the state change, which is what makes receipts
+//!   exactly-once and messages at-least-once across a crash.
 //! - **Blocking**: redb calls block on disk I/O; async callers run them on a dedicated thread
 //!   or `spawn_blocking`, never on the executor.
 //!
@@ -23,7 +27,7 @@ mod store;
 
 pub use error::StoreError;
 pub use records::{
-    AgreementRecord, AgreementStatus, CasOutcome, Direction, DiscrepancyRecord, PeerEntry,
-    PeerSource, ProposalRecord, ProposalStatus, Record, WitnessState,
+    AgreementRecord, AgreementStatus, CasOutcome, Direction, DiscrepancyRecord, OutgoingMessage,
+    PeerEntry, PeerSource, ProposalRecord, ProposalStatus, Record, WitnessState,
 };
 pub use store::{ReadTx, Replay, SCHEMA_VERSION, Store, WriteTx};

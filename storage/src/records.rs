@@ -7,10 +7,10 @@ use redb::TableDefinition;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use vm_receipts::documents::{
-    DiscoveryRecord, DiscrepancyReport, FederationAgreement, ProposalResponse, SignedRoot,
-    TrustProposal, WitnessResult,
+    DiscoveryRecord, DiscrepancyReport, FederationAgreement, ProposalResponse, RevocationNotice,
+    SignedRoot, TrustProposal, WitnessResult,
 };
-use vm_receipts::{DocumentId, MeshId, PublicKey, ScrollName, Timestamp};
+use vm_receipts::{Blake3Hash, DocumentId, MeshId, PublicKey, ScrollName, Timestamp};
 
 /// A kind of record: its table and its key.
 pub trait Record: Serialize + DeserializeOwned {
@@ -138,6 +138,14 @@ pub enum AgreementStatus {
         /// Why.
         reason: String,
     },
+    /// Never countersigned and no longer awaited: the peer refused it, its proposal expired
+    /// long ago, or a competing agreement with the same peer came into force. A late
+    /// countersignature may still bring it into force (a signature is a commitment) unless
+    /// another agreement with the peer is in force.
+    Abandoned {
+        /// Why.
+        reason: String,
+    },
     /// Revoked with notice; in force until `effective_at`.
     Revoking {
         /// When it ends.
@@ -157,6 +165,12 @@ pub struct AgreementRecord {
     pub agreement: FederationAgreement,
     /// Where it stands.
     pub status: AgreementStatus,
+    /// The signed notice that is ending it, once either party revoked it.
+    #[serde(default)]
+    pub revocation: Option<RevocationNotice>,
+    /// When the next verification cycle with the peer is due (while in force).
+    #[serde(default)]
+    pub next_verification_at: Option<Timestamp>,
     /// Last change.
     pub updated_at: Timestamp,
 }
@@ -242,4 +256,39 @@ impl Record for DiscrepancyRecord {
             self.report.body.reporting_mesh, self.report.body.discrepancy_id
         )
     }
+}
+
+/// A message to a peer that it has not acknowledged yet. One per (peer, topic): a newer
+/// message on the same negotiation or agreement replaces the older one, which no longer
+/// matters. Sent again, with backoff, until acknowledged, refused, or given up.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutgoingMessage {
+    /// The recipient.
+    pub to: MeshId,
+    /// What it is about (a proposal key or an agreement id).
+    pub topic: String,
+    /// The message, as the engine encodes it.
+    pub message: serde_json::Value,
+    /// blake3 of the JCS of the message: what an acknowledgement names.
+    pub message_hash: Blake3Hash,
+    /// Attempts so far.
+    pub attempts: u32,
+    /// When it is due again.
+    pub next_attempt_at: Timestamp,
+    /// When it was first queued.
+    pub created_at: Timestamp,
+}
+
+impl Record for OutgoingMessage {
+    const TABLE: TableDefinition<'static, &'static str, &'static [u8]> =
+        TableDefinition::new("outgoing");
+    const NAME: &'static str = "outgoing";
+    fn key(&self) -> String {
+        outgoing_key(&self.to, &self.topic)
+    }
+}
+
+/// The key of an outgoing message: recipient, then topic.
+pub fn outgoing_key(to: &MeshId, topic: &str) -> String {
+    format!("{to}/{topic}")
 }

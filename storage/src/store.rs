@@ -10,11 +10,12 @@ use vm_receipts::{MeshId, Timestamp};
 
 use crate::error::StoreError;
 use crate::records::{
-    AgreementRecord, CasOutcome, DiscrepancyRecord, PeerEntry, ProposalRecord, Record, WitnessState,
+    AgreementRecord, CasOutcome, DiscrepancyRecord, OutgoingMessage, PeerEntry, ProposalRecord,
+    Record, WitnessState,
 };
 
 /// The schema this program writes.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const SCHEMA_KEY: &str = "schema_version";
@@ -32,7 +33,7 @@ const PURGE_PER_CHECK: usize = 64;
 type Migration = fn(&WriteTransaction) -> Result<(), StoreError>;
 
 /// `MIGRATIONS[v]` takes a database from schema version `v` to `v + 1`.
-const MIGRATIONS: [Migration; SCHEMA_VERSION as usize] = [create_v1];
+const MIGRATIONS: [Migration; SCHEMA_VERSION as usize] = [create_v1, create_v2];
 
 /// Version 1: every table exists.
 fn create_v1(txn: &WriteTransaction) -> Result<(), StoreError> {
@@ -45,6 +46,20 @@ fn create_v1(txn: &WriteTransaction) -> Result<(), StoreError> {
     txn.open_table(REPLAY_BY_EXPIRY)?;
     Ok(())
 }
+
+/// Version 2: the engine's outboxes (receipts not yet in the Federation scroll, messages not
+/// yet acknowledged by their peer). Version-1 records read unchanged: the fields added to
+/// agreement records have defaults.
+fn create_v2(txn: &WriteTransaction) -> Result<(), StoreError> {
+    txn.open_table(RECEIPT_OUTBOX)?;
+    txn.open_table(OutgoingMessage::TABLE)?;
+    Ok(())
+}
+
+/// Federation scroll sequence → the receipt (JSON object, without `root_hash`) that the
+/// engine decided on in the same transaction as the state change it records, and that is not
+/// yet known to be in the scroll.
+const RECEIPT_OUTBOX: TableDefinition<u64, &[u8]> = TableDefinition::new("receipt_outbox");
 
 /// The node's state database. Open it once per process.
 pub struct Store {
@@ -121,6 +136,18 @@ impl Store {
         Ok(out)
     }
 
+    /// As [`Store::write`], for callers with their own error type: if `f` fails, with any
+    /// error, nothing it did is kept.
+    pub fn transact<T, E: From<StoreError>>(
+        &self,
+        f: impl FnOnce(&mut WriteTx<'_>) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let txn = self.db.begin_write().map_err(StoreError::from)?;
+        let out = f(&mut WriteTx { txn: &txn })?;
+        txn.commit().map_err(StoreError::from)?;
+        Ok(out)
+    }
+
     /// Runs `f` on a consistent snapshot.
     pub fn read<T>(
         &self,
@@ -191,6 +218,27 @@ impl ReadTx {
     pub fn all<R: Record>(&self) -> Result<Vec<R>, StoreError> {
         all_from(&self.txn.open_table(R::TABLE)?)
     }
+
+    /// A counter or marker in the `meta` table.
+    pub fn meta(&self, key: &str) -> Result<Option<u64>, StoreError> {
+        Ok(self.txn.open_table(META)?.get(key)?.map(|v| v.value()))
+    }
+
+    /// The receipts waiting for the Federation scroll, by the sequence each will have.
+    pub fn pending_receipts(&self) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        pending_from(&self.txn.open_table(RECEIPT_OUTBOX)?)
+    }
+}
+
+fn pending_from(
+    table: &impl ReadableTable<u64, &'static [u8]>,
+) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+    let mut out = Vec::new();
+    for entry in table.iter()? {
+        let (k, v) = entry?;
+        out.push((k.value(), v.value().to_vec()));
+    }
+    Ok(out)
 }
 
 /// A write transaction: every change made through it commits together.
@@ -219,6 +267,53 @@ impl WriteTx<'_> {
             .open_table(R::TABLE)?
             .insert(record.key().as_str(), bytes.as_slice())?;
         Ok(())
+    }
+
+    /// A counter or marker in the `meta` table (the schema version lives there too).
+    pub fn meta(&self, key: &str) -> Result<Option<u64>, StoreError> {
+        Ok(self.txn.open_table(META)?.get(key)?.map(|v| v.value()))
+    }
+
+    /// Sets a counter or marker in the `meta` table.
+    pub fn set_meta(&mut self, key: &str, value: u64) -> Result<(), StoreError> {
+        if key == SCHEMA_KEY {
+            return Err(StoreError::Database(
+                "the schema version is set by migrations only".into(),
+            ));
+        }
+        self.txn.open_table(META)?.insert(key, value)?;
+        Ok(())
+    }
+
+    /// Queues a receipt for the Federation scroll under the sequence it will have; refused
+    /// if that sequence is already queued (two receipts can never claim one line).
+    pub fn queue_receipt(&mut self, sequence: u64, receipt: &[u8]) -> Result<(), StoreError> {
+        let mut table = self.txn.open_table(RECEIPT_OUTBOX)?;
+        if table.get(sequence)?.is_some() {
+            return Err(StoreError::Database(format!(
+                "receipt outbox: sequence {sequence} is already queued"
+            )));
+        }
+        table.insert(sequence, receipt)?;
+        Ok(())
+    }
+
+    /// The receipts waiting for the Federation scroll, by sequence.
+    pub fn pending_receipts(&self) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        pending_from(&self.txn.open_table(RECEIPT_OUTBOX)?)
+    }
+
+    /// Forgets queued receipts below `size`: the scroll holds them.
+    pub fn receipts_stored_below(&mut self, size: u64) -> Result<usize, StoreError> {
+        let mut table = self.txn.open_table(RECEIPT_OUTBOX)?;
+        let done: Vec<u64> = table
+            .range(..size)?
+            .map(|e| e.map(|(k, _)| k.value()))
+            .collect::<Result<_, _>>()?;
+        for sequence in &done {
+            table.remove(*sequence)?;
+        }
+        Ok(done.len())
     }
 
     /// Removes a record; true if it was there.

@@ -3,6 +3,8 @@
 
 mod commands;
 mod crash;
+mod engine;
+mod net;
 mod policy;
 mod support;
 mod tidy;

@@ -43,6 +43,8 @@ fn agreement(level: TrustLevel, status: AgreementStatus) -> AgreementRecord {
     AgreementRecord {
         agreement,
         status,
+        revocation: None,
+        next_verification_at: None,
         updated_at: at(1_000),
     }
 }

@@ -9,6 +9,7 @@ use super::{
     Document, DocumentError, Extra, SignatureField, check_len, check_unique, invalid,
     signed_with_field,
 };
+use crate::hash::Blake3Hash;
 use crate::id::{DocumentId, MeshId, ScrollName};
 use crate::key::Kind;
 use crate::timestamp::Timestamp;
@@ -288,6 +289,9 @@ pub enum ResponseType {
     Reject,
     /// Other terms are offered in `counter_terms`.
     Counter,
+    /// The proposer takes its proposal back (an addition to the seed's three answers; see
+    /// ARCHITECTURE.md). `reason` is optional.
+    Withdraw,
 }
 
 /// An answer to a proposal (seed §3.3): accept, reject (with reason) or counter (with terms).
@@ -301,7 +305,13 @@ pub struct ProposalResponse {
     pub responder: MeshId,
     /// When.
     pub responded_at: Timestamp,
-    /// Why, for a reject.
+    /// The blake3 of the JCS of the signed document this answers (the proposal or the last
+    /// counter). The seed's example has no such field, so it parses without it; the engine
+    /// requires it, since without it an accept cannot say which of two crossing offers it
+    /// accepts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub responds_to: Option<Blake3Hash>,
+    /// Why, for a reject or a withdrawal.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     /// The terms offered, for a counter.
@@ -326,10 +336,12 @@ impl Document for ProposalResponse {
                 "counter_terms",
                 "a counter must carry terms",
             )),
-            (ResponseType::Accept | ResponseType::Reject, _, Some(_)) => Err(invalid::<Self>(
-                "counter_terms",
-                "only a counter carries counter_terms",
-            )),
+            (ResponseType::Accept | ResponseType::Reject | ResponseType::Withdraw, _, Some(_)) => {
+                Err(invalid::<Self>(
+                    "counter_terms",
+                    "only a counter carries counter_terms",
+                ))
+            }
             (_, reason, terms) => {
                 if let Some(reason) = reason {
                     check_len::<Self>("reason", reason, 1024)?;

@@ -639,6 +639,21 @@ impl Scroll {
         Ok(line)
     }
 
+    /// The leaf bytes of receipt `sequence`: its line without the `root_hash` member, i.e. the
+    /// JCS of the receipt as it was appended.
+    pub fn read_leaf(&self, sequence: u64) -> Result<Vec<u8>, ScrollError> {
+        let line = self.read_line(sequence)?;
+        let member = line::find_root_member(&line).map_err(|reason| ScrollError::Damaged {
+            scroll: self.name.clone(),
+            sequence,
+            reason,
+        })?;
+        let mut leaf = Vec::with_capacity(line.len());
+        leaf.extend_from_slice(&line[..member.cut_start]);
+        leaf.extend_from_slice(&line[member.cut_end..]);
+        Ok(leaf)
+    }
+
     /// An inclusion proof of receipt `sequence` in the tree of `tree_size` receipts.
     pub fn prove_inclusion(
         &self,

@@ -1,0 +1,663 @@
+//! Agreements (seed §3.4–§3.5, DESIGN §5–§6): drafting, countersigning, activation,
+//! revocation with notice, suspension.
+//!
+//! - The party that accepts the final terms drafts and signs; the other verifies the draft
+//!   against the terms it offered and the keys it holds, countersigns, and activates; the
+//!   drafter activates when the countersigned agreement comes back.
+//! - **One agreement per pair.** A mesh never drafts or countersigns while an agreement with
+//!   the peer is in force. If both parties draft at once (concurrent proposals accepted on
+//!   both sides), each refuses the other's draft unless it has the lower `agreement_hash`,
+//!   and abandons its own when it countersigns the other's: both sides make the same
+//!   comparison, so exactly one draft is countersigned.
+//! - **A signature is a commitment.** A draft we signed comes into force whenever the peer's
+//!   valid countersignature arrives, even after we stopped waiting for it, unless another
+//!   agreement with the peer is in force by then.
+
+use vm_receipts::documents::{
+    Document, FederationAgreement, ProposedTerms, RevocationNotice, SignatureField, SignedDocument,
+};
+use vm_receipts::{DocumentId, MeshId, Timestamp};
+use vm_storage::{
+    AgreementRecord, AgreementStatus, OutgoingMessage, ProposalRecord, ProposalStatus, ReadTx,
+    StoreError, WriteTx,
+};
+
+use super::negotiation::{self, agreement_terms};
+use super::policy::{PeerRequest, authorize};
+use super::{Ctx, EngineError, Event, Output, PeerMessage, new_id, peer_key, receipts, retry};
+
+/// How long after its proposal expired a draft of ours is still awaited before it is
+/// abandoned (a countersignature made in time may be on its way).
+pub const DRAFT_GRACE_SECS: i64 = 86_400;
+
+fn is_party(a: &FederationAgreement, me: &MeshId, peer: &MeshId) -> bool {
+    a.parties.contains(me) && a.parties.contains(peer)
+}
+
+/// The agreement in force with `peer` (active, suspended, or revoked but within its notice).
+pub fn in_force_with(
+    tx: &WriteTx<'_>,
+    me: &MeshId,
+    peer: &MeshId,
+    now: Timestamp,
+) -> Result<Option<AgreementRecord>, EngineError> {
+    Ok(tx
+        .all::<AgreementRecord>()?
+        .into_iter()
+        .find(|r| is_party(&r.agreement, me, peer) && in_force(&r.status, now)))
+}
+
+fn in_force(status: &AgreementStatus, now: Timestamp) -> bool {
+    match status {
+        AgreementStatus::Active | AgreementStatus::Suspended { .. } => true,
+        AgreementStatus::Revoking { effective_at } => now < *effective_at,
+        _ => false,
+    }
+}
+
+/// Our drafts with `peer` that await its countersignature.
+pub fn own_drafts_with(
+    tx: &WriteTx<'_>,
+    me: &MeshId,
+    peer: &MeshId,
+) -> Result<Vec<AgreementRecord>, EngineError> {
+    Ok(tx
+        .all::<AgreementRecord>()?
+        .into_iter()
+        .filter(|r| {
+            is_party(&r.agreement, me, peer)
+                && r.status == AgreementStatus::AwaitingCountersignature
+        })
+        .collect())
+}
+
+/// Drafts and signs the agreement for `terms` of the negotiation `record`, and stores it as
+/// awaiting the countersignature.
+pub fn draft(
+    ctx: &mut Ctx<'_, '_>,
+    record: &ProposalRecord,
+    peer: &MeshId,
+    terms: &ProposedTerms,
+) -> Result<FederationAgreement, EngineError> {
+    let peer_key = peer_key(ctx.tx, peer)?;
+    let my_key = ctx.key.public_key();
+    let agreement_id = new_id(ctx, "fed-agreement")?;
+    let key_of = |mesh: &MeshId| if mesh == ctx.me { my_key } else { peer_key };
+    let p = &record.proposal;
+    let mut agreement = FederationAgreement::draft(
+        agreement_id,
+        [
+            (p.proposer.clone(), key_of(&p.proposer)),
+            (p.target.clone(), key_of(&p.target)),
+        ],
+        ctx.now,
+        p.proposed_trust_level,
+        agreement_terms(terms),
+    )?;
+    agreement.sign_as(ctx.me, ctx.key, ctx.now)?;
+    if ctx
+        .tx
+        .get::<AgreementRecord>(agreement.agreement_id.as_str())?
+        .is_some()
+    {
+        return Err(EngineError::IdReused {
+            what: "agreement",
+            id: agreement.agreement_id,
+        });
+    }
+    ctx.tx.put(&AgreementRecord {
+        agreement: agreement.clone(),
+        status: AgreementStatus::AwaitingCountersignature,
+        revocation: None,
+        next_verification_at: None,
+        updated_at: ctx.now,
+    })?;
+    Ok(agreement)
+}
+
+/// Checks the draft `from` sent with its accept of `terms` (ours), countersigns it, stores it
+/// in force and sends it back. The caller records the accept and calls [`activated`].
+pub fn countersign(
+    ctx: &mut Ctx<'_, '_>,
+    record: &ProposalRecord,
+    from: &MeshId,
+    terms: &ProposedTerms,
+    mut draft: FederationAgreement,
+) -> Result<AgreementRecord, EngineError> {
+    draft.validate()?;
+    let mismatch = |reason: String| EngineError::DraftMismatch {
+        agreement_id: draft.agreement_id.clone(),
+        reason,
+    };
+    let p = &record.proposal;
+    if draft.parties != [p.proposer.clone(), p.target.clone()] {
+        return Err(mismatch(
+            "its parties are not the proposer and the target".into(),
+        ));
+    }
+    if draft.trust_level != p.proposed_trust_level {
+        return Err(mismatch(format!(
+            "trust level {} instead of {}",
+            draft.trust_level, p.proposed_trust_level
+        )));
+    }
+    if draft.terms != agreement_terms(terms) {
+        return Err(mismatch("its terms are not the terms accepted".into()));
+    }
+    let held = peer_key(ctx.tx, from)?;
+    for (mesh, expected) in [(ctx.me, ctx.key.public_key()), (from, held)] {
+        match draft.key_of(mesh) {
+            Some(k) if *k == expected => {}
+            Some(k) => {
+                return Err(EngineError::KeyMismatch {
+                    mesh: mesh.clone(),
+                    expected: Box::new(expected),
+                    found: Box::new(*k),
+                });
+            }
+            None => return Err(mismatch(format!("it records no key for {mesh}"))),
+        }
+    }
+    if draft.signatures.len() != 1 || !draft.signatures.contains_key(from) {
+        return Err(mismatch(format!(
+            "it must carry exactly {from}'s signature"
+        )));
+    }
+    draft.verify_party(from)?;
+    if draft.established_at.seconds_since(ctx.now) > ctx.config.max_clock_skew_secs {
+        return Err(EngineError::ClockSkew {
+            field: "established_at",
+            value: draft.established_at,
+            now: ctx.now,
+            limit_secs: ctx.config.max_clock_skew_secs,
+        });
+    }
+    if ctx
+        .tx
+        .get::<AgreementRecord>(draft.agreement_id.as_str())?
+        .is_some()
+    {
+        return Err(EngineError::IdReused {
+            what: "agreement",
+            id: draft.agreement_id,
+        });
+    }
+    if let Some(a) = in_force_with(ctx.tx, ctx.me, from, ctx.now)? {
+        return Err(EngineError::AlreadyFederated {
+            peer: from.clone(),
+            agreement_id: a.agreement.agreement_id,
+        });
+    }
+    // Both sides drafted at once: the lower hash stands, on both sides.
+    for ours in own_drafts_with(ctx.tx, ctx.me, from)? {
+        if ours.agreement.agreement_hash.to_string() < draft.agreement_hash.to_string() {
+            return Err(EngineError::CompetingDraft {
+                ours: ours.agreement.agreement_id,
+                theirs: draft.agreement_id,
+            });
+        }
+    }
+    for ours in own_drafts_with(ctx.tx, ctx.me, from)? {
+        let reason = format!(
+            "superseded by {}, which has the lower hash",
+            draft.agreement_id
+        );
+        abandon_draft(ctx, &ours.agreement.agreement_id, &reason)?;
+    }
+    draft.sign_as(ctx.me, ctx.key, ctx.now)?;
+    draft.verify_complete()?;
+    let record = AgreementRecord {
+        agreement: draft.clone(),
+        status: AgreementStatus::Active,
+        revocation: None,
+        next_verification_at: Some(next_cycle(&draft, ctx.now)),
+        updated_at: ctx.now,
+    };
+    ctx.tx.put(&record)?;
+    let topic = draft.agreement_id.to_string();
+    retry::send(ctx, from, &topic, PeerMessage::Agreement(draft))?;
+    Ok(record)
+}
+
+fn next_cycle(a: &FederationAgreement, now: Timestamp) -> Timestamp {
+    now.plus_seconds(i64::from(a.terms.verification_frequency.interval_secs()))
+}
+
+/// An agreement came into force: its receipt, the root exchange, the operator's event.
+pub fn activated(ctx: &mut Ctx<'_, '_>, record: &AgreementRecord) -> Result<(), EngineError> {
+    receipts::established(ctx, record)?;
+    let a = &record.agreement;
+    let peer = a
+        .counterparty(ctx.me)
+        .cloned()
+        .ok_or_else(|| EngineError::OutOfOrder("we are not a party".into()))?;
+    ctx.out.push(Output::ExchangeRoots {
+        peer: peer.clone(),
+        scrolls: a.terms.scrolls_shared.clone(),
+    });
+    ctx.event(Event::Established {
+        agreement_id: a.agreement_id.clone(),
+        peer,
+    });
+    Ok(())
+}
+
+/// Our draft, countersigned by `from`, came back.
+pub fn on_countersigned(
+    ctx: &mut Ctx<'_, '_>,
+    from: &MeshId,
+    agreement: FederationAgreement,
+) -> Result<(), EngineError> {
+    let id = agreement.agreement_id.clone();
+    let mut record: AgreementRecord = ctx
+        .tx
+        .get(id.as_str())?
+        .ok_or_else(|| EngineError::UnknownAgreement(id.clone()))?;
+    if !is_party(&record.agreement, ctx.me, from) {
+        return Err(EngineError::UnknownAgreement(id));
+    }
+    if !record.agreement.signatures.contains_key(ctx.me) {
+        return Err(EngineError::OutOfOrder(format!(
+            "agreement {id} was not drafted by us"
+        )));
+    }
+    agreement.validate()?;
+    if agreement.agreement_hash != record.agreement.agreement_hash {
+        return Err(EngineError::DraftMismatch {
+            agreement_id: id,
+            reason: "its body differs from the draft we signed".into(),
+        });
+    }
+    if agreement.signatures.get(ctx.me) != record.agreement.signatures.get(ctx.me) {
+        return Err(EngineError::DraftMismatch {
+            agreement_id: id,
+            reason: "our signature on it is not the one we made".into(),
+        });
+    }
+    agreement.verify_party(from)?;
+    agreement.verify_complete()?;
+    match &record.status {
+        AgreementStatus::AwaitingCountersignature | AgreementStatus::Abandoned { .. } => {}
+        _ if record.agreement.signatures == agreement.signatures => {
+            return Err(EngineError::AlreadyReceived(format!("agreement {id}")));
+        }
+        other => {
+            return Err(EngineError::OutOfOrder(format!(
+                "agreement {id} is {other:?}"
+            )));
+        }
+    }
+    if let Some(a) = in_force_with(ctx.tx, ctx.me, from, ctx.now)? {
+        return Err(EngineError::AlreadyFederated {
+            peer: from.clone(),
+            agreement_id: a.agreement.agreement_id,
+        });
+    }
+    let interval_from = ctx.now;
+    record.agreement = agreement;
+    record.status = AgreementStatus::Active;
+    record.next_verification_at = Some(next_cycle(&record.agreement, interval_from));
+    record.updated_at = ctx.now;
+    ctx.tx.put(&record)?;
+    // The accept that carried the draft is answered: stop resending it.
+    if let Some(p) = proposal_of(ctx.tx, &id)? {
+        retry::forget(ctx, from, &negotiation::topic(&p))?;
+    }
+    activated(ctx, &record)
+}
+
+/// The negotiation an agreement of ours came from.
+fn proposal_of(
+    tx: &WriteTx<'_>,
+    agreement_id: &DocumentId,
+) -> Result<Option<ProposalRecord>, EngineError> {
+    Ok(tx.all::<ProposalRecord>()?.into_iter().find(|p| {
+        matches!(&p.status, ProposalStatus::Accepted { agreement_id: Some(a) } if a == agreement_id)
+    }))
+}
+
+/// Our draft will not be countersigned (as far as we know).
+pub fn abandon_draft(
+    ctx: &mut Ctx<'_, '_>,
+    agreement_id: &DocumentId,
+    reason: &str,
+) -> Result<(), EngineError> {
+    let Some(mut record) = ctx.tx.get::<AgreementRecord>(agreement_id.as_str())? else {
+        return Ok(());
+    };
+    if record.status != AgreementStatus::AwaitingCountersignature {
+        return Ok(());
+    }
+    record.status = AgreementStatus::Abandoned {
+        reason: reason.to_owned(),
+    };
+    record.updated_at = ctx.now;
+    ctx.tx.put(&record)?;
+    if let (Some(p), Some(peer)) = (
+        proposal_of(ctx.tx, agreement_id)?,
+        record.agreement.counterparty(ctx.me).cloned(),
+    ) {
+        retry::forget(ctx, &peer, &negotiation::topic(&p))?;
+    }
+    ctx.event(Event::DraftAbandoned {
+        agreement_id: agreement_id.clone(),
+        reason: reason.to_owned(),
+    });
+    Ok(())
+}
+
+/// The peer refused for good a message of ours; if it carried our draft, the draft is
+/// abandoned (a valid countersignature arriving later still counts).
+pub fn on_draft_refused(
+    ctx: &mut Ctx<'_, '_>,
+    to: &MeshId,
+    message: &OutgoingMessage,
+    reason: &str,
+) -> Result<(), EngineError> {
+    if let Ok(PeerMessage::Response {
+        agreement: Some(draft),
+        ..
+    }) = PeerMessage::from_value(message.message.clone())
+    {
+        abandon_draft(
+            ctx,
+            &draft.agreement_id,
+            &format!("{to} refused it: {reason}"),
+        )?;
+    }
+    Ok(())
+}
+
+// ---- revocation and suspension ----
+
+fn get_ours(ctx: &Ctx<'_, '_>, id: &DocumentId) -> Result<AgreementRecord, EngineError> {
+    let record: AgreementRecord = ctx
+        .tx
+        .get(id.as_str())?
+        .ok_or_else(|| EngineError::UnknownAgreement(id.clone()))?;
+    if !record.agreement.parties.contains(ctx.me) {
+        return Err(EngineError::UnknownAgreement(id.clone()));
+    }
+    Ok(record)
+}
+
+fn peer_of(ctx: &Ctx<'_, '_>, record: &AgreementRecord) -> Result<MeshId, EngineError> {
+    record
+        .agreement
+        .counterparty(ctx.me)
+        .cloned()
+        .ok_or_else(|| EngineError::UnknownAgreement(record.agreement.agreement_id.clone()))
+}
+
+/// Revokes an agreement with `notice_days` of notice: signs the notice, sends it, and ends
+/// the agreement when the notice runs out (now, for 0 days).
+pub fn revoke(
+    ctx: &mut Ctx<'_, '_>,
+    id: &DocumentId,
+    notice_days: u32,
+    reason: String,
+) -> Result<(), EngineError> {
+    let mut record = get_ours(ctx, id)?;
+    match &record.status {
+        AgreementStatus::Active | AgreementStatus::Suspended { .. } => {}
+        AgreementStatus::Revoking { effective_at } => {
+            return Err(EngineError::Command(format!(
+                "agreement {id} is already being revoked; it ends at {effective_at}"
+            )));
+        }
+        other => {
+            return Err(EngineError::Command(format!(
+                "agreement {id} is not in force ({other:?})"
+            )));
+        }
+    }
+    let peer = peer_of(ctx, &record)?;
+    let mut notice = RevocationNotice {
+        agreement_id: id.clone(),
+        revoked_by: ctx.me.clone(),
+        reason,
+        notice_days,
+        effective_at: ctx.now.plus_seconds(i64::from(notice_days) * 86_400),
+        signature: SignatureField::unsigned(),
+        extra: Default::default(),
+    };
+    notice.validate()?;
+    notice.sign(ctx.key)?;
+    record.status = AgreementStatus::Revoking {
+        effective_at: notice.effective_at,
+    };
+    record.revocation = Some(notice.clone());
+    record.updated_at = ctx.now;
+    ctx.tx.put(&record)?;
+    ctx.event(Event::RevocationNoticed {
+        agreement_id: id.clone(),
+        revoked_by: ctx.me.clone(),
+        effective_at: notice.effective_at,
+    });
+    retry::send(
+        ctx,
+        &peer,
+        &format!("revoke/{id}"),
+        PeerMessage::Revocation(notice),
+    )?;
+    if ends_by(&record, ctx.now) {
+        end(ctx, &mut record)?;
+    }
+    Ok(())
+}
+
+/// Whether a revocation notice has run out.
+fn ends_by(record: &AgreementRecord, now: Timestamp) -> bool {
+    matches!(record.status, AgreementStatus::Revoking { effective_at } if effective_at <= now)
+}
+
+/// A revocation notice from the other party.
+pub fn on_revocation(
+    ctx: &mut Ctx<'_, '_>,
+    from: &MeshId,
+    notice: RevocationNotice,
+) -> Result<(), EngineError> {
+    if &notice.revoked_by != from {
+        return Err(EngineError::SenderMismatch {
+            document: "RevocationNotice",
+            author: notice.revoked_by,
+            from: from.clone(),
+        });
+    }
+    let mut record: AgreementRecord = ctx
+        .tx
+        .get(notice.agreement_id.as_str())?
+        .ok_or_else(|| EngineError::UnknownAgreement(notice.agreement_id.clone()))?;
+    if record.revocation.as_ref() == Some(&notice) {
+        return Err(EngineError::AlreadyReceived(format!(
+            "revocation of {}",
+            notice.agreement_id
+        )));
+    }
+    authorize(
+        ctx.me,
+        from,
+        ctx.config.federation_on,
+        Some(&record),
+        ctx.now,
+        PeerRequest::RevokeAgreement,
+    )?;
+    notice.validate()?;
+    let key = *record
+        .agreement
+        .key_of(from)
+        .ok_or_else(|| EngineError::UnknownSender(from.clone()))?;
+    notice.verify(&key)?;
+    // Both parties may revoke; the notice that ends it first (then the lower mesh id) counts.
+    if let Some(held) = &record.revocation
+        && (held.effective_at, &held.revoked_by) <= (notice.effective_at, &notice.revoked_by)
+    {
+        return Err(EngineError::Stale(format!(
+            "agreement {} already ends at {} by {}'s notice",
+            notice.agreement_id, held.effective_at, held.revoked_by
+        )));
+    }
+    record.status = AgreementStatus::Revoking {
+        effective_at: notice.effective_at,
+    };
+    record.revocation = Some(notice.clone());
+    record.updated_at = ctx.now;
+    ctx.tx.put(&record)?;
+    ctx.event(Event::RevocationNoticed {
+        agreement_id: notice.agreement_id.clone(),
+        revoked_by: from.clone(),
+        effective_at: notice.effective_at,
+    });
+    if ends_by(&record, ctx.now) {
+        end(ctx, &mut record)?;
+    }
+    Ok(())
+}
+
+/// The notice ran out: the agreement ends, with its receipt.
+fn end(ctx: &mut Ctx<'_, '_>, record: &mut AgreementRecord) -> Result<(), EngineError> {
+    let Some(notice) = record.revocation.clone() else {
+        return Err(EngineError::OutOfOrder(
+            "ending an agreement without a notice".into(),
+        ));
+    };
+    record.status = AgreementStatus::Revoked {
+        at: notice.effective_at,
+    };
+    record.next_verification_at = None;
+    record.updated_at = ctx.now;
+    ctx.tx.put(record)?;
+    receipts::revoked(
+        ctx,
+        &notice.agreement_id,
+        &notice.revoked_by,
+        &notice.reason,
+        notice.effective_at,
+    )?;
+    ctx.event(Event::Revoked {
+        agreement_id: notice.agreement_id,
+    });
+    Ok(())
+}
+
+/// Stops witnessing under an agreement (seed §6.3 step 4).
+pub fn suspend(
+    ctx: &mut Ctx<'_, '_>,
+    id: &DocumentId,
+    reason: String,
+    discrepancy_id: Option<DocumentId>,
+) -> Result<(), EngineError> {
+    let mut record = get_ours(ctx, id)?;
+    if record.status != AgreementStatus::Active {
+        return Err(EngineError::Command(format!(
+            "only an active agreement can be suspended; {id} is {:?}",
+            record.status
+        )));
+    }
+    let peer = peer_of(ctx, &record)?;
+    record.status = AgreementStatus::Suspended {
+        reason: reason.clone(),
+    };
+    record.updated_at = ctx.now;
+    ctx.tx.put(&record)?;
+    receipts::suspension(ctx, true, id, &peer, &reason, discrepancy_id)?;
+    ctx.event(Event::Suspension {
+        agreement_id: id.clone(),
+        suspended: true,
+    });
+    Ok(())
+}
+
+/// Ends a suspension.
+pub fn resume(ctx: &mut Ctx<'_, '_>, id: &DocumentId, reason: String) -> Result<(), EngineError> {
+    let mut record = get_ours(ctx, id)?;
+    if !matches!(record.status, AgreementStatus::Suspended { .. }) {
+        return Err(EngineError::Command(format!(
+            "agreement {id} is not suspended ({:?})",
+            record.status
+        )));
+    }
+    if !ctx.config.federation_on {
+        return Err(super::policy::Refusal::FederationOff.into());
+    }
+    let peer = peer_of(ctx, &record)?;
+    record.status = AgreementStatus::Active;
+    record.next_verification_at = Some(ctx.now);
+    record.updated_at = ctx.now;
+    ctx.tx.put(&record)?;
+    receipts::suspension(ctx, false, id, &peer, &reason, None)?;
+    ctx.event(Event::Suspension {
+        agreement_id: id.clone(),
+        suspended: false,
+    });
+    Ok(())
+}
+
+// ---- time ----
+
+/// Revocations take effect, stale drafts are abandoned, verification cycles fall due.
+pub fn tick(ctx: &mut Ctx<'_, '_>) -> Result<(), EngineError> {
+    let proposals = ctx.tx.all::<ProposalRecord>()?;
+    for mut record in ctx.tx.all::<AgreementRecord>()? {
+        if ends_by(&record, ctx.now) {
+            end(ctx, &mut record)?;
+            continue;
+        }
+        match record.status {
+            AgreementStatus::AwaitingCountersignature => {
+                let id = record.agreement.agreement_id.clone();
+                let proposal = proposals.iter().find(|p| {
+                    matches!(&p.status, ProposalStatus::Accepted { agreement_id: Some(a) } if a == &id)
+                });
+                if let Some(p) = proposal
+                    && ctx.now >= p.proposal.expires_at.plus_seconds(DRAFT_GRACE_SECS)
+                {
+                    abandon_draft(ctx, &id, "not countersigned before its proposal expired")?;
+                    let mut p = p.clone();
+                    negotiation::expire(ctx, &mut p, Some("not countersigned in time".into()))?;
+                }
+            }
+            AgreementStatus::Active => {
+                if let Some(due) = record.next_verification_at
+                    && due <= ctx.now
+                {
+                    let a = &record.agreement;
+                    let peer = peer_of(ctx, &record)?;
+                    ctx.out.push(Output::VerificationDue {
+                        agreement_id: a.agreement_id.clone(),
+                        peer,
+                        scrolls: a.terms.scrolls_shared.clone(),
+                    });
+                    // Cycles missed while down are not replayed one by one.
+                    record.next_verification_at = Some(next_cycle(a, ctx.now));
+                    ctx.tx.put(&record)?;
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// When agreements next need the engine.
+pub fn deadlines(tx: &ReadTx) -> Result<Vec<Timestamp>, StoreError> {
+    let proposals = tx.all::<ProposalRecord>()?;
+    let mut out = Vec::new();
+    for record in tx.all::<AgreementRecord>()? {
+        match &record.status {
+            AgreementStatus::Revoking { effective_at } => out.push(*effective_at),
+            AgreementStatus::Active => out.extend(record.next_verification_at),
+            AgreementStatus::AwaitingCountersignature => {
+                let id = &record.agreement.agreement_id;
+                out.extend(proposals.iter().find_map(|p| match &p.status {
+                    ProposalStatus::Accepted {
+                        agreement_id: Some(a),
+                    } if a == id => Some(p.proposal.expires_at.plus_seconds(DRAFT_GRACE_SECS)),
+                    _ => None,
+                }));
+            }
+            _ => {}
+        }
+    }
+    Ok(out)
+}

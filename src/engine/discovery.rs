@@ -1,0 +1,171 @@
+//! Discovery records (seed §3.1, DESIGN §5): ours, built and signed; peers', verified and kept
+//! in the peer book with where each came from. A key, once held for a mesh, is never silently
+//! replaced.
+
+use std::collections::BTreeMap;
+
+use vm_receipts::documents::{DiscoveryRecord, Document, SignatureField, SignedDocument};
+use vm_receipts::{MeshId, MeshKey, PublicKey, Timestamp};
+use vm_storage::{PeerEntry, PeerSource};
+
+use super::{Ctx, EngineConfig, EngineError, Event, messages::document_hash};
+
+/// Builds and signs our discovery record as of `now`.
+pub fn build_own(
+    me: &MeshId,
+    key: &MeshKey,
+    config: &EngineConfig,
+    now: Timestamp,
+) -> Result<DiscoveryRecord, EngineError> {
+    let public_key = key.public_key();
+    let mut record = DiscoveryRecord {
+        mesh_id: me.clone(),
+        display_name: config.display_name.clone(),
+        endpoints: config.endpoints.clone(),
+        public_key,
+        scrolls_available: config.scrolls_available.clone(),
+        trust_policy: config.trust_policy.clone(),
+        attestations: Vec::new(),
+        peer_id: public_key.peer_id(),
+        multiaddrs: config.multiaddrs.clone(),
+        updated_at: now,
+        signature: SignatureField::unsigned(),
+        extra: Default::default(),
+    };
+    record.validate()?;
+    record.sign(key)?;
+    Ok(record)
+}
+
+/// Checks a peer's record (rules, signature by its own key, freshness) and stores it, unless
+/// it would replace a key we hold or is older than the record we have.
+pub fn on_record(
+    ctx: &mut Ctx<'_, '_>,
+    record: DiscoveryRecord,
+    source: PeerSource,
+) -> Result<(), EngineError> {
+    if !ctx.config.federation_on {
+        return Err(super::policy::Refusal::FederationOff.into());
+    }
+    if &record.mesh_id == ctx.me {
+        return Err(EngineError::OutOfOrder(
+            "a discovery record claiming our own mesh id".into(),
+        ));
+    }
+    // Typed values can be built without the parser: check the rules again.
+    record.validate()?;
+    record.verify_self_signed()?;
+    let skew = ctx.config.max_clock_skew_secs;
+    if record.updated_at.seconds_since(ctx.now) > skew {
+        return Err(EngineError::ClockSkew {
+            field: "updated_at",
+            value: record.updated_at,
+            now: ctx.now,
+            limit_secs: skew,
+        });
+    }
+    let age = ctx.now.seconds_since(record.updated_at);
+    if age > ctx.config.discovery_max_age_secs {
+        return Err(EngineError::Stale(format!(
+            "discovery record of {} is {age} s old (at most {} s)",
+            record.mesh_id, ctx.config.discovery_max_age_secs
+        )));
+    }
+    let mesh_id = record.mesh_id.clone();
+    let existing: Option<PeerEntry> = ctx.tx.get(&mesh_id.to_string())?;
+    let mut entry = existing.unwrap_or_else(|| PeerEntry {
+        mesh_id: mesh_id.clone(),
+        public_key: None,
+        discovery_record: None,
+        sources: BTreeMap::new(),
+        manual_addresses: Vec::new(),
+        updated_at: ctx.now,
+    });
+    check_key(&mesh_id, entry.public_key.as_ref(), &record.public_key)?;
+    if let Some(held) = &entry.discovery_record {
+        if held.updated_at > record.updated_at {
+            return Err(EngineError::Stale(format!(
+                "discovery record of {mesh_id} from {} is older than the one we hold ({})",
+                record.updated_at, held.updated_at
+            )));
+        }
+        if held.updated_at == record.updated_at {
+            if document_hash(held)? == document_hash(&record)? {
+                if entry.sources.contains_key(&source) {
+                    return Err(EngineError::AlreadyReceived(format!(
+                        "discovery record of {mesh_id} from {}",
+                        record.updated_at
+                    )));
+                }
+            } else {
+                return Err(EngineError::Stale(format!(
+                    "a different discovery record of {mesh_id} with the same updated_at {}",
+                    record.updated_at
+                )));
+            }
+        }
+    }
+    entry.public_key = Some(record.public_key);
+    entry.discovery_record = Some(record);
+    entry.sources.entry(source).or_insert(ctx.now);
+    entry.updated_at = ctx.now;
+    ctx.tx.put(&entry)?;
+    ctx.event(Event::PeerUpdated { mesh_id, source });
+    Ok(())
+}
+
+/// Adds or updates a peer the operator configured.
+pub fn add_manual(
+    ctx: &mut Ctx<'_, '_>,
+    mesh_id: MeshId,
+    public_key: PublicKey,
+    addresses: Vec<String>,
+) -> Result<(), EngineError> {
+    if &mesh_id == ctx.me {
+        return Err(EngineError::Command("that is our own mesh id".into()));
+    }
+    if public_key == ctx.key.public_key() {
+        return Err(EngineError::Command("that is our own key".into()));
+    }
+    let existing: Option<PeerEntry> = ctx.tx.get(&mesh_id.to_string())?;
+    let mut entry = existing.unwrap_or_else(|| PeerEntry {
+        mesh_id: mesh_id.clone(),
+        public_key: None,
+        discovery_record: None,
+        sources: BTreeMap::new(),
+        manual_addresses: Vec::new(),
+        updated_at: ctx.now,
+    });
+    check_key(&mesh_id, entry.public_key.as_ref(), &public_key)?;
+    entry.public_key = Some(public_key);
+    for a in addresses {
+        if !entry.manual_addresses.contains(&a) {
+            entry.manual_addresses.push(a);
+        }
+    }
+    entry.sources.entry(PeerSource::Manual).or_insert(ctx.now);
+    entry.updated_at = ctx.now;
+    ctx.tx.put(&entry)?;
+    ctx.event(Event::PeerUpdated {
+        mesh_id,
+        source: PeerSource::Manual,
+    });
+    Ok(())
+}
+
+/// A mesh's key never changes under us: a record with another key is refused (key rotation
+/// needs the operator, who can see why).
+fn check_key(
+    mesh: &MeshId,
+    held: Option<&PublicKey>,
+    offered: &PublicKey,
+) -> Result<(), EngineError> {
+    match held {
+        Some(held) if held != offered => Err(EngineError::KeyMismatch {
+            mesh: mesh.clone(),
+            expected: Box::new(*held),
+            found: Box::new(*offered),
+        }),
+        _ => Ok(()),
+    }
+}
