@@ -597,26 +597,36 @@ pub fn resume(ctx: &mut Ctx<'_, '_>, id: &DocumentId, reason: String) -> Result<
 
 /// Revocations take effect, stale drafts are abandoned, verification cycles fall due.
 pub fn tick(ctx: &mut Ctx<'_, '_>) -> Result<(), EngineError> {
-    let proposals = ctx.tx.all::<ProposalRecord>()?;
+    // Accepted negotiations whose agreement never came into force end as expired once the
+    // proposal's deadline and the grace for a late countersignature have passed.
+    for mut p in ctx.tx.all::<ProposalRecord>()? {
+        let ProposalStatus::Accepted {
+            agreement_id: Some(id),
+        } = &p.status
+        else {
+            continue;
+        };
+        if ctx.now < p.proposal.expires_at.plus_seconds(DRAFT_GRACE_SECS) {
+            continue;
+        }
+        let pending = ctx.tx.get::<AgreementRecord>(id.as_str())?.is_none_or(|a| {
+            matches!(
+                a.status,
+                AgreementStatus::AwaitingCountersignature | AgreementStatus::Abandoned { .. }
+            )
+        });
+        if pending {
+            let id = id.clone();
+            abandon_draft(ctx, &id, "not countersigned before its proposal expired")?;
+            negotiation::expire(ctx, &mut p, Some("not countersigned in time".into()))?;
+        }
+    }
     for mut record in ctx.tx.all::<AgreementRecord>()? {
         if ends_by(&record, ctx.now) {
             end(ctx, &mut record)?;
             continue;
         }
         match record.status {
-            AgreementStatus::AwaitingCountersignature => {
-                let id = record.agreement.agreement_id.clone();
-                let proposal = proposals.iter().find(|p| {
-                    matches!(&p.status, ProposalStatus::Accepted { agreement_id: Some(a) } if a == &id)
-                });
-                if let Some(p) = proposal
-                    && ctx.now >= p.proposal.expires_at.plus_seconds(DRAFT_GRACE_SECS)
-                {
-                    abandon_draft(ctx, &id, "not countersigned before its proposal expired")?;
-                    let mut p = p.clone();
-                    negotiation::expire(ctx, &mut p, Some("not countersigned in time".into()))?;
-                }
-            }
             AgreementStatus::Active => {
                 if let Some(due) = record.next_verification_at
                     && due <= ctx.now
@@ -647,7 +657,7 @@ pub fn deadlines(tx: &ReadTx) -> Result<Vec<Timestamp>, StoreError> {
         match &record.status {
             AgreementStatus::Revoking { effective_at } => out.push(*effective_at),
             AgreementStatus::Active => out.extend(record.next_verification_at),
-            AgreementStatus::AwaitingCountersignature => {
+            AgreementStatus::AwaitingCountersignature | AgreementStatus::Abandoned { .. } => {
                 let id = &record.agreement.agreement_id;
                 out.extend(proposals.iter().find_map(|p| match &p.status {
                     ProposalStatus::Accepted {

@@ -64,6 +64,10 @@ pub enum EngineError {
     /// not this party's turn, refers to something we never saw).
     #[error("out of order: {0}")]
     OutOfOrder(String),
+    /// The negotiation is over (accepted, rejected, withdrawn or expired): nothing more can
+    /// be said in it.
+    #[error("closed: {0}")]
+    Closed(String),
     /// The proposal can no longer be answered.
     #[error("proposal {id} expired at {expires_at}")]
     Expired {
@@ -172,6 +176,7 @@ impl EngineError {
             Self::AlreadyReceived(_) => "already_received",
             Self::IdReused { .. } => "id_reused",
             Self::OutOfOrder(_) => "out_of_order",
+            Self::Closed(_) => "closed",
             Self::Expired { .. } => "expired",
             Self::ClockSkew { .. } => "clock_skew",
             Self::Stale(_) => "stale",

@@ -130,7 +130,7 @@ fn find(tx: &WriteTx<'_>, which: &ProposalRef) -> Result<ProposalRecord, EngineE
 fn require_open(record: &ProposalRecord) -> Result<(), EngineError> {
     match &record.status {
         ProposalStatus::Open => Ok(()),
-        other => Err(EngineError::OutOfOrder(format!(
+        other => Err(EngineError::Closed(format!(
             "proposal {} is {}",
             record.proposal.proposal_id,
             status_name(other)
@@ -617,6 +617,11 @@ pub fn on_response(
     if response.response_type == ResponseType::Withdraw {
         return on_withdraw(ctx, from, record, response, hash);
     }
+    if response.response_type == ResponseType::Reject
+        && crossed_our_accept(ctx, &record, &response)?
+    {
+        return on_reject_after_accept(ctx, from, record, response, hash);
+    }
     require_open(&record)?;
     let Some(answers) = response.responds_to else {
         return Err(EngineError::OutOfOrder(
@@ -715,6 +720,89 @@ pub fn on_response(
     }
 }
 
+/// Whether `reject` answers the terms we accepted, crossing our accept on the way, while our
+/// draft is not in force (the peer rejected before it saw our accept).
+fn crossed_our_accept(
+    ctx: &Ctx<'_, '_>,
+    record: &ProposalRecord,
+    reject: &ProposalResponse,
+) -> Result<bool, EngineError> {
+    let ProposalStatus::Accepted {
+        agreement_id: Some(id),
+    } = &record.status
+    else {
+        return Ok(false);
+    };
+    let thread = record_thread(record)?;
+    let [.., before, ours] = thread.as_slice() else {
+        return Ok(false);
+    };
+    let draft_pending = ctx
+        .tx
+        .get::<vm_storage::AgreementRecord>(id.as_str())?
+        .is_some_and(|a| {
+            matches!(
+                a.status,
+                vm_storage::AgreementStatus::AwaitingCountersignature
+                    | vm_storage::AgreementStatus::Abandoned { .. }
+            )
+        });
+    Ok(draft_pending && ours.0 == *ctx.me && reject.responds_to == Some(before.1))
+}
+
+/// The thread as (author, document hash), proposal first.
+fn record_thread(record: &ProposalRecord) -> Result<Vec<(MeshId, Blake3Hash)>, EngineError> {
+    let mut thread = vec![(
+        record.proposal.proposer.clone(),
+        document_hash(&record.proposal)?,
+    )];
+    for r in &record.history {
+        thread.push((r.responder.clone(), document_hash(r)?));
+    }
+    Ok(thread)
+}
+
+/// The peer rejected the terms we had just accepted: our draft will never be countersigned.
+fn on_reject_after_accept(
+    ctx: &mut Ctx<'_, '_>,
+    from: &MeshId,
+    mut record: ProposalRecord,
+    response: ProposalResponse,
+    hash: Blake3Hash,
+) -> Result<(), EngineError> {
+    if let ProposalStatus::Accepted {
+        agreement_id: Some(id),
+    } = &record.status
+    {
+        agreements::abandon_draft(
+            ctx,
+            id,
+            "the peer rejected the terms before our accept reached it",
+        )?;
+    }
+    let topic = topic(&record);
+    let scrolls = tip_scrolls(&record);
+    let reason = response.reason.clone();
+    close(
+        ctx,
+        &mut record,
+        &response,
+        ProposalStatus::Rejected {
+            reason: reason.clone().unwrap_or_default(),
+        },
+    )?;
+    retry::forget(ctx, from, &topic)?;
+    let proposal = record.proposal.clone();
+    receipts::proposal_event(
+        ctx,
+        &proposal,
+        ProposalEvent::Rejected,
+        &scrolls,
+        hash,
+        reason,
+    )
+}
+
 /// The proposer takes its proposal back. If we had already accepted it, our draft will not
 /// be countersigned: it is abandoned.
 fn on_withdraw(
@@ -741,7 +829,7 @@ fn on_withdraw(
             agreement_id: Some(id),
         } => agreements::abandon_draft(ctx, id, "the proposer withdrew the proposal")?,
         other => {
-            return Err(EngineError::OutOfOrder(format!(
+            return Err(EngineError::Closed(format!(
                 "proposal {} is {}",
                 record.proposal.proposal_id,
                 status_name(other)

@@ -329,7 +329,7 @@ fn a_rejected_proposal_ends_with_the_reason_on_both_sides() {
     }
     // A closed negotiation takes no more answers.
     let late = net.command("vaultmesh-dublin", Command::Accept { proposal: r(&id) });
-    assert!(matches!(late, Err(EngineError::OutOfOrder(_))), "{late:?}");
+    assert!(matches!(late, Err(EngineError::Closed(_))), "{late:?}");
     assert_scrolls_verify(&net);
 }
 

@@ -4,6 +4,7 @@
 mod commands;
 mod crash;
 mod engine;
+mod engine_crash;
 mod engine_refusals;
 mod net;
 mod policy;
