@@ -474,6 +474,17 @@ pub fn on_revocation(
             notice.agreement_id
         )));
     }
+    if matches!(
+        record.status,
+        AgreementStatus::AwaitingCountersignature | AgreementStatus::Abandoned { .. }
+    ) {
+        // The peer can only revoke what it countersigned: its countersignature is on its way
+        // (messages can overtake each other). Not permanent: the notice is sent again.
+        return Err(EngineError::OutOfOrder(format!(
+            "agreement {} is not countersigned here yet; its countersignature must arrive first",
+            notice.agreement_id
+        )));
+    }
     authorize(
         ctx.me,
         from,

@@ -757,3 +757,50 @@ fn trust_level_zero_turns_federation_off() {
             .any(|(i, o)| *i == 1 && matches!(o, Output::PublishDiscovery(_)))
     );
 }
+
+/// Found by the interleaving property test: a revocation overtaking the countersigned
+/// agreement was refused for good ("not yet in force"), so the drafter kept the agreement in
+/// force while the revoker had ended it.
+#[test]
+fn regression_revocation_overtaking_the_countersignature_is_applied_after_it() {
+    let mut net = Net::new(&["vaultmesh-dublin", "vaultmesh-berlin"], true);
+    net.discover_all();
+    let id = propose(
+        &mut net,
+        "vaultmesh-dublin",
+        "vaultmesh-berlin",
+        TrustLevel::OBSERVE,
+    );
+    net.run();
+    net.command("vaultmesh-berlin", Command::Accept { proposal: r(&id) })
+        .expect("accept");
+    net.deliver(0); // Dublin countersigns; the agreement is on its way back to Berlin
+    let agreement_id = net.node("vaultmesh-dublin").agreements()[0]
+        .agreement
+        .agreement_id
+        .clone();
+    net.command(
+        "vaultmesh-dublin",
+        Command::Revoke {
+            agreement_id,
+            notice_days: 0,
+            reason: "changed our mind".into(),
+        },
+    )
+    .expect("revoke");
+    // The notice overtakes the countersigned agreement.
+    let last = net.queue.len() - 1;
+    assert_eq!(net.deliver(last), Some("out_of_order"));
+    net.settle(86_400);
+    for node in &net.nodes {
+        let a = &node.agreements()[0];
+        assert!(
+            matches!(a.status, AgreementStatus::Revoked { .. }),
+            "{}: {:?}",
+            node.id,
+            a.status
+        );
+        assert_eq!(established(node).len(), 1);
+    }
+    assert_scrolls_verify(&net);
+}

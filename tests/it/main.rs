@@ -5,6 +5,7 @@ mod commands;
 mod crash;
 mod engine;
 mod engine_crash;
+mod engine_props;
 mod engine_refusals;
 mod net;
 mod policy;

@@ -381,3 +381,107 @@ fn acknowledged_commits_survive_sigkill() {
         }
     }
 }
+
+#[test]
+fn a_version_1_database_is_migrated_with_its_records_intact() {
+    use vm_receipts::documents::{AgreementTerms, FederationAgreement, TrustLevel};
+    use vm_storage::{AgreementRecord, AgreementStatus};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("v1.redb");
+    let agreement = FederationAgreement::draft(
+        "fed-agreement-v1".parse().expect("id"),
+        [
+            (mesh("dublin"), MeshKey::from_seed(&[1; 32]).public_key()),
+            (mesh("berlin"), MeshKey::from_seed(&[2; 32]).public_key()),
+        ],
+        at(1_765_000_000),
+        TrustLevel::VERIFY,
+        AgreementTerms {
+            scrolls_shared: vec!["Compliance".parse().expect("scroll")],
+            verification_frequency: "daily".parse().expect("frequency"),
+            retention_period_days: 30,
+            data_jurisdiction: None,
+            audit_rights: None,
+            dispute_resolution: None,
+            extra: Default::default(),
+        },
+    )
+    .expect("draft");
+    // The record as version 1 wrote it: without the fields version 2 added.
+    let v1 = serde_json::json!({
+        "agreement": agreement,
+        "status": {"state": "active"},
+        "updated_at": "2025-12-06T10:00:00Z",
+    });
+    {
+        let db = Database::create(&path).expect("create");
+        let txn = db.begin_write().expect("txn");
+        for name in ["peers", "proposals", "witness_state", "discrepancies"] {
+            txn.open_table(TableDefinition::<&str, &[u8]>::new(name))
+                .expect("table");
+        }
+        let bytes = serde_json::to_vec(&v1).expect("json");
+        txn.open_table(AgreementRecord::TABLE)
+            .expect("agreements")
+            .insert("fed-agreement-v1", bytes.as_slice())
+            .expect("insert");
+        txn.open_table(META)
+            .expect("meta")
+            .insert("schema_version", 1)
+            .expect("version");
+        txn.commit().expect("commit");
+    }
+    let store = Store::open(&path).expect("migrates 1 -> 2");
+    assert_eq!(store.schema_version().expect("version"), SCHEMA_VERSION);
+    let record: AgreementRecord = store.get("fed-agreement-v1").expect("read").expect("kept");
+    assert_eq!(record.status, AgreementStatus::Active);
+    assert_eq!(record.revocation, None);
+    assert_eq!(record.next_verification_at, None);
+    assert_eq!(record.agreement, agreement);
+    // The tables version 2 added work.
+    store
+        .write(|tx| tx.queue_receipt(0, br#"{"type":"fed_trust_established"}"#))
+        .expect("queue");
+    assert_eq!(
+        store
+            .read(|tx| tx.pending_receipts())
+            .expect("pending")
+            .len(),
+        1
+    );
+}
+
+#[test]
+fn the_receipt_outbox_never_gives_one_sequence_twice() {
+    let store = Store::in_memory().expect("store");
+    store
+        .write(|tx| {
+            tx.queue_receipt(5, b"{\"a\":1}")?;
+            tx.queue_receipt(6, b"{\"a\":2}")
+        })
+        .expect("queue");
+    let again = store.write(|tx| tx.queue_receipt(6, b"{\"a\":3}"));
+    assert!(
+        matches!(again, Err(StoreError::Database(ref m)) if m.contains("sequence 6")),
+        "{again:?}"
+    );
+    let pending = store.read(|tx| tx.pending_receipts()).expect("pending");
+    assert_eq!(
+        pending,
+        vec![(5, b"{\"a\":1}".to_vec()), (6, b"{\"a\":2}".to_vec())]
+    );
+    let removed = store
+        .write(|tx| tx.receipts_stored_below(6))
+        .expect("stored");
+    assert_eq!(removed, 1);
+    assert_eq!(
+        store
+            .read(|tx| tx.pending_receipts())
+            .expect("pending")
+            .len(),
+        1
+    );
+    let schema = store.write(|tx| tx.set_meta("schema_version", 99));
+    assert!(schema.is_err(), "the schema version is not a counter");
+    assert_eq!(store.schema_version().expect("version"), SCHEMA_VERSION);
+}
