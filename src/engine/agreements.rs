@@ -485,6 +485,11 @@ pub fn on_revocation(
             notice.agreement_id
         )));
     }
+    if matches!(record.status, AgreementStatus::Revoked { .. })
+        && record.agreement.parties.contains(from)
+    {
+        return on_revocation_after_end(ctx, from, record, notice);
+    }
     authorize(
         ctx.me,
         from,
@@ -493,12 +498,7 @@ pub fn on_revocation(
         ctx.now,
         PeerRequest::RevokeAgreement,
     )?;
-    notice.validate()?;
-    let key = *record
-        .agreement
-        .key_of(from)
-        .ok_or_else(|| EngineError::UnknownSender(from.clone()))?;
-    notice.verify(&key)?;
+    verify_notice(&record, from, &notice)?;
     // Both parties may revoke; the notice that ends it first (then the lower mesh id) counts.
     if let Some(held) = &record.revocation
         && (held.effective_at, &held.revoked_by) <= (notice.effective_at, &notice.revoked_by)
@@ -522,6 +522,45 @@ pub fn on_revocation(
     if ends_by(&record, ctx.now) {
         end(ctx, &mut record)?;
     }
+    Ok(())
+}
+
+fn verify_notice(
+    record: &AgreementRecord,
+    from: &MeshId,
+    notice: &RevocationNotice,
+) -> Result<(), EngineError> {
+    notice.validate()?;
+    let key = *record
+        .agreement
+        .key_of(from)
+        .ok_or_else(|| EngineError::UnknownSender(from.clone()))?;
+    notice.verify(&key)?;
+    Ok(())
+}
+
+/// Both parties revoked and each ended the agreement by its own notice before it saw the
+/// other's. The notice that ends it first counts, so the stored end moves to it (the receipt
+/// already written stays: it records what this side knew when the agreement ended here).
+fn on_revocation_after_end(
+    ctx: &mut Ctx<'_, '_>,
+    from: &MeshId,
+    mut record: AgreementRecord,
+    notice: RevocationNotice,
+) -> Result<(), EngineError> {
+    verify_notice(&record, from, &notice)?;
+    let earlier = record.revocation.as_ref().is_none_or(|held| {
+        (notice.effective_at, &notice.revoked_by) < (held.effective_at, &held.revoked_by)
+    });
+    if !earlier {
+        return Err(super::policy::Refusal::Revoked.into());
+    }
+    record.status = AgreementStatus::Revoked {
+        at: notice.effective_at,
+    };
+    record.revocation = Some(notice);
+    record.updated_at = ctx.now;
+    ctx.tx.put(&record)?;
     Ok(())
 }
 

@@ -508,14 +508,13 @@ pub fn on_proposal(
             agreement_id: a.agreement.agreement_id,
         });
     }
+    // Its own proposals share the key prefix `<proposer>/`: counting them costs what it has
+    // open, not the whole table.
     let open = ctx
         .tx
-        .all::<ProposalRecord>()?
+        .all_with_prefix::<ProposalRecord>(&format!("{from}/"))?
         .into_iter()
-        .filter(|r| {
-            r.status == ProposalStatus::Open
-                && (&r.proposal.proposer == from || &r.proposal.target == from)
-        })
+        .filter(|r| r.status == ProposalStatus::Open)
         .count();
     let limit = ctx.config.max_open_proposals_per_peer;
     if open >= limit {

@@ -257,6 +257,21 @@ impl WriteTx<'_> {
         all_from(&self.txn.open_table(R::TABLE)?)
     }
 
+    /// The records whose key starts with `prefix`, in key order (a range scan: the cost is
+    /// the matches, not the table).
+    pub fn all_with_prefix<R: Record>(&self, prefix: &str) -> Result<Vec<R>, StoreError> {
+        let table = self.txn.open_table(R::TABLE)?;
+        let mut out = Vec::new();
+        for entry in table.range::<&str>(prefix..)? {
+            let (key, value) = entry?;
+            if !key.value().starts_with(prefix) {
+                break;
+            }
+            out.push(decode(key.value(), value.value())?);
+        }
+        Ok(out)
+    }
+
     /// Inserts or replaces a record.
     pub fn put<R: Record>(&mut self, record: &R) -> Result<(), StoreError> {
         let bytes = serde_json::to_vec(record).map_err(|e| StoreError::Encode {

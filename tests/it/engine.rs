@@ -804,3 +804,42 @@ fn regression_revocation_overtaking_the_countersignature_is_applied_after_it() {
     }
     assert_scrolls_verify(&net);
 }
+
+/// Found by the interleaving property test: both parties revoked, each ended the agreement by
+/// its own notice before it saw the other's, and they disagreed on when it ended.
+#[test]
+fn regression_crossing_revocations_settle_on_the_earlier_end() {
+    let mut net = Net::new(&["vaultmesh-dublin", "vaultmesh-berlin"], true);
+    let agreement_id = establish(&mut net, "vaultmesh-dublin", "vaultmesh-berlin");
+    for (who, days) in [("vaultmesh-dublin", 0), ("vaultmesh-berlin", 1)] {
+        net.command(
+            who,
+            Command::Revoke {
+                agreement_id: agreement_id.clone(),
+                notice_days: days,
+                reason: format!("{who} leaves"),
+            },
+        )
+        .expect("revoke");
+    }
+    // Berlin's notice runs out before Dublin's (earlier) notice reaches it.
+    let in_flight: Vec<_> = net.queue.drain(..).collect();
+    net.advance(86_400);
+    net.queue.extend(in_flight);
+    net.settle(86_400);
+    let ends: Vec<_> = net
+        .nodes
+        .iter()
+        .map(|n| {
+            let a = &n.agreements()[0];
+            (a.status.clone(), a.revocation.clone())
+        })
+        .collect();
+    assert_eq!(ends[0], ends[1]);
+    assert_eq!(
+        ends[0].1.as_ref().map(|n| n.revoked_by.clone()),
+        Some(mesh("vaultmesh-dublin")),
+        "the notice that ended it first"
+    );
+    assert_scrolls_verify(&net);
+}
