@@ -19,6 +19,10 @@ use crate::engine::{Engine, EngineError, Input};
 pub trait ReceiptLog {
     /// Receipts it holds.
     fn len(&self) -> u64;
+    /// Whether it holds none.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
     /// The leaf bytes (JCS without `root_hash`) of receipt `sequence`.
     fn leaf(&self, sequence: u64) -> Result<Vec<u8>, LogError>;
     /// Appends `receipts` durably, in order.

@@ -110,6 +110,8 @@ pub fn draft(
         status: AgreementStatus::AwaitingCountersignature,
         revocation: None,
         next_verification_at: None,
+        proposal: Some(negotiation::topic(record)),
+        draft_deadline: Some(record.proposal.expires_at.plus_seconds(DRAFT_GRACE_SECS)),
         updated_at: ctx.now,
     })?;
     Ok(agreement)
@@ -211,6 +213,8 @@ pub fn countersign(
         status: AgreementStatus::Active,
         revocation: None,
         next_verification_at: Some(next_cycle(&draft, ctx.now)),
+        proposal: Some(negotiation::topic(record)),
+        draft_deadline: None,
         updated_at: ctx.now,
     };
     ctx.tx.put(&record)?;
@@ -297,23 +301,14 @@ pub fn on_countersigned(
     record.agreement = agreement;
     record.status = AgreementStatus::Active;
     record.next_verification_at = Some(next_cycle(&record.agreement, interval_from));
+    record.draft_deadline = None;
     record.updated_at = ctx.now;
     ctx.tx.put(&record)?;
     // The accept that carried the draft is answered: stop resending it.
-    if let Some(p) = proposal_of(ctx.tx, &id)? {
-        retry::forget(ctx, from, &negotiation::topic(&p))?;
+    if let Some(topic) = &record.proposal {
+        retry::forget(ctx, from, topic)?;
     }
     activated(ctx, &record)
-}
-
-/// The negotiation an agreement of ours came from.
-fn proposal_of(
-    tx: &WriteTx<'_>,
-    agreement_id: &DocumentId,
-) -> Result<Option<ProposalRecord>, EngineError> {
-    Ok(tx.all::<ProposalRecord>()?.into_iter().find(|p| {
-        matches!(&p.status, ProposalStatus::Accepted { agreement_id: Some(a) } if a == agreement_id)
-    }))
 }
 
 /// Our draft will not be countersigned (as far as we know).
@@ -333,11 +328,11 @@ pub fn abandon_draft(
     };
     record.updated_at = ctx.now;
     ctx.tx.put(&record)?;
-    if let (Some(p), Some(peer)) = (
-        proposal_of(ctx.tx, agreement_id)?,
+    if let (Some(topic), Some(peer)) = (
+        record.proposal.clone(),
         record.agreement.counterparty(ctx.me).cloned(),
     ) {
-        retry::forget(ctx, &peer, &negotiation::topic(&p))?;
+        retry::forget(ctx, &peer, &topic)?;
     }
     ctx.event(Event::DraftAbandoned {
         agreement_id: agreement_id.clone(),
@@ -645,53 +640,35 @@ pub fn resume(ctx: &mut Ctx<'_, '_>, id: &DocumentId, reason: String) -> Result<
 
 // ---- time ----
 
-/// Revocations take effect, stale drafts are abandoned, verification cycles fall due.
+/// Revocations take effect, stale drafts are abandoned, verification cycles fall due. Only
+/// agreements with a deadline are listed in the index, so this costs what is live.
 pub fn tick(ctx: &mut Ctx<'_, '_>) -> Result<(), EngineError> {
-    // Accepted negotiations whose agreement never came into force end as expired once the
-    // proposal's deadline and the grace for a late countersignature have passed.
-    for mut p in ctx.tx.all::<ProposalRecord>()? {
-        let ProposalStatus::Accepted {
-            agreement_id: Some(id),
-        } = &p.status
-        else {
+    for (id, due) in ctx.tx.index::<AgreementRecord>("")? {
+        if due > ctx.now.unix() {
+            continue;
+        }
+        let Some(mut record) = ctx.tx.get::<AgreementRecord>(&id)? else {
             continue;
         };
-        if ctx.now < p.proposal.expires_at.plus_seconds(DRAFT_GRACE_SECS) {
-            continue;
-        }
-        let pending = ctx.tx.get::<AgreementRecord>(id.as_str())?.is_none_or(|a| {
-            matches!(
-                a.status,
-                AgreementStatus::AwaitingCountersignature | AgreementStatus::Abandoned { .. }
-            )
-        });
-        if pending {
-            let id = id.clone();
-            abandon_draft(ctx, &id, "not countersigned before its proposal expired")?;
-            negotiation::expire(ctx, &mut p, Some("not countersigned in time".into()))?;
-        }
-    }
-    for mut record in ctx.tx.all::<AgreementRecord>()? {
         if ends_by(&record, ctx.now) {
             end(ctx, &mut record)?;
             continue;
         }
         match record.status {
+            AgreementStatus::AwaitingCountersignature | AgreementStatus::Abandoned { .. } => {
+                draft_expired(ctx, record)?;
+            }
             AgreementStatus::Active => {
-                if let Some(due) = record.next_verification_at
-                    && due <= ctx.now
-                {
-                    let a = &record.agreement;
-                    let peer = peer_of(ctx, &record)?;
-                    ctx.out.push(Output::VerificationDue {
-                        agreement_id: a.agreement_id.clone(),
-                        peer,
-                        scrolls: a.terms.scrolls_shared.clone(),
-                    });
-                    // Cycles missed while down are not replayed one by one.
-                    record.next_verification_at = Some(next_cycle(a, ctx.now));
-                    ctx.tx.put(&record)?;
-                }
+                let a = &record.agreement;
+                let peer = peer_of(ctx, &record)?;
+                ctx.out.push(Output::VerificationDue {
+                    agreement_id: a.agreement_id.clone(),
+                    peer,
+                    scrolls: a.terms.scrolls_shared.clone(),
+                });
+                // Cycles missed while down are not replayed one by one.
+                record.next_verification_at = Some(next_cycle(a, ctx.now));
+                ctx.tx.put(&record)?;
             }
             _ => {}
         }
@@ -699,25 +676,30 @@ pub fn tick(ctx: &mut Ctx<'_, '_>) -> Result<(), EngineError> {
     Ok(())
 }
 
+/// Our draft was not countersigned by its deadline (the proposal's expiry plus the grace):
+/// it is abandoned and its negotiation, still accepted on our side, ends as expired. A valid
+/// countersignature arriving later still brings it into force (a signature is a commitment).
+fn draft_expired(ctx: &mut Ctx<'_, '_>, record: AgreementRecord) -> Result<(), EngineError> {
+    let id = record.agreement.agreement_id.clone();
+    abandon_draft(ctx, &id, "not countersigned before its proposal expired")?;
+    if let Some(key) = &record.proposal
+        && let Some(mut p) = ctx.tx.get::<ProposalRecord>(key)?
+        && matches!(p.status, ProposalStatus::Accepted { .. })
+    {
+        negotiation::expire(ctx, &mut p, Some("not countersigned in time".into()))?;
+    }
+    if let Some(mut done) = ctx.tx.get::<AgreementRecord>(id.as_str())? {
+        done.draft_deadline = None;
+        ctx.tx.put(&done)?;
+    }
+    Ok(())
+}
+
 /// When agreements next need the engine.
 pub fn deadlines(tx: &ReadTx) -> Result<Vec<Timestamp>, StoreError> {
-    let proposals = tx.all::<ProposalRecord>()?;
-    let mut out = Vec::new();
-    for record in tx.all::<AgreementRecord>()? {
-        match &record.status {
-            AgreementStatus::Revoking { effective_at } => out.push(*effective_at),
-            AgreementStatus::Active => out.extend(record.next_verification_at),
-            AgreementStatus::AwaitingCountersignature | AgreementStatus::Abandoned { .. } => {
-                let id = &record.agreement.agreement_id;
-                out.extend(proposals.iter().find_map(|p| match &p.status {
-                    ProposalStatus::Accepted {
-                        agreement_id: Some(a),
-                    } if a == id => Some(p.proposal.expires_at.plus_seconds(DRAFT_GRACE_SECS)),
-                    _ => None,
-                }));
-            }
-            _ => {}
-        }
-    }
-    Ok(out)
+    Ok(tx
+        .index::<AgreementRecord>("")?
+        .into_iter()
+        .filter_map(|(_, t)| Timestamp::from_unix(t))
+        .collect())
 }

@@ -61,6 +61,10 @@ pub use retry::RetryPolicy;
 /// The `meta` key holding the Federation scroll sequence the next receipt will take.
 const NEXT_SEQUENCE: &str = "federation_next_sequence";
 
+/// A receipt decided but not yet known to be in the Federation scroll: the sequence it must
+/// take, and the receipt without `root_hash`.
+pub type PendingReceipt = (u64, Map<String, Value>);
+
 /// How an engine behaves; the node fills it from `config.toml` and defaults.
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
@@ -252,6 +256,7 @@ pub enum Command {
 }
 
 /// Something the driver must do, or show.
+#[allow(clippy::large_enum_variant)] // as PeerMessage: built once, moved once
 #[derive(Debug, Clone, PartialEq)]
 pub enum Output {
     /// Send `message` to `to` and report [`Input::Delivered`] or [`Input::DeliveryFailed`].
@@ -443,7 +448,7 @@ impl Engine {
     }
 
     /// Receipts decided but not yet reported stored, by the sequence each must take.
-    pub fn pending_receipts(&self) -> Result<Vec<(u64, Map<String, Value>)>, EngineError> {
+    pub fn pending_receipts(&self) -> Result<Vec<PendingReceipt>, EngineError> {
         let raw = self.store.read(|tx| tx.pending_receipts())?;
         raw.into_iter()
             .map(|(seq, bytes)| {

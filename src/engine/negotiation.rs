@@ -13,7 +13,7 @@ use vm_receipts::documents::{
 };
 use vm_receipts::receipts::ProposalEvent;
 use vm_receipts::{Blake3Hash, MeshId, Timestamp};
-use vm_storage::records::proposal_key;
+use vm_storage::records::{proposal_key, proposal_key_of_index};
 use vm_storage::{Direction, ProposalRecord, ProposalStatus, ReadTx, StoreError, WriteTx};
 
 use super::messages::document_hash;
@@ -508,14 +508,8 @@ pub fn on_proposal(
             agreement_id: a.agreement.agreement_id,
         });
     }
-    // Its own proposals share the key prefix `<proposer>/`: counting them costs what it has
-    // open, not the whole table.
-    let open = ctx
-        .tx
-        .all_with_prefix::<ProposalRecord>(&format!("{from}/"))?
-        .into_iter()
-        .filter(|r| r.status == ProposalStatus::Open)
-        .count();
+    // The open-proposal index is keyed by peer: counting costs what is open with this peer.
+    let open = ctx.tx.index::<ProposalRecord>(&format!("{from}/"))?.len();
     let limit = ctx.config.max_open_proposals_per_peer;
     if open >= limit {
         return Err(EngineError::TooManyProposals {
@@ -855,14 +849,18 @@ fn on_withdraw(
 
 /// Open proposals past `expires_at` expire (on both sides, each by its own clock).
 pub fn tick(ctx: &mut Ctx<'_, '_>) -> Result<(), EngineError> {
-    let due: Vec<ProposalRecord> = ctx
-        .tx
-        .all::<ProposalRecord>()?
-        .into_iter()
-        .filter(|r| r.status == ProposalStatus::Open && expired(r, ctx.now))
-        .collect();
-    for mut record in due {
-        expire(ctx, &mut record, None)?;
+    for (index_key, expires_at) in ctx.tx.index::<ProposalRecord>("")? {
+        if expires_at > ctx.now.unix() {
+            continue;
+        }
+        let Some(key) = proposal_key_of_index(&index_key) else {
+            continue;
+        };
+        if let Some(mut record) = ctx.tx.get::<ProposalRecord>(key)?
+            && record.status == ProposalStatus::Open
+        {
+            expire(ctx, &mut record, None)?;
+        }
     }
     Ok(())
 }
@@ -894,9 +892,8 @@ pub fn expire(
 /// When open proposals expire.
 pub fn deadlines(tx: &ReadTx) -> Result<Vec<Timestamp>, StoreError> {
     Ok(tx
-        .all::<ProposalRecord>()?
+        .index::<ProposalRecord>("")?
         .into_iter()
-        .filter(|r| r.status == ProposalStatus::Open)
-        .map(|r| r.proposal.expires_at)
+        .filter_map(|(_, t)| Timestamp::from_unix(t))
         .collect())
 }

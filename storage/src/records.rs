@@ -20,6 +20,22 @@ pub trait Record: Serialize + DeserializeOwned {
     const NAME: &'static str;
     /// This record's key.
     fn key(&self) -> String;
+
+    /// A secondary index the store keeps in step with this table on every `put` and
+    /// `remove`: string keys, a Unix-second value (a deadline). Records list themselves in it
+    /// only while they need the engine's attention, so scanning it costs what is live, not
+    /// what ever was.
+    const INDEX: Option<TableDefinition<'static, &'static str, i64>> = None;
+
+    /// This record's key in [`Record::INDEX`] (stable for the record's life).
+    fn index_key(&self) -> String {
+        self.key()
+    }
+
+    /// The index value while the record is listed, `None` when it is not.
+    fn index_value(&self) -> Option<i64> {
+        None
+    }
 }
 
 /// Where the node learned of a peer.
@@ -110,6 +126,16 @@ pub struct ProposalRecord {
     pub updated_at: Timestamp,
 }
 
+impl ProposalRecord {
+    /// The other party, seen from the side that stores the record.
+    pub fn peer(&self) -> &MeshId {
+        match self.direction {
+            Direction::Outbound => &self.proposal.target,
+            Direction::Inbound => &self.proposal.proposer,
+        }
+    }
+}
+
 impl Record for ProposalRecord {
     const TABLE: TableDefinition<'static, &'static str, &'static [u8]> =
         TableDefinition::new("proposals");
@@ -118,6 +144,20 @@ impl Record for ProposalRecord {
         // Proposal ids are unique per proposer, so the key holds both.
         proposal_key(&self.proposal.proposer, &self.proposal.proposal_id)
     }
+    /// Open negotiations, `<peer>/<proposer>/<id>` → `expires_at`.
+    const INDEX: Option<TableDefinition<'static, &'static str, i64>> =
+        Some(TableDefinition::new("open_proposals"));
+    fn index_key(&self) -> String {
+        format!("{}/{}", self.peer(), self.key())
+    }
+    fn index_value(&self) -> Option<i64> {
+        (self.status == ProposalStatus::Open).then(|| self.proposal.expires_at.unix())
+    }
+}
+
+/// The proposal key inside an `open_proposals` index key (`<peer>/<proposer>/<id>`).
+pub fn proposal_key_of_index(index_key: &str) -> Option<&str> {
+    index_key.split_once('/').map(|(_, rest)| rest)
 }
 
 /// The key of a proposal: proposer, then id.
@@ -171,8 +211,29 @@ pub struct AgreementRecord {
     /// When the next verification cycle with the peer is due (while in force).
     #[serde(default)]
     pub next_verification_at: Option<Timestamp>,
+    /// The key of the negotiation it came from.
+    #[serde(default)]
+    pub proposal: Option<String>,
+    /// For our own drafts: when to stop waiting for the countersignature (cleared once done).
+    #[serde(default)]
+    pub draft_deadline: Option<Timestamp>,
     /// Last change.
     pub updated_at: Timestamp,
+}
+
+impl AgreementRecord {
+    /// When the engine must next look at this agreement: the end of a revocation notice,
+    /// the next verification cycle, or a draft's deadline.
+    pub fn wake_at(&self) -> Option<Timestamp> {
+        match &self.status {
+            AgreementStatus::Revoking { effective_at } => Some(*effective_at),
+            AgreementStatus::Active => self.next_verification_at,
+            AgreementStatus::AwaitingCountersignature | AgreementStatus::Abandoned { .. } => {
+                self.draft_deadline
+            }
+            _ => None,
+        }
+    }
 }
 
 impl Record for AgreementRecord {
@@ -181,6 +242,12 @@ impl Record for AgreementRecord {
     const NAME: &'static str = "agreements";
     fn key(&self) -> String {
         self.agreement.agreement_id.to_string()
+    }
+    /// Agreements with a pending deadline, id → [`AgreementRecord::wake_at`].
+    const INDEX: Option<TableDefinition<'static, &'static str, i64>> =
+        Some(TableDefinition::new("agreement_deadlines"));
+    fn index_value(&self) -> Option<i64> {
+        self.wake_at().map(Timestamp::unix)
     }
 }
 

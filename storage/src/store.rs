@@ -53,6 +53,24 @@ fn create_v1(txn: &WriteTransaction) -> Result<(), StoreError> {
 fn create_v2(txn: &WriteTransaction) -> Result<(), StoreError> {
     txn.open_table(RECEIPT_OUTBOX)?;
     txn.open_table(OutgoingMessage::TABLE)?;
+    // The deadline indexes, filled from the records version 1 holds.
+    reindex::<ProposalRecord>(txn)?;
+    reindex::<AgreementRecord>(txn)?;
+    Ok(())
+}
+
+/// Rebuilds `R`'s index from its table.
+fn reindex<R: Record>(txn: &WriteTransaction) -> Result<(), StoreError> {
+    let Some(index) = R::INDEX else {
+        return Ok(());
+    };
+    let records: Vec<R> = all_from(&txn.open_table(R::TABLE)?)?;
+    let mut table = txn.open_table(index)?;
+    for r in records {
+        if let Some(v) = r.index_value() {
+            table.insert(r.index_key().as_str(), v)?;
+        }
+    }
     Ok(())
 }
 
@@ -224,10 +242,33 @@ impl ReadTx {
         Ok(self.txn.open_table(META)?.get(key)?.map(|v| v.value()))
     }
 
+    /// The entries of `R`'s index whose key starts with `prefix`.
+    pub fn index<R: Record>(&self, prefix: &str) -> Result<Vec<(String, i64)>, StoreError> {
+        match R::INDEX {
+            Some(index) => index_from(&self.txn.open_table(index)?, prefix),
+            None => Ok(Vec::new()),
+        }
+    }
+
     /// The receipts waiting for the Federation scroll, by the sequence each will have.
     pub fn pending_receipts(&self) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
         pending_from(&self.txn.open_table(RECEIPT_OUTBOX)?)
     }
+}
+
+fn index_from(
+    table: &impl ReadableTable<&'static str, i64>,
+    prefix: &str,
+) -> Result<Vec<(String, i64)>, StoreError> {
+    let mut out = Vec::new();
+    for entry in table.range::<&str>(prefix..)? {
+        let (k, v) = entry?;
+        if !k.value().starts_with(prefix) {
+            break;
+        }
+        out.push((k.value().to_owned(), v.value()));
+    }
+    Ok(out)
 }
 
 fn pending_from(
@@ -257,21 +298,6 @@ impl WriteTx<'_> {
         all_from(&self.txn.open_table(R::TABLE)?)
     }
 
-    /// The records whose key starts with `prefix`, in key order (a range scan: the cost is
-    /// the matches, not the table).
-    pub fn all_with_prefix<R: Record>(&self, prefix: &str) -> Result<Vec<R>, StoreError> {
-        let table = self.txn.open_table(R::TABLE)?;
-        let mut out = Vec::new();
-        for entry in table.range::<&str>(prefix..)? {
-            let (key, value) = entry?;
-            if !key.value().starts_with(prefix) {
-                break;
-            }
-            out.push(decode(key.value(), value.value())?);
-        }
-        Ok(out)
-    }
-
     /// Inserts or replaces a record.
     pub fn put<R: Record>(&mut self, record: &R) -> Result<(), StoreError> {
         let bytes = serde_json::to_vec(record).map_err(|e| StoreError::Encode {
@@ -281,12 +307,27 @@ impl WriteTx<'_> {
         self.txn
             .open_table(R::TABLE)?
             .insert(record.key().as_str(), bytes.as_slice())?;
+        if let Some(index) = R::INDEX {
+            let mut table = self.txn.open_table(index)?;
+            match record.index_value() {
+                Some(v) => table.insert(record.index_key().as_str(), v)?,
+                None => table.remove(record.index_key().as_str())?,
+            };
+        }
         Ok(())
     }
 
     /// A counter or marker in the `meta` table (the schema version lives there too).
     pub fn meta(&self, key: &str) -> Result<Option<u64>, StoreError> {
         Ok(self.txn.open_table(META)?.get(key)?.map(|v| v.value()))
+    }
+
+    /// The entries of `R`'s index whose key starts with `prefix`.
+    pub fn index<R: Record>(&self, prefix: &str) -> Result<Vec<(String, i64)>, StoreError> {
+        match R::INDEX {
+            Some(index) => index_from(&self.txn.open_table(index)?, prefix),
+            None => Ok(Vec::new()),
+        }
     }
 
     /// Sets a counter or marker in the `meta` table.
@@ -331,8 +372,15 @@ impl WriteTx<'_> {
         Ok(done.len())
     }
 
-    /// Removes a record; true if it was there.
+    /// Removes a record (and its index entry); true if it was there.
     pub fn remove<R: Record>(&mut self, key: &str) -> Result<bool, StoreError> {
+        if let Some(index) = R::INDEX
+            && let Some(old) = self.get::<R>(key)?
+        {
+            self.txn
+                .open_table(index)?
+                .remove(old.index_key().as_str())?;
+        }
         Ok(self.txn.open_table(R::TABLE)?.remove(key)?.is_some())
     }
 

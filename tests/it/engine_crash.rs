@@ -142,10 +142,10 @@ fn every_receipt_is_in_the_scroll_exactly_once_whatever_step_a_node_crashes_at()
             continue; // the run took a shorter path and never reached this point
         };
         *steps_crashed.entry(format!("{step:?}")).or_default() += 1;
-        for i in 0..2 {
+        for (i, expected) in expected.iter().enumerate() {
             assert_eq!(
-                receipt_counts(&net, i),
-                expected[i],
+                &receipt_counts(&net, i),
+                expected,
                 "crash of node {node} at {step:?} (point {crash_at}): {}",
                 net.nodes[i].id
             );

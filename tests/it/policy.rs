@@ -45,6 +45,8 @@ fn agreement(level: TrustLevel, status: AgreementStatus) -> AgreementRecord {
         status,
         revocation: None,
         next_verification_at: None,
+        proposal: None,
+        draft_deadline: None,
         updated_at: at(1_000),
     }
 }
