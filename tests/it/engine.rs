@@ -843,3 +843,69 @@ fn regression_crossing_revocations_settle_on_the_earlier_end() {
     );
     assert_scrolls_verify(&net);
 }
+
+#[test]
+fn discovery_records_are_refreshed_and_peers_keep_where_they_came_from() {
+    let mut net = Net::new(&["vaultmesh-dublin", "vaultmesh-berlin"], true);
+    let berlin_key = net.nodes[1].key.public_key();
+    net.command(
+        "vaultmesh-dublin",
+        Command::AddPeer {
+            mesh_id: mesh("vaultmesh-berlin"),
+            public_key: berlin_key,
+            addresses: vec!["/ip4/127.0.0.2/tcp/4001".into()],
+        },
+    )
+    .expect("manual peer");
+    net.discover_all();
+    let entry: vm_storage::PeerEntry = net
+        .node("vaultmesh-dublin")
+        .store()
+        .get("did:vm:mesh:vaultmesh-berlin")
+        .expect("read")
+        .expect("known");
+    let sources: Vec<_> = entry.sources.keys().copied().collect();
+    assert_eq!(
+        sources,
+        [vm_storage::PeerSource::Manual, vm_storage::PeerSource::Dht]
+    );
+    assert_eq!(entry.manual_addresses, ["/ip4/127.0.0.2/tcp/4001"]);
+    let first = entry.discovery_record.expect("record").updated_at;
+
+    // An hour later each node signs its record again and publishes it.
+    net.observed.clear();
+    net.advance(3600);
+    let published: Vec<_> = net
+        .observed
+        .iter()
+        .filter_map(|(i, o)| match o {
+            Output::PublishDiscovery(r) => Some((*i, r.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(published.len(), 2);
+    let (_, berlin_record) = published
+        .iter()
+        .find(|(i, _)| *i == 1)
+        .expect("berlin published");
+    assert!(berlin_record.updated_at > first);
+    berlin_record.verify_self_signed().expect("signed");
+    net.apply(
+        0,
+        Input::Discovered {
+            record: (**berlin_record).clone(),
+            source: vm_storage::PeerSource::Dht,
+        },
+    )
+    .expect("the fresher record replaces the old");
+    let entry: vm_storage::PeerEntry = net
+        .node("vaultmesh-dublin")
+        .store()
+        .get("did:vm:mesh:vaultmesh-berlin")
+        .expect("read")
+        .expect("known");
+    assert_eq!(
+        entry.discovery_record.expect("record").updated_at,
+        berlin_record.updated_at
+    );
+}
