@@ -17,6 +17,7 @@ use vm_receipts::documents::{
     Document, FederationAgreement, ProposedTerms, RevocationNotice, SignatureField, SignedDocument,
 };
 use vm_receipts::{DocumentId, MeshId, Timestamp};
+use vm_storage::records::{agreement_id_of_index, agreement_pair_prefix};
 use vm_storage::{
     AgreementRecord, AgreementStatus, OutgoingMessage, ProposalRecord, ProposalStatus, ReadTx,
     StoreError, WriteTx,
@@ -34,6 +35,25 @@ fn is_party(a: &FederationAgreement, me: &MeshId, peer: &MeshId) -> bool {
     a.parties.contains(me) && a.parties.contains(peer)
 }
 
+/// The agreements with `peer` that are live (in force, or drafts awaiting a
+/// countersignature): a prefix scan of the live-agreement index, so ended agreements cost
+/// nothing.
+fn live_with(
+    tx: &WriteTx<'_>,
+    me: &MeshId,
+    peer: &MeshId,
+) -> Result<Vec<AgreementRecord>, EngineError> {
+    let mut out = Vec::new();
+    for (key, _) in tx.index::<AgreementRecord>(&agreement_pair_prefix(me, peer))? {
+        if let Some(id) = agreement_id_of_index(&key)
+            && let Some(record) = tx.get::<AgreementRecord>(id)?
+        {
+            out.push(record);
+        }
+    }
+    Ok(out)
+}
+
 /// The agreement in force with `peer` (active, suspended, or revoked but within its notice).
 pub fn in_force_with(
     tx: &WriteTx<'_>,
@@ -41,8 +61,7 @@ pub fn in_force_with(
     peer: &MeshId,
     now: Timestamp,
 ) -> Result<Option<AgreementRecord>, EngineError> {
-    Ok(tx
-        .all::<AgreementRecord>()?
+    Ok(live_with(tx, me, peer)?
         .into_iter()
         .find(|r| is_party(&r.agreement, me, peer) && in_force(&r.status, now)))
 }
@@ -61,8 +80,7 @@ pub fn own_drafts_with(
     me: &MeshId,
     peer: &MeshId,
 ) -> Result<Vec<AgreementRecord>, EngineError> {
-    Ok(tx
-        .all::<AgreementRecord>()?
+    Ok(live_with(tx, me, peer)?
         .into_iter()
         .filter(|r| {
             is_party(&r.agreement, me, peer)
@@ -643,11 +661,14 @@ pub fn resume(ctx: &mut Ctx<'_, '_>, id: &DocumentId, reason: String) -> Result<
 /// Revocations take effect, stale drafts are abandoned, verification cycles fall due. Only
 /// agreements with a deadline are listed in the index, so this costs what is live.
 pub fn tick(ctx: &mut Ctx<'_, '_>) -> Result<(), EngineError> {
-    for (id, due) in ctx.tx.index::<AgreementRecord>("")? {
+    for (key, due) in ctx.tx.index::<AgreementRecord>("")? {
         if due > ctx.now.unix() {
             continue;
         }
-        let Some(mut record) = ctx.tx.get::<AgreementRecord>(&id)? else {
+        let Some(id) = agreement_id_of_index(&key) else {
+            continue;
+        };
+        let Some(mut record) = ctx.tx.get::<AgreementRecord>(id)? else {
             continue;
         };
         if ends_by(&record, ctx.now) {

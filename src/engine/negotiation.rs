@@ -106,6 +106,11 @@ fn expired_error(record: &ProposalRecord) -> EngineError {
 
 /// Finds the proposal an operator means.
 fn find(tx: &WriteTx<'_>, which: &ProposalRef) -> Result<ProposalRecord, EngineError> {
+    if let Some(proposer) = &which.proposer {
+        return tx
+            .get::<ProposalRecord>(&proposal_key(proposer, &which.id))?
+            .ok_or_else(|| EngineError::UnknownProposal(which.id.to_string()));
+    }
     let mut matches: Vec<ProposalRecord> = tx
         .all::<ProposalRecord>()?
         .into_iter()
@@ -508,9 +513,11 @@ pub fn on_proposal(
             agreement_id: a.agreement.agreement_id,
         });
     }
-    // The open-proposal index is keyed by peer: counting costs what is open with this peer.
-    let open = ctx.tx.index::<ProposalRecord>(&format!("{from}/"))?.len();
+    // The open-proposal index is keyed by peer, and the count stops at the limit.
     let limit = ctx.config.max_open_proposals_per_peer;
+    let open = ctx
+        .tx
+        .count_index::<ProposalRecord>(&format!("{from}/"), limit)?;
     if open >= limit {
         return Err(EngineError::TooManyProposals {
             peer: from.clone(),

@@ -243,12 +243,38 @@ impl Record for AgreementRecord {
     fn key(&self) -> String {
         self.agreement.agreement_id.to_string()
     }
-    /// Agreements with a pending deadline, id → [`AgreementRecord::wake_at`].
+    /// Live agreements (in force, or our drafts awaiting a countersignature), keyed
+    /// `<pair>/<agreement id>` (see [`agreement_pair_prefix`]) so those with one peer are a
+    /// prefix scan; the value is [`AgreementRecord::wake_at`], or `i64::MAX` for none.
     const INDEX: Option<TableDefinition<'static, &'static str, i64>> =
-        Some(TableDefinition::new("agreement_deadlines"));
-    fn index_value(&self) -> Option<i64> {
-        self.wake_at().map(Timestamp::unix)
+        Some(TableDefinition::new("live_agreements"));
+    fn index_key(&self) -> String {
+        let parties = &self.agreement.parties;
+        let pair = match parties.as_slice() {
+            [a, b] => agreement_pair_prefix(a, b),
+            _ => String::from("?/"),
+        };
+        format!("{pair}{}", self.agreement.agreement_id)
     }
+    fn index_value(&self) -> Option<i64> {
+        let live = match &self.status {
+            AgreementStatus::Revoked { .. } => false,
+            AgreementStatus::Abandoned { .. } => self.draft_deadline.is_some(),
+            _ => true,
+        };
+        live.then(|| self.wake_at().map_or(i64::MAX, Timestamp::unix))
+    }
+}
+
+/// The index prefix of the agreements between `a` and `b` (either order).
+pub fn agreement_pair_prefix(a: &MeshId, b: &MeshId) -> String {
+    let (x, y) = if a <= b { (a, b) } else { (b, a) };
+    format!("{x}|{y}/")
+}
+
+/// The agreement id inside a `live_agreements` index key.
+pub fn agreement_id_of_index(index_key: &str) -> Option<&str> {
+    index_key.rsplit_once('/').map(|(_, id)| id)
 }
 
 /// What a witness last attested for one (peer, scroll): the full signed root (C2SP

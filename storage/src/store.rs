@@ -53,7 +53,7 @@ fn create_v1(txn: &WriteTransaction) -> Result<(), StoreError> {
 fn create_v2(txn: &WriteTransaction) -> Result<(), StoreError> {
     txn.open_table(RECEIPT_OUTBOX)?;
     txn.open_table(OutgoingMessage::TABLE)?;
-    // The deadline indexes, filled from the records version 1 holds.
+    // The indexes, filled from the records version 1 holds.
     reindex::<ProposalRecord>(txn)?;
     reindex::<AgreementRecord>(txn)?;
     Ok(())
@@ -328,6 +328,28 @@ impl WriteTx<'_> {
             Some(index) => index_from(&self.txn.open_table(index)?, prefix),
             None => Ok(Vec::new()),
         }
+    }
+
+    /// How many entries of `R`'s index start with `prefix`, counting no further than
+    /// `at_most` (a limit check costs the limit, not the table).
+    pub fn count_index<R: Record>(
+        &self,
+        prefix: &str,
+        at_most: usize,
+    ) -> Result<usize, StoreError> {
+        let Some(index) = R::INDEX else {
+            return Ok(0);
+        };
+        let table = self.txn.open_table(index)?;
+        let mut n = 0;
+        for entry in table.range::<&str>(prefix..)? {
+            let (k, _) = entry?;
+            if n >= at_most || !k.value().starts_with(prefix) {
+                break;
+            }
+            n += 1;
+        }
+        Ok(n)
     }
 
     /// Sets a counter or marker in the `meta` table.
