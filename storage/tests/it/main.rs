@@ -485,3 +485,83 @@ fn the_receipt_outbox_never_gives_one_sequence_twice() {
     assert!(schema.is_err(), "the schema version is not a counter");
     assert_eq!(store.schema_version().expect("version"), SCHEMA_VERSION);
 }
+
+fn proposal_record(n: u8, open: bool) -> vm_storage::ProposalRecord {
+    use vm_receipts::documents::{
+        ProposedTerms, SignatureField, TrustLevel, TrustProposal, VerificationFrequency,
+    };
+    let proposer = mesh(if n % 2 == 0 { "dublin" } else { "berlin" });
+    vm_storage::ProposalRecord {
+        proposal: TrustProposal {
+            proposal_id: format!("fed-proposal-{n}").parse().expect("id"),
+            target: mesh(if n % 2 == 0 { "berlin" } else { "dublin" }),
+            proposer,
+            proposed_at: at(1_000),
+            expires_at: at(2_000 + i64::from(n)),
+            proposed_trust_level: TrustLevel::VERIFY,
+            proposed_terms: ProposedTerms {
+                scrolls_to_share: vec!["Compliance".parse().expect("scroll")],
+                verification_frequency: VerificationFrequency::DAILY,
+                retention_period_days: 1,
+                data_jurisdiction: None,
+                audit_rights: None,
+                extra: Default::default(),
+            },
+            proposer_attestations: None,
+            signature: SignatureField::unsigned(),
+            extra: Default::default(),
+        },
+        direction: vm_storage::Direction::Inbound,
+        history: Vec::new(),
+        status: if open {
+            vm_storage::ProposalStatus::Open
+        } else {
+            vm_storage::ProposalStatus::Withdrawn
+        },
+        updated_at: at(1_000),
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: 64,
+        failure_persistence: None,
+        rng_seed: proptest::test_runner::RngSeed::Fixed(0x1d3e_0001),
+        ..ProptestConfig::default()
+    })]
+
+    /// The open-proposal index always lists exactly the stored proposals that are open,
+    /// whatever sequence of puts, status changes, removes and failed transactions ran.
+    #[test]
+    fn the_deadline_index_follows_its_table(
+        steps in prop::collection::vec((0u8..8, 0u8..3, prop::bool::weighted(0.85)), 1..60)
+    ) {
+        let store = Store::in_memory().expect("store");
+        for (n, what, commit) in steps {
+            let _ = store.write(|tx| {
+                let record = proposal_record(n, what == 0);
+                if what == 2 {
+                    tx.remove::<vm_storage::ProposalRecord>(&record.key())?;
+                } else {
+                    tx.put(&record)?;
+                }
+                if commit { Ok(()) } else { Err(StoreError::Database("abort".into())) }
+            });
+        }
+        let (records, index) = store
+            .read(|tx| {
+                Ok((
+                    tx.all::<vm_storage::ProposalRecord>()?,
+                    tx.index::<vm_storage::ProposalRecord>("")?,
+                ))
+            })
+            .expect("read");
+        let mut expected: Vec<(String, i64)> = records
+            .iter()
+            .filter(|r| r.status == vm_storage::ProposalStatus::Open)
+            .map(|r| (r.index_key(), r.proposal.expires_at.unix()))
+            .collect();
+        expected.sort();
+        prop_assert_eq!(index, expected);
+    }
+}
