@@ -411,8 +411,10 @@ pub fn revoke(
     reason: String,
 ) -> Result<(), EngineError> {
     let mut record = get_ours(ctx, id)?;
+    let ours_ends = ctx.now.plus_seconds(i64::from(notice_days) * 86_400);
     match &record.status {
         AgreementStatus::Active | AgreementStatus::Suspended { .. } => {}
+        AgreementStatus::Revoking { effective_at } if ours_ends < *effective_at => {}
         AgreementStatus::Revoking { effective_at } => {
             return Err(EngineError::Command(format!(
                 "agreement {id} is already being revoked; it ends at {effective_at}"
@@ -436,10 +438,7 @@ pub fn revoke(
     };
     notice.validate()?;
     notice.sign(ctx.key)?;
-    record.status = AgreementStatus::Revoking {
-        effective_at: notice.effective_at,
-    };
-    record.revocation = Some(notice.clone());
+    set_revocation(&mut record, notice.clone());
     record.updated_at = ctx.now;
     ctx.tx.put(&record)?;
     ctx.event(Event::RevocationNoticed {
@@ -459,9 +458,28 @@ pub fn revoke(
     Ok(())
 }
 
+/// Records the notice that ends the agreement. A suspended agreement stays suspended (the
+/// peer cannot lift our suspension by revoking); it ends when the notice runs out all the
+/// same, and resuming it before then makes it `Revoking`.
+fn set_revocation(record: &mut AgreementRecord, notice: RevocationNotice) {
+    if !matches!(record.status, AgreementStatus::Suspended { .. }) {
+        record.status = AgreementStatus::Revoking {
+            effective_at: notice.effective_at,
+        };
+    }
+    record.revocation = Some(notice);
+}
+
 /// Whether a revocation notice has run out.
 fn ends_by(record: &AgreementRecord, now: Timestamp) -> bool {
-    matches!(record.status, AgreementStatus::Revoking { effective_at } if effective_at <= now)
+    match &record.status {
+        AgreementStatus::Revoking { effective_at } => *effective_at <= now,
+        AgreementStatus::Suspended { .. } => record
+            .revocation
+            .as_ref()
+            .is_some_and(|n| n.effective_at <= now),
+        _ => false,
+    }
 }
 
 /// A revocation notice from the other party.
@@ -521,10 +539,21 @@ pub fn on_revocation(
             notice.agreement_id, held.effective_at, held.revoked_by
         )));
     }
-    record.status = AgreementStatus::Revoking {
-        effective_at: notice.effective_at,
-    };
-    record.revocation = Some(notice.clone());
+    // A notice cannot have been issued in the future: its end is at most `notice_days`
+    // (plus clock skew) from now, and not before the agreement began. Without this a peer
+    // could sign an end in year 9999 and keep the agreement "in notice" for ever.
+    let latest = ctx
+        .now
+        .plus_seconds(i64::from(notice.notice_days) * 86_400 + ctx.config.max_clock_skew_secs);
+    if notice.effective_at > latest || notice.effective_at < record.agreement.established_at {
+        return Err(EngineError::ClockSkew {
+            field: "effective_at",
+            value: notice.effective_at,
+            now: ctx.now,
+            limit_secs: i64::from(notice.notice_days) * 86_400 + ctx.config.max_clock_skew_secs,
+        });
+    }
+    set_revocation(&mut record, notice.clone());
     record.updated_at = ctx.now;
     ctx.tx.put(&record)?;
     ctx.event(Event::RevocationNoticed {
@@ -611,9 +640,12 @@ pub fn suspend(
     discrepancy_id: Option<DocumentId>,
 ) -> Result<(), EngineError> {
     let mut record = get_ours(ctx, id)?;
-    if record.status != AgreementStatus::Active {
+    if !matches!(
+        record.status,
+        AgreementStatus::Active | AgreementStatus::Revoking { .. }
+    ) {
         return Err(EngineError::Command(format!(
-            "only an active agreement can be suspended; {id} is {:?}",
+            "only an agreement in force can be suspended; {id} is {:?}",
             record.status
         )));
     }
@@ -644,7 +676,12 @@ pub fn resume(ctx: &mut Ctx<'_, '_>, id: &DocumentId, reason: String) -> Result<
         return Err(super::policy::Refusal::FederationOff.into());
     }
     let peer = peer_of(ctx, &record)?;
-    record.status = AgreementStatus::Active;
+    record.status = match &record.revocation {
+        Some(notice) => AgreementStatus::Revoking {
+            effective_at: notice.effective_at,
+        },
+        None => AgreementStatus::Active,
+    };
     record.next_verification_at = Some(ctx.now);
     record.updated_at = ctx.now;
     ctx.tx.put(&record)?;
@@ -665,10 +702,13 @@ pub fn tick(ctx: &mut Ctx<'_, '_>) -> Result<(), EngineError> {
         if due > ctx.now.unix() {
             continue;
         }
-        let Some(id) = agreement_id_of_index(&key) else {
-            continue;
-        };
-        let Some(mut record) = ctx.tx.get::<AgreementRecord>(id)? else {
+        let Some(mut record) = agreement_id_of_index(&key)
+            .map(|id| ctx.tx.get::<AgreementRecord>(id))
+            .transpose()?
+            .flatten()
+        else {
+            // An index entry without its record would keep the timer due for ever.
+            ctx.tx.remove_index_entry::<AgreementRecord>(&key)?;
             continue;
         };
         if ends_by(&record, ctx.now) {
@@ -679,7 +719,7 @@ pub fn tick(ctx: &mut Ctx<'_, '_>) -> Result<(), EngineError> {
             AgreementStatus::AwaitingCountersignature | AgreementStatus::Abandoned { .. } => {
                 draft_expired(ctx, record)?;
             }
-            AgreementStatus::Active => {
+            AgreementStatus::Active | AgreementStatus::Revoking { .. } => {
                 let a = &record.agreement;
                 let peer = peer_of(ctx, &record)?;
                 ctx.out.push(Output::VerificationDue {

@@ -136,7 +136,17 @@ pub fn add_manual(
         manual_addresses: Vec::new(),
         updated_at: ctx.now,
     });
-    check_key(&mesh_id, entry.public_key.as_ref(), &public_key)?;
+    if entry.public_key.is_some_and(|k| k != public_key)
+        && !entry.sources.contains_key(&PeerSource::Manual)
+    {
+        // The operator's word beats a self-signed record found on the network (the first
+        // key seen could have been an impostor's): the record and its sources are dropped.
+        tracing::warn!(mesh = %mesh_id, "operator replaces a key learned from the network");
+        entry.discovery_record = None;
+        entry.sources.clear();
+    } else {
+        check_key(&mesh_id, entry.public_key.as_ref(), &public_key)?;
+    }
     entry.public_key = Some(public_key);
     for a in addresses {
         if !entry.manual_addresses.contains(&a) {

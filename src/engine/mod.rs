@@ -370,7 +370,10 @@ pub struct Engine {
     config: EngineConfig,
     store: Store,
     rng: ChaCha20Rng,
+    /// Our signed record as last built (what `discovery_record` serves).
     own_record: Option<DiscoveryRecord>,
+    /// The record last handed out for publishing, set only once its tick committed.
+    published: Option<DiscoveryRecord>,
     refusals: BTreeMap<&'static str, u64>,
 }
 
@@ -410,6 +413,11 @@ impl Engine {
         federation_len: u64,
         seed: [u8; 32],
     ) -> Result<Self, EngineError> {
+        if config.federation_on {
+            // A configuration that cannot make a valid discovery record fails here, not at
+            // every tick.
+            discovery::build_own(&me, &key, &config, Timestamp::EPOCH)?;
+        }
         store.write(|tx| {
             if tx.meta(NEXT_SEQUENCE)?.is_none() {
                 tx.set_meta(NEXT_SEQUENCE, federation_len)?;
@@ -423,6 +431,7 @@ impl Engine {
             store,
             rng: ChaCha20Rng::from_seed(seed),
             own_record: None,
+            published: None,
             refusals: BTreeMap::new(),
         })
     }
@@ -484,10 +493,15 @@ impl Engine {
 
     /// When the engine next wants an [`Input::Tick`].
     pub fn poll_timeout(&self) -> Result<Option<Timestamp>, EngineError> {
-        let mut next = self.own_record.as_ref().map(|r| {
-            r.updated_at
-                .plus_seconds(self.config.discovery_refresh_secs)
-        });
+        let mut next = match &self.published {
+            Some(r) => Some(
+                r.updated_at
+                    .plus_seconds(self.config.discovery_refresh_secs),
+            ),
+            // Nothing published yet: the first tick publishes.
+            None if self.config.federation_on => Some(Timestamp::EPOCH),
+            None => None,
+        };
         let mut consider = |t: Timestamp| next = Some(next.map_or(t, |n: Timestamp| n.min(t)));
         self.store.read(|tx| {
             for t in negotiation::deadlines(tx)? {
@@ -516,14 +530,19 @@ impl Engine {
     }
 
     fn dispatch(&mut self, now: Timestamp, input: Input) -> Result<Vec<Output>, EngineError> {
-        let mut extra = Vec::new();
+        let mut publish = None;
         if matches!(input, Input::Tick) && self.config.federation_on {
-            let stale = self.own_record.as_ref().is_none_or(|r| {
+            let stale = self.published.as_ref().is_none_or(|r| {
                 now.seconds_since(r.updated_at) >= self.config.discovery_refresh_secs
             });
             if stale {
-                let record = self.discovery_record(now)?;
-                extra.push(Output::PublishDiscovery(Box::new(record)));
+                // A record that cannot be built must not stop the tick's other work.
+                match self.discovery_record(now) {
+                    Ok(record) => publish = Some(record),
+                    Err(e) => {
+                        tracing::warn!(mesh = %self.me, "discovery record not refreshed: {e}")
+                    }
+                }
             }
         }
         let Self {
@@ -588,7 +607,10 @@ impl Engine {
             }
             Ok(ctx.out)
         })?;
-        out.extend(extra);
+        if let Some(record) = publish {
+            self.published = Some(record.clone());
+            out.push(Output::PublishDiscovery(Box::new(record)));
+        }
         Ok(out)
     }
 }

@@ -22,6 +22,10 @@ use super::{
     Ctx, EngineError, PeerMessage, ProposalRef, agreements, new_id, peer_key, receipts, retry,
 };
 
+/// The shortest life a proposal to us may have: short-lived proposals would let a peer
+/// churn through the open-proposal limit, leaving records and receipts behind.
+pub const MIN_PROPOSAL_TTL_SECS: i64 = 3600;
+
 /// The terms on the table and who offered them.
 pub struct Tip<'a> {
     /// Who offered them.
@@ -224,6 +228,16 @@ pub fn propose(
     };
     proposal.validate()?;
     proposal.sign(ctx.key)?;
+    if ctx
+        .tx
+        .get::<ProposalRecord>(&proposal_key(ctx.me, &proposal.proposal_id))?
+        .is_some()
+    {
+        return Err(EngineError::IdReused {
+            what: "proposal",
+            id: proposal.proposal_id,
+        });
+    }
     let record = ProposalRecord {
         proposal: proposal.clone(),
         direction: Direction::Outbound,
@@ -489,6 +503,11 @@ pub fn on_proposal(
         });
     }
     check_not_future(ctx, "proposed_at", proposal.proposed_at)?;
+    if proposal.expires_at.seconds_since(proposal.proposed_at) < MIN_PROPOSAL_TTL_SECS {
+        return Err(EngineError::PolicyDeclined(format!(
+            "a proposal must stay open at least {MIN_PROPOSAL_TTL_SECS} s"
+        )));
+    }
     if ctx.now >= proposal.expires_at {
         return Err(EngineError::Expired {
             id: proposal.proposal_id,
@@ -818,16 +837,22 @@ fn on_withdraw(
             record.proposal.proposal_id
         )));
     }
-    if response.responds_to != Some(tip_hash(&record)?) {
-        return Err(EngineError::OutOfOrder(
-            "the withdrawal does not follow the last document of the negotiation".into(),
-        ));
-    }
+    // Open: the withdrawal must follow the last document. Accepted by us with our draft not
+    // in force: it may have crossed our accept (it then follows the terms we accepted).
+    // Anything else is over, for good.
     match &record.status {
-        ProposalStatus::Open => {}
+        ProposalStatus::Open if response.responds_to == Some(tip_hash(&record)?) => {}
+        ProposalStatus::Open => {
+            return Err(EngineError::OutOfOrder(
+                "the withdrawal does not follow the last document of the negotiation".into(),
+            ));
+        }
         ProposalStatus::Accepted {
             agreement_id: Some(id),
-        } => agreements::abandon_draft(ctx, id, "the proposer withdrew the proposal")?,
+        } if crossed_our_accept(ctx, &record, &response)? => {
+            let id = id.clone();
+            agreements::abandon_draft(ctx, &id, "the proposer withdrew the proposal")?;
+        }
         other => {
             return Err(EngineError::Closed(format!(
                 "proposal {} is {}",
@@ -860,13 +885,16 @@ pub fn tick(ctx: &mut Ctx<'_, '_>) -> Result<(), EngineError> {
         if expires_at > ctx.now.unix() {
             continue;
         }
-        let Some(key) = proposal_key_of_index(&index_key) else {
-            continue;
-        };
-        if let Some(mut record) = ctx.tx.get::<ProposalRecord>(key)?
-            && record.status == ProposalStatus::Open
-        {
-            expire(ctx, &mut record, None)?;
+        let record = proposal_key_of_index(&index_key)
+            .map(|key| ctx.tx.get::<ProposalRecord>(key))
+            .transpose()?
+            .flatten();
+        match record {
+            Some(mut record) if record.status == ProposalStatus::Open => {
+                expire(ctx, &mut record, None)?;
+            }
+            // An index entry without an open record would keep the timer due for ever.
+            _ => ctx.tx.remove_index_entry::<ProposalRecord>(&index_key)?,
         }
     }
     Ok(())

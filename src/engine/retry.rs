@@ -131,7 +131,14 @@ pub fn tick(ctx: &mut Ctx<'_, '_>) -> Result<(), EngineError> {
         .filter(|m| m.next_attempt_at <= ctx.now)
         .collect();
     for mut m in due {
-        if ctx.now.seconds_since(m.created_at) > ctx.config.retry.give_up_after_secs {
+        // A countersigned agreement or a revocation notice is the peer's only way to learn
+        // that an agreement began or ends: those are never given up, or the two sides would
+        // disagree for good.
+        let vital = matches!(
+            m.message.get("type").and_then(|t| t.as_str()),
+            Some("agreement" | "revocation")
+        );
+        if !vital && ctx.now.seconds_since(m.created_at) > ctx.config.retry.give_up_after_secs {
             ctx.tx.remove::<OutgoingMessage>(&m.key())?;
             ctx.event(Event::Undelivered {
                 to: m.to.clone(),

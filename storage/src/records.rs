@@ -226,8 +226,12 @@ impl AgreementRecord {
     /// the next verification cycle, or a draft's deadline.
     pub fn wake_at(&self) -> Option<Timestamp> {
         match &self.status {
-            AgreementStatus::Revoking { effective_at } => Some(*effective_at),
+            AgreementStatus::Revoking { effective_at } => Some(
+                self.next_verification_at
+                    .map_or(*effective_at, |v| v.min(*effective_at)),
+            ),
             AgreementStatus::Active => self.next_verification_at,
+            AgreementStatus::Suspended { .. } => self.revocation.as_ref().map(|n| n.effective_at),
             AgreementStatus::AwaitingCountersignature | AgreementStatus::Abandoned { .. } => {
                 self.draft_deadline
             }

@@ -352,6 +352,14 @@ impl WriteTx<'_> {
         Ok(n)
     }
 
+    /// Removes one entry of `R`'s index (a dangling one, whose record is gone).
+    pub fn remove_index_entry<R: Record>(&mut self, index_key: &str) -> Result<(), StoreError> {
+        if let Some(index) = R::INDEX {
+            self.txn.open_table(index)?.remove(index_key)?;
+        }
+        Ok(())
+    }
+
     /// Sets a counter or marker in the `meta` table.
     pub fn set_meta(&mut self, key: &str, value: u64) -> Result<(), StoreError> {
         if key == SCHEMA_KEY {

@@ -488,3 +488,96 @@ fn discovery_records_with_another_key_bad_signatures_or_old_dates_are_refused() 
     assert!(matches!(e, EngineError::Stale(_)), "{e}");
     assert_eq!(net.nodes[i].snapshot(), before);
 }
+
+/// Found in review: a notice with an end far beyond its notice period kept an agreement "in
+/// notice" for ever, and a peer's notice lifted our suspension.
+#[test]
+fn regression_a_revocation_cannot_outlast_its_notice_or_lift_a_suspension() {
+    let mut net = net();
+    let agreement_id = establish(&mut net, DUBLIN, BERLIN);
+    let mut forever = RevocationNotice {
+        agreement_id: agreement_id.clone(),
+        revoked_by: mesh(BERLIN),
+        reason: "never really".into(),
+        notice_days: 1,
+        effective_at: Timestamp::from_unix(253_402_300_799).expect("9999"),
+        signature: SignatureField::unsigned(),
+        extra: Default::default(),
+    };
+    forever.sign(&net.node(BERLIN).key).expect("sign");
+    let e = refused(&mut net, BERLIN, DUBLIN, PeerMessage::Revocation(forever));
+    assert!(
+        matches!(
+            e,
+            EngineError::ClockSkew {
+                field: "effective_at",
+                ..
+            }
+        ),
+        "{e}"
+    );
+
+    net.command(
+        DUBLIN,
+        Command::Suspend {
+            agreement_id: agreement_id.clone(),
+            reason: "under review".into(),
+            discrepancy_id: None,
+        },
+    )
+    .expect("suspend");
+    net.command(
+        BERLIN,
+        Command::Revoke {
+            agreement_id: agreement_id.clone(),
+            notice_days: 2,
+            reason: "leaving".into(),
+        },
+    )
+    .expect("revoke");
+    net.run();
+    let rec = &net.node(DUBLIN).agreements()[0];
+    assert!(
+        matches!(rec.status, vm_storage::AgreementStatus::Suspended { .. }),
+        "still suspended: {:?}",
+        rec.status
+    );
+    assert!(rec.revocation.is_some());
+    // The notice still runs out while suspended.
+    net.settle(3 * 86_400);
+    for node in &net.nodes[..2] {
+        assert!(matches!(
+            node.agreements()[0].status,
+            vm_storage::AgreementStatus::Revoked { .. }
+        ));
+    }
+}
+
+/// Found in review: a withdrawal arriving after the agreement came into force rewrote the
+/// closed negotiation as withdrawn.
+#[test]
+fn regression_a_withdrawal_after_the_agreement_is_refused() {
+    let mut net = net();
+    establish(&mut net, DUBLIN, BERLIN);
+    let record = net.node(BERLIN).proposals()[0].clone();
+    let last = record.history.last().expect("accept").clone();
+    let tip = vaultmesh_federation::engine::document_hash(&last).expect("hash");
+    let withdraw = response(
+        &net,
+        DUBLIN,
+        record.proposal.proposal_id.as_str(),
+        ResponseType::Withdraw,
+        Some(tip),
+    );
+    let e = refused(
+        &mut net,
+        DUBLIN,
+        BERLIN,
+        PeerMessage::Response {
+            response: withdraw,
+            agreement: None,
+        },
+    );
+    assert!(matches!(e, EngineError::Closed(_)), "{e}");
+    assert!(e.is_permanent());
+}
