@@ -490,11 +490,19 @@ fn proposal_record(n: u8, open: bool) -> vm_storage::ProposalRecord {
     use vm_receipts::documents::{
         ProposedTerms, SignatureField, TrustLevel, TrustProposal, VerificationFrequency,
     };
-    let proposer = mesh(if n % 2 == 0 { "dublin" } else { "berlin" });
+    let proposer = mesh(if n.is_multiple_of(2) {
+        "dublin"
+    } else {
+        "berlin"
+    });
     vm_storage::ProposalRecord {
         proposal: TrustProposal {
             proposal_id: format!("fed-proposal-{n}").parse().expect("id"),
-            target: mesh(if n % 2 == 0 { "berlin" } else { "dublin" }),
+            target: mesh(if n.is_multiple_of(2) {
+                "berlin"
+            } else {
+                "dublin"
+            }),
             proposer,
             proposed_at: at(1_000),
             expires_at: at(2_000 + i64::from(n)),
