@@ -739,12 +739,12 @@ pub fn on_response(
     }
 }
 
-/// Whether `reject` answers the terms we accepted, crossing our accept on the way, while our
-/// draft is not in force (the peer rejected before it saw our accept).
+/// Whether `answer` (a reject or a withdrawal) answers the terms we accepted, crossing our
+/// accept on the way, while our draft is not in force (sent before the peer saw our accept).
 fn crossed_our_accept(
     ctx: &Ctx<'_, '_>,
     record: &ProposalRecord,
-    reject: &ProposalResponse,
+    answer: &ProposalResponse,
 ) -> Result<bool, EngineError> {
     let ProposalStatus::Accepted {
         agreement_id: Some(id),
@@ -766,7 +766,7 @@ fn crossed_our_accept(
                     | vm_storage::AgreementStatus::Abandoned { .. }
             )
         });
-    Ok(draft_pending && ours.0 == *ctx.me && reject.responds_to == Some(before.1))
+    Ok(draft_pending && ours.0 == *ctx.me && answer.responds_to == Some(before.1))
 }
 
 /// The thread as (author, document hash), proposal first.
