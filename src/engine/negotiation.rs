@@ -602,7 +602,9 @@ pub fn on_response(
             from: from.clone(),
         });
     }
-    let mut record = [ctx.me, from]
+    // Proposal ids are unique per proposer only: if both of us used this id, the response
+    // belongs to the thread holding the document it answers.
+    let candidates: Vec<ProposalRecord> = [ctx.me, from]
         .into_iter()
         .map(|proposer| {
             ctx.tx
@@ -611,7 +613,21 @@ pub fn on_response(
         .collect::<Result<Vec<_>, StoreError>>()?
         .into_iter()
         .flatten()
-        .find(|r| other_party(r, ctx.me) == from)
+        .filter(|r| other_party(r, ctx.me) == from)
+        .collect();
+    let mut chosen = None;
+    for r in &candidates {
+        let answers_it = match response.responds_to {
+            Some(h) => record_thread(r)?.iter().any(|(_, d)| *d == h),
+            None => false,
+        };
+        if answers_it {
+            chosen = Some(r.clone());
+            break;
+        }
+    }
+    let mut record = chosen
+        .or_else(|| candidates.into_iter().next())
         .ok_or_else(|| {
             EngineError::UnknownProposal(format!("{} between us and {from}", response.proposal_id))
         })?;

@@ -581,3 +581,69 @@ fn regression_a_withdrawal_after_the_agreement_is_refused() {
     assert!(matches!(e, EngineError::Closed(_)), "{e}");
     assert!(e.is_permanent());
 }
+
+/// Found in review: proposal ids are unique per proposer only, and a response about the
+/// peer's proposal went to ours when both used one id.
+#[test]
+fn regression_responses_go_to_the_thread_they_answer_when_ids_collide() {
+    let mut net = net();
+    let id = propose(&mut net, DUBLIN, BERLIN, TrustLevel::VERIFY);
+    net.run();
+    // Berlin proposes to Dublin under the very same id.
+    let mut theirs = proposal(&net, id.as_str(), net.now, 86_400);
+    theirs.proposer = mesh(BERLIN);
+    theirs.target = mesh(DUBLIN);
+    theirs.sign(&net.node(BERLIN).key).expect("sign");
+    net.apply(
+        0,
+        Input::Peer {
+            from: mesh(BERLIN),
+            message: PeerMessage::Proposal(theirs),
+        },
+    )
+    .expect("received");
+    net.queue.clear();
+    net.command(
+        DUBLIN,
+        Command::Counter {
+            proposal: vaultmesh_federation::engine::ProposalRef {
+                id: id.clone(),
+                proposer: Some(mesh(BERLIN)),
+            },
+            terms: terms(&["Drills"], VerificationFrequency::DAILY),
+        },
+    )
+    .expect("counter berlin's");
+    let ours_on_theirs = net
+        .node(DUBLIN)
+        .proposals()
+        .into_iter()
+        .find(|p| p.proposal.proposer == mesh(BERLIN))
+        .expect("berlin's")
+        .history[0]
+        .clone();
+    let tip = vaultmesh_federation::engine::document_hash(&ours_on_theirs).expect("hash");
+    let back = response(&net, BERLIN, id.as_str(), ResponseType::Counter, Some(tip));
+    net.apply(
+        0,
+        Input::Peer {
+            from: mesh(BERLIN),
+            message: PeerMessage::Response {
+                response: back,
+                agreement: None,
+            },
+        },
+    )
+    .expect("applied to Berlin's thread");
+    let proposals = net.node(DUBLIN).proposals();
+    let by = |who| {
+        proposals
+            .iter()
+            .find(|p| p.proposal.proposer == mesh(who))
+            .expect("thread")
+            .history
+            .len()
+    };
+    assert_eq!(by(BERLIN), 2, "counter and counter-back");
+    assert_eq!(by(DUBLIN), 0, "our own thread untouched");
+}
