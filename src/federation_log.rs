@@ -84,18 +84,24 @@ pub fn flush(
     log: &mut impl ReceiptLog,
     now: Timestamp,
 ) -> Result<usize, LogError> {
-    if engine.pending_receipts()?.is_empty() {
+    let Some(appended) = append_pending(engine, log)? else {
         return Ok(0);
-    }
-    let appended = append_pending(engine, log)?;
+    };
     engine.handle(now, Input::ReceiptsStored { size: log.len() })?;
     Ok(appended)
 }
 
 /// The first half of [`flush`]: appends what is queued and missing from `log`, without
 /// telling the engine (a crash right after it is what the exactly-once tests exercise).
-pub fn append_pending(engine: &Engine, log: &mut impl ReceiptLog) -> Result<usize, LogError> {
+/// `None` when nothing was queued.
+pub fn append_pending(
+    engine: &Engine,
+    log: &mut impl ReceiptLog,
+) -> Result<Option<usize>, LogError> {
     let pending = engine.pending_receipts()?;
+    if pending.is_empty() {
+        return Ok(None);
+    }
     let mut to_append = Vec::new();
     for (sequence, receipt) in pending {
         let len = log.len() + to_append.len() as u64;
@@ -118,7 +124,7 @@ pub fn append_pending(engine: &Engine, log: &mut impl ReceiptLog) -> Result<usiz
     if appended > 0 {
         log.append(&to_append)?;
     }
-    Ok(appended)
+    Ok(Some(appended))
 }
 
 /// An in-memory receipt log for simulation and tests: the leaves, checked to be receipts of

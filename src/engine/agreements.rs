@@ -25,7 +25,9 @@ use vm_storage::{
 
 use super::negotiation::{self, agreement_terms};
 use super::policy::{PeerRequest, authorize};
-use super::{Ctx, EngineError, Event, Output, PeerMessage, new_id, peer_key, receipts, retry};
+use super::{
+    Ctx, EngineError, Event, Output, PeerMessage, authored_by, new_id, peer_key, receipts, retry,
+};
 
 /// How long after its proposal expired a draft of ours is still awaited before it is
 /// abandoned (a countersignature made in time may be on its way).
@@ -184,14 +186,7 @@ pub fn countersign(
         )));
     }
     draft.verify_party(from)?;
-    if draft.established_at.seconds_since(ctx.now) > ctx.config.max_clock_skew_secs {
-        return Err(EngineError::ClockSkew {
-            field: "established_at",
-            value: draft.established_at,
-            now: ctx.now,
-            limit_secs: ctx.config.max_clock_skew_secs,
-        });
-    }
+    ctx.check_not_future("established_at", draft.established_at)?;
     if ctx
         .tx
         .get::<AgreementRecord>(draft.agreement_id.as_str())?
@@ -209,20 +204,22 @@ pub fn countersign(
         });
     }
     // Both sides drafted at once: the lower hash stands, on both sides.
-    for ours in own_drafts_with(ctx.tx, ctx.me, from)? {
-        if ours.agreement.agreement_hash.to_string() < draft.agreement_hash.to_string() {
-            return Err(EngineError::CompetingDraft {
-                ours: ours.agreement.agreement_id,
-                theirs: draft.agreement_id,
-            });
-        }
+    let ours = own_drafts_with(ctx.tx, ctx.me, from)?;
+    if let Some(lower) = ours
+        .iter()
+        .find(|o| o.agreement.agreement_hash.to_string() < draft.agreement_hash.to_string())
+    {
+        return Err(EngineError::CompetingDraft {
+            ours: lower.agreement.agreement_id.clone(),
+            theirs: draft.agreement_id,
+        });
     }
-    for ours in own_drafts_with(ctx.tx, ctx.me, from)? {
+    for o in ours {
         let reason = format!(
             "superseded by {}, which has the lower hash",
             draft.agreement_id
         );
-        abandon_draft(ctx, &ours.agreement.agreement_id, &reason)?;
+        abandon_draft(ctx, &o.agreement.agreement_id, &reason)?;
     }
     draft.sign_as(ctx.me, ctx.key, ctx.now)?;
     draft.verify_complete()?;
@@ -488,13 +485,7 @@ pub fn on_revocation(
     from: &MeshId,
     notice: RevocationNotice,
 ) -> Result<(), EngineError> {
-    if &notice.revoked_by != from {
-        return Err(EngineError::SenderMismatch {
-            document: "RevocationNotice",
-            author: notice.revoked_by,
-            from: from.clone(),
-        });
-    }
+    authored_by("RevocationNotice", &notice.revoked_by, from)?;
     let mut record: AgreementRecord = ctx
         .tx
         .get(notice.agreement_id.as_str())?

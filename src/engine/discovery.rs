@@ -55,15 +55,7 @@ pub fn on_record(
     // Typed values can be built without the parser: check the rules again.
     record.validate()?;
     record.verify_self_signed()?;
-    let skew = ctx.config.max_clock_skew_secs;
-    if record.updated_at.seconds_since(ctx.now) > skew {
-        return Err(EngineError::ClockSkew {
-            field: "updated_at",
-            value: record.updated_at,
-            now: ctx.now,
-            limit_secs: skew,
-        });
-    }
+    ctx.check_not_future("updated_at", record.updated_at)?;
     let age = ctx.now.seconds_since(record.updated_at);
     if age > ctx.config.discovery_max_age_secs {
         return Err(EngineError::Stale(format!(
@@ -72,15 +64,7 @@ pub fn on_record(
         )));
     }
     let mesh_id = record.mesh_id.clone();
-    let existing: Option<PeerEntry> = ctx.tx.get(&mesh_id.to_string())?;
-    let mut entry = existing.unwrap_or_else(|| PeerEntry {
-        mesh_id: mesh_id.clone(),
-        public_key: None,
-        discovery_record: None,
-        sources: BTreeMap::new(),
-        manual_addresses: Vec::new(),
-        updated_at: ctx.now,
-    });
+    let mut entry = entry_for(ctx, &mesh_id)?;
     check_key(&mesh_id, entry.public_key.as_ref(), &record.public_key)?;
     if let Some(held) = &entry.discovery_record {
         if held.updated_at > record.updated_at {
@@ -127,15 +111,7 @@ pub fn add_manual(
     if public_key == ctx.key.public_key() {
         return Err(EngineError::Command("that is our own key".into()));
     }
-    let existing: Option<PeerEntry> = ctx.tx.get(&mesh_id.to_string())?;
-    let mut entry = existing.unwrap_or_else(|| PeerEntry {
-        mesh_id: mesh_id.clone(),
-        public_key: None,
-        discovery_record: None,
-        sources: BTreeMap::new(),
-        manual_addresses: Vec::new(),
-        updated_at: ctx.now,
-    });
+    let mut entry = entry_for(ctx, &mesh_id)?;
     if entry.public_key.is_some_and(|k| k != public_key)
         && !entry.sources.contains_key(&PeerSource::Manual)
     {
@@ -161,6 +137,21 @@ pub fn add_manual(
         source: PeerSource::Manual,
     });
     Ok(())
+}
+
+/// The peer-book entry of `mesh_id`, or a new empty one.
+fn entry_for(ctx: &Ctx<'_, '_>, mesh_id: &MeshId) -> Result<PeerEntry, EngineError> {
+    Ok(ctx
+        .tx
+        .get(&mesh_id.to_string())?
+        .unwrap_or_else(|| PeerEntry {
+            mesh_id: mesh_id.clone(),
+            public_key: None,
+            discovery_record: None,
+            sources: BTreeMap::new(),
+            manual_addresses: Vec::new(),
+            updated_at: ctx.now,
+        }))
 }
 
 /// A mesh's key never changes under us: a record with another key is refused (key rotation

@@ -399,6 +399,40 @@ impl Ctx<'_, '_> {
     pub fn event(&mut self, event: Event) {
         self.out.push(Output::Event(event));
     }
+
+    /// Refuses a peer's timestamp further ahead of our clock than the skew allows.
+    pub fn check_not_future(
+        &self,
+        field: &'static str,
+        value: Timestamp,
+    ) -> Result<(), EngineError> {
+        let limit = self.config.max_clock_skew_secs;
+        if value.seconds_since(self.now) > limit {
+            return Err(EngineError::ClockSkew {
+                field,
+                value,
+                now: self.now,
+                limit_secs: limit,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Refuses a document whose author is not the mesh the transport authenticated.
+pub(crate) fn authored_by(
+    document: &'static str,
+    author: &MeshId,
+    from: &MeshId,
+) -> Result<(), EngineError> {
+    if author == from {
+        return Ok(());
+    }
+    Err(EngineError::SenderMismatch {
+        document,
+        author: author.clone(),
+        from: from.clone(),
+    })
 }
 
 impl Engine {

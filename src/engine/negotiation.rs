@@ -19,7 +19,8 @@ use vm_storage::{Direction, ProposalRecord, ProposalStatus, ReadTx, StoreError, 
 use super::messages::document_hash;
 use super::policy::{PeerRequest, authorize};
 use super::{
-    Ctx, EngineError, PeerMessage, ProposalRef, agreements, new_id, peer_key, receipts, retry,
+    Ctx, EngineError, PeerMessage, ProposalRef, agreements, authored_by, new_id, peer_key,
+    receipts, retry,
 };
 
 /// The shortest life a proposal to us may have: short-lived proposals would let a peer
@@ -474,13 +475,7 @@ pub fn on_proposal(
         ctx.now,
         PeerRequest::Propose,
     )?;
-    if &proposal.proposer != from {
-        return Err(EngineError::SenderMismatch {
-            document: "TrustProposal",
-            author: proposal.proposer,
-            from: from.clone(),
-        });
-    }
+    authored_by("TrustProposal", &proposal.proposer, from)?;
     if &proposal.target != ctx.me {
         return Err(EngineError::NotForUs {
             document: "TrustProposal",
@@ -502,7 +497,7 @@ pub fn on_proposal(
             }
         });
     }
-    check_not_future(ctx, "proposed_at", proposal.proposed_at)?;
+    ctx.check_not_future("proposed_at", proposal.proposed_at)?;
     if proposal.expires_at.seconds_since(proposal.proposed_at) < MIN_PROPOSAL_TTL_SECS {
         return Err(EngineError::PolicyDeclined(format!(
             "a proposal must stay open at least {MIN_PROPOSAL_TTL_SECS} s"
@@ -563,23 +558,6 @@ pub fn on_proposal(
     )
 }
 
-fn check_not_future(
-    ctx: &Ctx<'_, '_>,
-    field: &'static str,
-    value: Timestamp,
-) -> Result<(), EngineError> {
-    let limit = ctx.config.max_clock_skew_secs;
-    if value.seconds_since(ctx.now) > limit {
-        return Err(EngineError::ClockSkew {
-            field,
-            value,
-            now: ctx.now,
-            limit_secs: limit,
-        });
-    }
-    Ok(())
-}
-
 /// An answer from `from` to a proposal between us.
 pub fn on_response(
     ctx: &mut Ctx<'_, '_>,
@@ -595,13 +573,7 @@ pub fn on_response(
         ctx.now,
         PeerRequest::RespondToProposal,
     )?;
-    if &response.responder != from {
-        return Err(EngineError::SenderMismatch {
-            document: "ProposalResponse",
-            author: response.responder,
-            from: from.clone(),
-        });
-    }
+    authored_by("ProposalResponse", &response.responder, from)?;
     // Proposal ids are unique per proposer only: if both of us used this id, the response
     // belongs to the thread holding the document it answers.
     let candidates: Vec<ProposalRecord> = [ctx.me, from]
@@ -635,20 +607,18 @@ pub fn on_response(
     response.validate()?;
     response.verify(&key)?;
     let hash = document_hash(&response)?;
-    for held in &record.history {
-        if document_hash(held)? == hash {
-            return Err(EngineError::AlreadyReceived(format!(
-                "{:?} on proposal {}",
-                response.response_type, response.proposal_id
-            )));
-        }
+    if record_thread(&record)?.iter().any(|(_, h)| *h == hash) {
+        return Err(EngineError::AlreadyReceived(format!(
+            "{:?} on proposal {}",
+            response.response_type, response.proposal_id
+        )));
     }
     if agreement.is_some() && response.response_type != ResponseType::Accept {
         return Err(EngineError::OutOfOrder(
             "only an accept carries an agreement".into(),
         ));
     }
-    check_not_future(ctx, "responded_at", response.responded_at)?;
+    ctx.check_not_future("responded_at", response.responded_at)?;
     if response.response_type == ResponseType::Withdraw {
         return on_withdraw(ctx, from, record, response, hash);
     }
