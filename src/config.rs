@@ -14,6 +14,82 @@ pub struct Config {
     pub mesh_id: MeshId,
     /// A human name for the discovery record.
     pub display_name: String,
+    /// The P2P network.
+    #[serde(default)]
+    pub network: NetworkSection,
+    /// DNS discovery.
+    #[serde(default)]
+    pub dns: DnsSection,
+    /// Trust policy announced in the discovery record.
+    #[serde(default)]
+    pub federation: FederationSection,
+}
+
+/// `[network]`: libp2p. The defaults keep a first run on loopback.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NetworkSection {
+    /// Multiaddrs to listen on.
+    pub listen: Vec<String>,
+    /// DHT bootstrap peers (`/ip4/…/tcp/…/p2p/<peer id>`).
+    pub bootstrap: Vec<String>,
+    /// Announce this mesh under `/vaultmesh/public` in the DHT.
+    pub public: bool,
+    /// Connected peers the peer manager keeps (federated peers come on top).
+    pub target_peers: usize,
+    /// Hard limit on connections.
+    pub max_connections: u32,
+    /// Accept loopback and private addresses learned from peers.
+    pub allow_private_addresses: bool,
+    /// Gossipsub's first heartbeat, milliseconds (libp2p's default is 5000).
+    pub gossip_initial_delay_ms: u64,
+    /// Request timeout, seconds.
+    pub request_timeout_secs: u64,
+}
+
+impl Default for NetworkSection {
+    fn default() -> Self {
+        Self {
+            listen: vec![
+                "/ip4/127.0.0.1/tcp/0".into(),
+                "/ip4/127.0.0.1/udp/0/quic-v1".into(),
+            ],
+            bootstrap: Vec::new(),
+            public: false,
+            target_peers: 25,
+            max_connections: 128,
+            allow_private_addresses: true,
+            gossip_initial_delay_ms: 5000,
+            request_timeout_secs: 30,
+        }
+    }
+}
+
+/// `[dns]`: how `discover --mesh <domain>` resolves SRV and TXT records.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DnsSection {
+    /// `ip:port` of the nameserver to ask; the system resolver when absent.
+    pub nameserver: Option<String>,
+}
+
+/// `[federation]`: what the discovery record says about proposals.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FederationSection {
+    /// Whether proposals are taken at all.
+    pub accepts_proposals: bool,
+    /// The lowest trust level taken (1–4); 0 turns federation off.
+    pub min_trust_level: u8,
+}
+
+impl Default for FederationSection {
+    fn default() -> Self {
+        Self {
+            accepts_proposals: true,
+            min_trust_level: 1,
+        }
+    }
 }
 
 /// Why the configuration could not be read.
@@ -44,6 +120,9 @@ impl Config {
         Self {
             display_name: mesh_id.name().to_owned(),
             mesh_id,
+            network: NetworkSection::default(),
+            dns: DnsSection::default(),
+            federation: FederationSection::default(),
         }
     }
 

@@ -3,8 +3,8 @@
 //! It holds the sans-IO federation [`engine`] (the whole trust lifecycle, with its request
 //! policy), [`federation_log`] (engine receipts into the Federation scroll, exactly once),
 //! the CLI's commands that need no daemon (`init`, `scroll …`), the data directory, the
-//! configuration and the one clock module. The node runtime that drives the engine over the
-//! network and the control socket come with the network issue.
+//! configuration and the one clock module. The [`node`] runtime drives the engine over the
+//! network and serves the control socket.
 
 pub mod cli;
 pub mod clock;
@@ -12,3 +12,4 @@ pub mod config;
 pub mod data_dir;
 pub mod engine;
 pub mod federation_log;
+pub mod node;

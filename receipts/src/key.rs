@@ -273,6 +273,11 @@ impl MeshKey {
         Signature(self.0.sign(&kind.signing_input(message)).to_bytes())
     }
 
+    /// The raw 32-byte seed, for handing the same identity to libp2p (zeroed on drop).
+    pub fn seed_bytes(&self) -> Zeroizing<[u8; 32]> {
+        Zeroizing::new(self.0.to_bytes())
+    }
+
     /// The seed in its storage form, `z` + base58btc of the 32 bytes.
     pub fn seed_text(&self) -> Zeroizing<String> {
         Zeroizing::new(format!(

@@ -1,0 +1,182 @@
+//! The peer manager: keeps the number of connected peers near a target and penalises peers
+//! that send bad input.
+//!
+//! Gossipsub keeps every connection it sees open (it wants them as mesh candidates), and
+//! Kademlia dials whoever a query turns up, so without this a node in a large swarm ends up
+//! connected to everyone: ~20k connections and several GB for 200 nodes in one process. Every
+//! tick the manager ranks connected peers and closes the lowest-ranked beyond the target:
+//! protected peers (federated meshes, bootstrap nodes) and peers with requests in flight are
+//! never closed; then peers in our Kademlia routing table rank above strangers; then recent
+//! activity. It is generic over the peer key so its policy is tested without a swarm.
+
+use std::collections::{HashMap, HashSet};
+use std::hash::Hash;
+
+/// How a peer ranks when the manager must choose whom to disconnect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Rank {
+    /// In our Kademlia routing table (a DHT neighbour).
+    pub routing: bool,
+    /// Tick of the last useful exchange with the peer.
+    pub last_active: u64,
+}
+
+/// What the manager knows about peers.
+#[derive(Debug)]
+pub struct PeerManager<P> {
+    target: usize,
+    ban_after: u32,
+    protected: HashSet<P>,
+    connected: HashMap<P, u64>,
+    busy: HashMap<P, u32>,
+    strikes: HashMap<P, u32>,
+}
+
+/// What to do after a strike.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Keep the peer; the strike is counted.
+    Keep,
+    /// The peer reached the strike limit: disconnect and block it.
+    Ban,
+}
+
+impl<P: Eq + Hash + Clone> PeerManager<P> {
+    /// A manager holding about `target` peers that bans after `ban_after` strikes.
+    pub fn new(target: usize, ban_after: u32) -> Self {
+        Self {
+            target,
+            ban_after: ban_after.max(1),
+            protected: HashSet::new(),
+            connected: HashMap::new(),
+            busy: HashMap::new(),
+            strikes: HashMap::new(),
+        }
+    }
+
+    /// A peer connected (or reconnected) at `tick`.
+    pub fn connected(&mut self, peer: P, tick: u64) {
+        self.connected.entry(peer).or_insert(tick);
+    }
+
+    /// The peer's last connection closed.
+    pub fn disconnected(&mut self, peer: &P) {
+        self.connected.remove(peer);
+        self.busy.remove(peer);
+    }
+
+    /// Something useful came from or went to `peer` at `tick`.
+    pub fn active(&mut self, peer: &P, tick: u64) {
+        if let Some(last) = self.connected.get_mut(peer) {
+            *last = tick;
+        }
+    }
+
+    /// A request to or from `peer` started; it is not disconnected until it ends.
+    pub fn begin(&mut self, peer: &P) {
+        *self.busy.entry(peer.clone()).or_default() += 1;
+    }
+
+    /// A request to or from `peer` ended.
+    pub fn end(&mut self, peer: &P) {
+        if let Some(n) = self.busy.get_mut(peer) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.busy.remove(peer);
+            }
+        }
+    }
+
+    /// Never disconnect `peer` (a federated mesh, a bootstrap node).
+    pub fn protect(&mut self, peer: P) {
+        self.protected.insert(peer);
+    }
+
+    /// Whether `peer` is protected.
+    pub fn is_protected(&self, peer: &P) -> bool {
+        self.protected.contains(peer)
+    }
+
+    /// Counts a strike against `peer` (bad input) and says whether it is now banned.
+    pub fn strike(&mut self, peer: &P) -> Verdict {
+        let strikes = self.strikes.entry(peer.clone()).or_default();
+        *strikes += 1;
+        if *strikes >= self.ban_after {
+            Verdict::Ban
+        } else {
+            Verdict::Keep
+        }
+    }
+
+    /// How many peers are connected.
+    pub fn connected_count(&self) -> usize {
+        self.connected.len()
+    }
+
+    /// The peers to disconnect now to come back to the target, lowest-ranked first.
+    pub fn excess(&self, in_routing_table: impl Fn(&P) -> bool) -> Vec<P> {
+        let over = self.connected.len().saturating_sub(self.target);
+        if over == 0 {
+            return Vec::new();
+        }
+        let mut candidates: Vec<(Rank, &P)> = self
+            .connected
+            .iter()
+            .filter(|(p, _)| !self.protected.contains(*p) && !self.busy.contains_key(*p))
+            .map(|(p, last)| {
+                (
+                    Rank {
+                        routing: in_routing_table(p),
+                        last_active: *last,
+                    },
+                    p,
+                )
+            })
+            .collect();
+        candidates.sort_by_key(|(rank, _)| *rank);
+        candidates
+            .into_iter()
+            .take(over)
+            .map(|(_, p)| p.clone())
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn closes_strangers_before_neighbours_and_never_protected_or_busy_peers() {
+        let mut m = PeerManager::new(3, 3);
+        for (peer, tick) in [(1, 10), (2, 20), (3, 30), (4, 40), (5, 50), (6, 5)] {
+            m.connected(peer, tick);
+        }
+        m.protect(6);
+        m.begin(&1);
+        // 6 connected, target 3: three go. 1 is busy, 6 protected; 5 is a DHT neighbour.
+        let gone = m.excess(|p| *p == 5);
+        assert_eq!(gone, vec![2, 3, 4]);
+        m.end(&1);
+        let gone = m.excess(|p| *p == 5);
+        assert_eq!(gone, vec![1, 2, 3]);
+    }
+
+    #[test]
+    fn nothing_to_close_at_or_below_target() {
+        let mut m = PeerManager::new(3, 3);
+        m.connected(1, 0);
+        m.connected(2, 0);
+        assert!(m.excess(|_| false).is_empty());
+        m.disconnected(&1);
+        assert_eq!(m.connected_count(), 1);
+    }
+
+    #[test]
+    fn bans_on_the_limit_strike() {
+        let mut m = PeerManager::new(3, 2);
+        assert_eq!(m.strike(&7), Verdict::Keep);
+        assert_eq!(m.strike(&7), Verdict::Ban);
+        assert_eq!(m.strike(&8), Verdict::Keep);
+    }
+}

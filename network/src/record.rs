@@ -1,0 +1,131 @@
+//! DHT records: the key a mesh's DiscoveryRecord lives under and the checks every record
+//! passes before we store it (on PUT from a peer) or believe it (on GET). Kademlia has no
+//! validation hook of its own: with `StoreInserts::FilterBoth` every inbound PUT comes to us,
+//! and every fetched record goes through [`validate`] before it leaves this crate.
+
+use vm_receipts::documents::{DiscoveryRecord, parse};
+use vm_receipts::{MeshId, Timestamp};
+
+/// Largest record value we store or accept. A Kademlia packet is capped at 16 KiB and carries
+/// the record with its key and framing, so the value stays well under that.
+pub const MAX_RECORD_BYTES: usize = 8 * 1024;
+
+/// The provider key public meshes announce under.
+pub const PUBLIC_PROVIDER_KEY: &str = "/vaultmesh/public";
+
+/// The DHT key of `mesh_id`'s discovery record.
+pub fn mesh_key(mesh_id: &MeshId) -> Vec<u8> {
+    format!("/vaultmesh/mesh/{mesh_id}").into_bytes()
+}
+
+/// Why a DHT record was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RecordError {
+    /// Over [`MAX_RECORD_BYTES`].
+    #[error("record of {0} bytes exceeds {MAX_RECORD_BYTES}")]
+    Oversized(usize),
+    /// Not a valid, self-signed DiscoveryRecord.
+    #[error("not a valid signed discovery record: {0}")]
+    Invalid(String),
+    /// Stored under a key that is not its mesh's.
+    #[error("record of {mesh} stored under the key {key:?}")]
+    WrongKey {
+        /// The record's mesh.
+        mesh: MeshId,
+        /// The key it came under.
+        key: String,
+    },
+    /// Published by a peer other than the one the record names.
+    #[error("record of peer {expected} published by {publisher}")]
+    WrongPublisher {
+        /// The record's peer id.
+        expected: String,
+        /// Who published it.
+        publisher: String,
+    },
+    /// Too old, or from the future.
+    #[error("record of {mesh} updated at {updated_at} is not fresh ({reason})")]
+    NotFresh {
+        /// The record's mesh.
+        mesh: MeshId,
+        /// Its `updated_at`.
+        updated_at: Timestamp,
+        /// Too old or in the future.
+        reason: String,
+    },
+}
+
+/// Freshness bounds for records.
+#[derive(Debug, Clone, Copy)]
+pub struct Freshness {
+    /// Oldest acceptable age, seconds.
+    pub max_age_secs: i64,
+    /// How far in the future `updated_at` may be, seconds.
+    pub max_skew_secs: i64,
+}
+
+/// Checks a record fetched from or put into the DHT: size, parse and rules, self-signature
+/// (which also binds its public key to its `peer_id`), key, publisher and freshness.
+pub fn validate(
+    key: &[u8],
+    value: &[u8],
+    publisher: Option<&str>,
+    now: Timestamp,
+    freshness: Freshness,
+) -> Result<DiscoveryRecord, RecordError> {
+    if value.len() > MAX_RECORD_BYTES {
+        return Err(RecordError::Oversized(value.len()));
+    }
+    let record: DiscoveryRecord = parse(value).map_err(|e| RecordError::Invalid(e.to_string()))?;
+    record
+        .verify_self_signed()
+        .map_err(|e| RecordError::Invalid(e.to_string()))?;
+    if key != mesh_key(&record.mesh_id).as_slice() {
+        return Err(RecordError::WrongKey {
+            mesh: record.mesh_id.clone(),
+            key: String::from_utf8_lossy(key).into_owned(),
+        });
+    }
+    if let Some(publisher) = publisher
+        && publisher != record.peer_id
+    {
+        return Err(RecordError::WrongPublisher {
+            expected: record.peer_id.clone(),
+            publisher: publisher.to_owned(),
+        });
+    }
+    let not_fresh = |reason: String| RecordError::NotFresh {
+        mesh: record.mesh_id.clone(),
+        updated_at: record.updated_at,
+        reason,
+    };
+    if record.updated_at.seconds_since(now) > freshness.max_skew_secs {
+        return Err(not_fresh("in the future".into()));
+    }
+    let age = now.seconds_since(record.updated_at);
+    if age > freshness.max_age_secs {
+        return Err(not_fresh(format!(
+            "{age} s old, at most {} s",
+            freshness.max_age_secs
+        )));
+    }
+    Ok(record)
+}
+
+/// Checks our own record before we publish it, and returns the key it goes under.
+pub fn validate_own(
+    value: &[u8],
+    now: Timestamp,
+    freshness: Freshness,
+) -> Result<Vec<u8>, RecordError> {
+    let record: DiscoveryRecord = parse(value).map_err(|e| RecordError::Invalid(e.to_string()))?;
+    let key = mesh_key(&record.mesh_id);
+    validate(&key, value, Some(&record.peer_id), now, freshness)?;
+    Ok(key)
+}
+
+/// The `updated_at` of a stored record, if it parses (records in our store were validated).
+pub fn parse_updated_at(value: &[u8]) -> Option<Timestamp> {
+    parse::<DiscoveryRecord>(value).ok().map(|r| r.updated_at)
+}

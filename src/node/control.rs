@@ -1,0 +1,401 @@
+//! The control socket: `control.sock` in the data directory, HTTP+JSON over a Unix socket,
+//! owner-only. Every operator command of the CLI goes through it to the running node.
+//!
+//! The socket is bound inside a fresh 0700 directory, set to 0600, and only then renamed into
+//! place, so no other user can connect even in the moment between bind and chmod.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path as UrlPath, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use tokio::net::UnixListener;
+use tokio::sync::{mpsc, oneshot};
+
+/// The socket's file name in the data directory.
+pub const SOCKET_NAME: &str = "control.sock";
+
+/// An operator request, as the node's main loop receives it.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum ControlOp {
+    /// Node, network and federation state.
+    Status,
+    /// Known meshes.
+    ListPeers,
+    /// Add a mesh by hand.
+    AddPeer {
+        /// `did:vm:mesh:…` or a bare name.
+        mesh_id: String,
+        /// `ed25519:z6Mk…`.
+        public_key: String,
+        /// Multiaddrs.
+        #[serde(default)]
+        addresses: Vec<String>,
+    },
+    /// Find a mesh by id (DHT) or domain (DNS).
+    Discover {
+        /// A mesh id or a domain.
+        target: String,
+    },
+    /// Propose federation.
+    Propose {
+        /// The mesh.
+        target: String,
+        /// 1–4.
+        trust_level: u8,
+        /// The proposed terms.
+        terms: Value,
+    },
+    /// Proposals.
+    ListProposals,
+    /// One proposal.
+    ShowProposal {
+        /// Its id.
+        id: String,
+    },
+    /// Accept a proposal or counter.
+    Accept {
+        /// Proposal id.
+        id: String,
+    },
+    /// Reject.
+    Reject {
+        /// Proposal id.
+        id: String,
+        /// Why.
+        reason: String,
+    },
+    /// Counter.
+    Counter {
+        /// Proposal id.
+        id: String,
+        /// Counter terms.
+        terms: Value,
+    },
+    /// Withdraw our proposal.
+    Withdraw {
+        /// Proposal id.
+        id: String,
+        /// Why.
+        reason: Option<String>,
+    },
+    /// Agreements.
+    ListAgreements,
+    /// One agreement.
+    ShowAgreement {
+        /// Its id.
+        id: String,
+    },
+    /// Revoke with notice.
+    Revoke {
+        /// Agreement id.
+        id: String,
+        /// Days of notice.
+        notice_days: u32,
+        /// Why.
+        reason: String,
+    },
+    /// Connectivity of known peers.
+    Health,
+}
+
+/// A refusal, with the HTTP status it is served with.
+#[derive(Debug, Clone)]
+pub struct ControlError {
+    /// 400, 404, 409, 422, 500, 502, 503.
+    pub status: StatusCode,
+    /// A stable code.
+    pub code: String,
+    /// What went wrong.
+    pub message: String,
+}
+
+impl ControlError {
+    /// A refusal.
+    pub fn new(status: StatusCode, code: &str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code: code.to_owned(),
+            message: message.into(),
+        }
+    }
+}
+
+impl IntoResponse for ControlError {
+    fn into_response(self) -> Response {
+        (
+            self.status,
+            Json(json!({"error": self.code, "message": self.message})),
+        )
+            .into_response()
+    }
+}
+
+/// What the main loop answers.
+pub type ControlReply = Result<Value, ControlError>;
+
+/// A request with its reply channel.
+#[derive(Debug)]
+pub struct ControlRequest {
+    /// The operation.
+    pub op: ControlOp,
+    /// Where the answer goes.
+    pub reply: oneshot::Sender<ControlReply>,
+}
+
+/// Binds `control.sock` in `dir` with mode 0600, replacing a stale socket from a crashed run
+/// (the data-dir lock, already held, proves no live node owns it).
+pub fn bind(dir: &Path) -> std::io::Result<(UnixListener, PathBuf)> {
+    let path = dir.join(SOCKET_NAME);
+    let staging = dir.join(".control-staging");
+    let _ = fs::remove_dir_all(&staging);
+    fs::create_dir(&staging)?;
+    fs::set_permissions(&staging, fs::Permissions::from_mode(0o700))?;
+    let staged = staging.join(SOCKET_NAME);
+    let listener = UnixListener::bind(&staged)?;
+    fs::set_permissions(&staged, fs::Permissions::from_mode(0o600))?;
+    match fs::remove_file(&path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    fs::rename(&staged, &path)?;
+    fs::remove_dir(&staging)?;
+    Ok((listener, path))
+}
+
+type Tx = mpsc::Sender<ControlRequest>;
+
+async fn ask(tx: &Tx, op: ControlOp) -> Response {
+    let (reply, answer) = oneshot::channel();
+    if tx.send(ControlRequest { op, reply }).await.is_err() {
+        return ControlError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "shutting_down",
+            "the node is shutting down",
+        )
+        .into_response();
+    }
+    match answer.await {
+        Ok(Ok(value)) => Json(value).into_response(),
+        Ok(Err(e)) => e.into_response(),
+        Err(_) => ControlError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "shutting_down",
+            "the node is shutting down",
+        )
+        .into_response(),
+    }
+}
+
+fn body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, Response> {
+    body.map(|Json(v)| v).map_err(|e| {
+        ControlError::new(StatusCode::BAD_REQUEST, "bad_request", e.body_text()).into_response()
+    })
+}
+
+/// Request bodies of the routes that take one.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReasonBody {
+    reason: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TermsBody {
+    terms: Value,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RevokeBody {
+    notice_days: u32,
+    reason: String,
+}
+
+/// The routes.
+pub fn router(tx: Tx) -> Router {
+    Router::new()
+        .route(
+            "/v1/status",
+            get(|State(tx): State<Tx>| async move { ask(&tx, ControlOp::Status).await }),
+        )
+        .route(
+            "/v1/health",
+            get(|State(tx): State<Tx>| async move { ask(&tx, ControlOp::Health).await }),
+        )
+        .route(
+            "/v1/peers",
+            get(|State(tx): State<Tx>| async move { ask(&tx, ControlOp::ListPeers).await }).post(
+                |State(tx): State<Tx>, b: Result<Json<ControlOp>, JsonRejection>| async move {
+                    match body(b) {
+                        Ok(op @ ControlOp::AddPeer { .. }) => ask(&tx, op).await,
+                        Ok(_) => ControlError::new(
+                            StatusCode::BAD_REQUEST,
+                            "bad_request",
+                            "expected an add_peer body",
+                        )
+                        .into_response(),
+                        Err(r) => r,
+                    }
+                },
+            ),
+        )
+        .route(
+            "/v1/discover",
+            post(
+                |State(tx): State<Tx>, b: Result<Json<ControlOp>, JsonRejection>| async move {
+                    match body(b) {
+                        Ok(op @ ControlOp::Discover { .. }) => ask(&tx, op).await,
+                        Ok(_) => ControlError::new(
+                            StatusCode::BAD_REQUEST,
+                            "bad_request",
+                            "expected a discover body",
+                        )
+                        .into_response(),
+                        Err(r) => r,
+                    }
+                },
+            ),
+        )
+        .route(
+            "/v1/proposals",
+            get(|State(tx): State<Tx>| async move { ask(&tx, ControlOp::ListProposals).await })
+                .post(
+                    |State(tx): State<Tx>, b: Result<Json<ControlOp>, JsonRejection>| async move {
+                        match body(b) {
+                            Ok(op @ ControlOp::Propose { .. }) => ask(&tx, op).await,
+                            Ok(_) => ControlError::new(
+                                StatusCode::BAD_REQUEST,
+                                "bad_request",
+                                "expected a propose body",
+                            )
+                            .into_response(),
+                            Err(r) => r,
+                        }
+                    },
+                ),
+        )
+        .route(
+            "/v1/proposals/{id}",
+            get(
+                |State(tx): State<Tx>, UrlPath(id): UrlPath<String>| async move {
+                    ask(&tx, ControlOp::ShowProposal { id }).await
+                },
+            ),
+        )
+        .route(
+            "/v1/proposals/{id}/accept",
+            post(
+                |State(tx): State<Tx>, UrlPath(id): UrlPath<String>| async move {
+                    ask(&tx, ControlOp::Accept { id }).await
+                },
+            ),
+        )
+        .route(
+            "/v1/proposals/{id}/reject",
+            post(
+                |State(tx): State<Tx>,
+                 UrlPath(id): UrlPath<String>,
+                 b: Result<Json<ReasonBody>, JsonRejection>| async move {
+                    match body(b) {
+                        Ok(ReasonBody {
+                            reason: Some(reason),
+                        }) => ask(&tx, ControlOp::Reject { id, reason }).await,
+                        Ok(_) => ControlError::new(
+                            StatusCode::BAD_REQUEST,
+                            "bad_request",
+                            "a rejection needs a reason",
+                        )
+                        .into_response(),
+                        Err(r) => r,
+                    }
+                },
+            ),
+        )
+        .route(
+            "/v1/proposals/{id}/withdraw",
+            post(
+                |State(tx): State<Tx>,
+                 UrlPath(id): UrlPath<String>,
+                 b: Result<Json<ReasonBody>, JsonRejection>| async move {
+                    match body(b) {
+                        Ok(ReasonBody { reason }) => {
+                            ask(&tx, ControlOp::Withdraw { id, reason }).await
+                        }
+                        Err(r) => r,
+                    }
+                },
+            ),
+        )
+        .route(
+            "/v1/proposals/{id}/counter",
+            post(
+                |State(tx): State<Tx>,
+                 UrlPath(id): UrlPath<String>,
+                 b: Result<Json<TermsBody>, JsonRejection>| async move {
+                    match body(b) {
+                        Ok(TermsBody { terms }) => ask(&tx, ControlOp::Counter { id, terms }).await,
+                        Err(r) => r,
+                    }
+                },
+            ),
+        )
+        .route(
+            "/v1/agreements",
+            get(|State(tx): State<Tx>| async move { ask(&tx, ControlOp::ListAgreements).await }),
+        )
+        .route(
+            "/v1/agreements/{id}",
+            get(
+                |State(tx): State<Tx>, UrlPath(id): UrlPath<String>| async move {
+                    ask(&tx, ControlOp::ShowAgreement { id }).await
+                },
+            ),
+        )
+        .route(
+            "/v1/agreements/{id}/revoke",
+            post(
+                |State(tx): State<Tx>,
+                 UrlPath(id): UrlPath<String>,
+                 b: Result<Json<RevokeBody>, JsonRejection>| async move {
+                    match body(b) {
+                        Ok(RevokeBody {
+                            notice_days,
+                            reason,
+                        }) => {
+                            ask(
+                                &tx,
+                                ControlOp::Revoke {
+                                    id,
+                                    notice_days,
+                                    reason,
+                                },
+                            )
+                            .await
+                        }
+                        Err(r) => r,
+                    }
+                },
+            ),
+        )
+        .fallback(|| async {
+            ControlError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "no such control endpoint",
+            )
+            .into_response()
+        })
+        .layer(axum::extract::DefaultBodyLimit::max(1024 * 1024))
+        .with_state(tx)
+}

@@ -1,0 +1,1023 @@
+//! The node: the daemon `vm-federation node run`. It owns the data directory (locked), the
+//! engine and its redb store, the Federation scroll, the libp2p network and the control
+//! socket, and drives the engine from one task:
+//!
+//! - network requests become engine inputs; their outcome is the response;
+//! - engine sends become network requests; their outcome goes back as delivered or failed;
+//! - engine receipts go to the scroll (exactly once, `federation_log::flush`) and the signed
+//!   root file is rewritten;
+//! - operator requests from the control socket become engine commands;
+//! - the engine's timer runs ticks.
+//!
+//! Every engine input commits before anything leaves, so SIGKILL at any point loses nothing:
+//! the next start flushes queued receipts and the outgoing table resends what was not
+//! acknowledged. SIGTERM/SIGINT stop taking input, let the loop finish the input in hand,
+//! and close the socket.
+
+pub mod control;
+pub mod wire;
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::http::StatusCode;
+use serde_json::{Value, json};
+use tokio::sync::{mpsc, oneshot};
+use vm_network::dns::{DnsConfig, DnsDiscovery};
+use vm_network::{GossipVerdict, NetworkCommand, NetworkConfig, NetworkEvent, NetworkHandle};
+use vm_receipts::documents::TrustLevel;
+use vm_receipts::documents::{DiscoveryRecord, ProposedTerms, SignedDocument, SignedRoot, parse};
+use vm_receipts::scroll::{Scroll, write_root_file};
+use vm_receipts::{MeshId, PublicKey, ScrollName, Timestamp};
+use vm_storage::{AgreementRecord, PeerEntry, PeerSource, ProposalRecord, Store};
+
+use crate::clock::{Clock, SystemClock, os_random_32};
+use crate::data_dir::DataDir;
+use crate::engine::{
+    Command, Engine, EngineConfig, EngineError, Event, Input, Output, PeerMessage, ProposalRef,
+};
+use crate::federation_log;
+use control::{ControlError, ControlOp, ControlReply, ControlRequest};
+use wire::{FedRequest, FedResponse};
+
+/// How many recent engine events `status` shows.
+const RECENT_EVENTS: usize = 50;
+
+/// Something a spawned task finished.
+enum Completion {
+    Sent {
+        to: MeshId,
+        message_hash: vm_receipts::Blake3Hash,
+        result: Result<Vec<u8>, vm_network::RequestError>,
+    },
+    Discovered {
+        target: String,
+        result: Result<Found, String>,
+        reply: oneshot::Sender<ControlReply>,
+    },
+}
+
+/// What a discovery turned up.
+struct Found {
+    records: Vec<(DiscoveryRecord, PeerSource)>,
+    notes: Value,
+}
+
+/// Runs the node on `root` until `shutdown` resolves.
+pub async fn run(
+    root: &Path,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let dir = DataDir::open(root)?;
+    let config = dir.config().clone();
+    let mesh_id = dir.mesh_id().clone();
+    let clock: vm_network::Clock = Arc::new(|| SystemClock.now());
+
+    let store = Store::open(&root.join("state.redb")).context("opening state.redb")?;
+    let (scroll, _) =
+        Scroll::open(root, &ScrollName::federation()).context("opening the Federation scroll")?;
+
+    let mut net_config = NetworkConfig::new(dir.key().clone(), clock.clone());
+    net_config.listen = config.network.listen.clone();
+    net_config.bootstrap = config.network.bootstrap.clone();
+    net_config.public = config.network.public;
+    net_config.target_peers = config.network.target_peers;
+    net_config.max_connections = config.network.max_connections;
+    net_config.allow_private_addresses = config.network.allow_private_addresses;
+    net_config.gossip_initial_delay = Duration::from_millis(config.network.gossip_initial_delay_ms);
+    net_config.request_timeout = Duration::from_secs(config.network.request_timeout_secs.max(1));
+    let (net, net_events) = vm_network::spawn(net_config)
+        .await
+        .context("starting the network")?;
+
+    let nameserver = match &config.dns.nameserver {
+        Some(text) => Some(
+            text.parse::<SocketAddr>()
+                .map_err(|e| anyhow::anyhow!("config.toml [dns] nameserver {text:?}: {e}"))?,
+        ),
+        None => None,
+    };
+    let dns = DnsDiscovery::new(DnsConfig {
+        nameserver,
+        ..DnsConfig::default()
+    })
+    .context("DNS resolver")?;
+
+    let mut engine_config = EngineConfig::new(config.display_name.clone());
+    engine_config.multiaddrs = net.listen_addrs().iter().map(|a| strip_p2p(a)).collect();
+    engine_config.scrolls_available = vec![ScrollName::federation()];
+    engine_config.trust_policy.accepts_proposals = config.federation.accepts_proposals;
+    engine_config.federation_on = config.federation.min_trust_level > 0;
+    if let Ok(level) = TrustLevel::try_from(config.federation.min_trust_level.max(1)) {
+        engine_config.trust_policy.min_trust_level = level;
+    }
+    let seed = os_random_32().map_err(|e| anyhow::anyhow!("OS random number generator: {e}"))?;
+    let engine = Engine::open(
+        mesh_id.clone(),
+        dir.key().clone(),
+        engine_config,
+        store,
+        scroll.len(),
+        seed,
+    )
+    .context("opening the engine")?;
+
+    let (control_tx, control_rx) = mpsc::channel(64);
+    let (listener, socket_path) = control::bind(root)
+        .with_context(|| format!("binding {}", root.join(control::SOCKET_NAME).display()))?;
+    let server = tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, control::router(control_tx)).await {
+            tracing::error!(error = %e, "control socket stopped");
+        }
+    });
+
+    let (completions_tx, completions_rx) = mpsc::channel(1024);
+    let mut node = Node {
+        dir,
+        engine,
+        scroll,
+        net,
+        dns: Arc::new(dns),
+        completions: completions_tx,
+        recent: VecDeque::new(),
+        clock: SystemClock,
+    };
+    // Receipts queued before a crash reach the scroll first.
+    node.flush().context("recovering the Federation scroll")?;
+    tracing::info!(mesh = %mesh_id, peer_id = %node.net.peer_id(), listen = ?node.net.listen_addrs(), socket = %socket_path.display(), "node running");
+    println!(
+        "node {} running; peer id {}; control socket {}",
+        mesh_id,
+        node.net.peer_id(),
+        socket_path.display()
+    );
+    for a in node.net.listen_addrs() {
+        println!("listening on {a}");
+    }
+
+    let result = node
+        .run(net_events, control_rx, completions_rx, shutdown)
+        .await;
+    server.abort();
+    let _ = std::fs::remove_file(&socket_path);
+    tracing::info!("node stopped");
+    result
+}
+
+fn strip_p2p(addr: &str) -> String {
+    match addr.find("/p2p/") {
+        Some(i) => addr[..i].to_owned(),
+        None => addr.to_owned(),
+    }
+}
+
+struct Node {
+    dir: DataDir,
+    engine: Engine,
+    scroll: Scroll,
+    net: NetworkHandle,
+    dns: Arc<DnsDiscovery>,
+    completions: mpsc::Sender<Completion>,
+    recent: VecDeque<Value>,
+    clock: SystemClock,
+}
+
+fn err(status: StatusCode, code: &str, message: impl Into<String>) -> ControlError {
+    ControlError::new(status, code, message)
+}
+
+fn engine_error(e: &EngineError) -> ControlError {
+    let status = match e.code() {
+        "unknown_proposal" | "unknown_agreement" | "unknown_sender" => StatusCode::NOT_FOUND,
+        "store" => StatusCode::INTERNAL_SERVER_ERROR,
+        _ => StatusCode::CONFLICT,
+    };
+    ControlError::new(status, e.code(), e.to_string())
+}
+
+impl Node {
+    async fn run(
+        &mut self,
+        mut net_events: mpsc::Receiver<NetworkEvent>,
+        mut control: mpsc::Receiver<ControlRequest>,
+        mut completions: mpsc::Receiver<Completion>,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) -> anyhow::Result<()> {
+        tokio::pin!(shutdown);
+        loop {
+            let wake = self.next_wake()?;
+            tokio::select! {
+                () = &mut shutdown => {
+                    tracing::info!("shutdown requested");
+                    return Ok(());
+                }
+                Some(event) = net_events.recv() => { self.on_network(event).await; }
+                Some(request) = control.recv() => {
+                    if let ControlOp::Discover { target } = request.op {
+                        // DNS and DHT lookups take time: answered by a completion.
+                        self.discover(target, request.reply);
+                    } else {
+                        let reply = self.on_control(request.op).await;
+                        let _ = request.reply.send(reply);
+                    }
+                }
+                Some(done) = completions.recv() => { self.on_completion(done); }
+                () = tokio::time::sleep(wake) => { self.input(Input::Tick); }
+            }
+        }
+    }
+
+    fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    /// How long until the engine wants a tick.
+    fn next_wake(&self) -> anyhow::Result<Duration> {
+        let due = self.engine.poll_timeout()?;
+        Ok(match due {
+            Some(at) => {
+                let secs = at.seconds_since(self.now());
+                Duration::from_secs(u64::try_from(secs.clamp(0, 3600)).unwrap_or(0))
+            }
+            None => Duration::from_secs(3600),
+        })
+    }
+
+    /// Feeds the engine one input and carries out what it asks. Errors are logged: the
+    /// input changed nothing.
+    fn input(&mut self, input: Input) -> Option<Vec<Value>> {
+        let now = self.now();
+        match self.engine.handle(now, input) {
+            Ok(outputs) => Some(self.apply(outputs)),
+            Err(e) => {
+                tracing::warn!(error = %e, "engine refused an input");
+                None
+            }
+        }
+    }
+
+    /// Carries out engine outputs; returns the operator events among them.
+    fn apply(&mut self, outputs: Vec<Output>) -> Vec<Value> {
+        let mut events = Vec::new();
+        let mut receipts = false;
+        for output in outputs {
+            match output {
+                Output::Send {
+                    to,
+                    message,
+                    message_hash,
+                } => self.send(to, message, message_hash),
+                Output::Receipt { .. } => receipts = true,
+                Output::PublishDiscovery(record) => self.publish(&record),
+                Output::ExchangeRoots { peer, scrolls } => {
+                    tracing::info!(%peer, ?scrolls, "agreement active: root exchange is the witness protocol's work (not built yet)");
+                }
+                Output::VerificationDue {
+                    agreement_id, peer, ..
+                } => {
+                    tracing::info!(%agreement_id, %peer, "verification due: the witness protocol is not built yet");
+                }
+                Output::Event(event) => {
+                    let value = event_json(&event);
+                    tracing::info!(event = %value, "federation event");
+                    if let Event::Established { peer, .. } = &event {
+                        self.protect(peer);
+                    }
+                    self.recent
+                        .push_back(json!({"at": self.now(), "event": value.clone()}));
+                    while self.recent.len() > RECENT_EVENTS {
+                        self.recent.pop_front();
+                    }
+                    events.push(value);
+                }
+            }
+        }
+        if receipts && let Err(e) = self.flush() {
+            tracing::error!(error = %e, "could not append receipts to the Federation scroll; they stay queued");
+        }
+        events
+    }
+
+    /// Appends queued receipts and rewrites the signed root file.
+    fn flush(&mut self) -> anyhow::Result<()> {
+        let now = self.now();
+        let appended = federation_log::flush(&mut self.engine, &mut self.scroll, now)?;
+        if appended > 0 {
+            let root = self
+                .scroll
+                .sign_root(self.dir.key(), self.dir.mesh_id(), now)?;
+            write_root_file(self.dir.root(), &root)?;
+        }
+        Ok(())
+    }
+
+    fn peer_entry(&self, mesh: &MeshId) -> Option<PeerEntry> {
+        self.engine
+            .store()
+            .get::<PeerEntry>(mesh.as_str())
+            .ok()
+            .flatten()
+    }
+
+    /// The mesh whose key is `peer`'s libp2p identity.
+    fn mesh_of_peer(&self, peer: &str) -> Result<Option<MeshId>, vm_storage::StoreError> {
+        let peers = self.engine.store().all::<PeerEntry>()?;
+        Ok(peers
+            .into_iter()
+            .find(|e| e.public_key.is_some_and(|k| k.peer_id() == peer))
+            .map(|e| e.mesh_id))
+    }
+
+    fn protect(&self, mesh: &MeshId) {
+        if let Some(key) = self.peer_entry(mesh).and_then(|e| e.public_key) {
+            let net = self.net.clone();
+            tokio::spawn(async move {
+                let _ = net
+                    .send(NetworkCommand::Protect {
+                        peer: key.peer_id(),
+                    })
+                    .await;
+            });
+        }
+    }
+
+    fn send(&mut self, to: MeshId, message: PeerMessage, message_hash: vm_receipts::Blake3Hash) {
+        let entry = self.peer_entry(&to);
+        let Some(key) = entry.as_ref().and_then(|e| e.public_key) else {
+            let _ = self.completions.try_send(Completion::Sent {
+                to,
+                message_hash,
+                result: Err(vm_network::RequestError::Address(
+                    "no key known for the mesh".into(),
+                )),
+            });
+            return;
+        };
+        let mut addresses: Vec<String> = Vec::new();
+        if let Some(entry) = &entry {
+            if let Some(record) = &entry.discovery_record {
+                addresses.extend(record.multiaddrs.iter().cloned());
+            }
+            addresses.extend(entry.manual_addresses.iter().cloned());
+        }
+        let body = match message.to_value() {
+            Ok(value) => FedRequest::Message { message: value },
+            Err(e) => {
+                tracing::error!(error = %e, "engine produced an unencodable message");
+                return;
+            }
+        };
+        let bytes = serde_json::to_vec(&body).unwrap_or_default();
+        let net = self.net.clone();
+        let completions = self.completions.clone();
+        tokio::spawn(async move {
+            let result = net.request(&key.peer_id(), addresses, bytes).await;
+            let _ = completions
+                .send(Completion::Sent {
+                    to,
+                    message_hash,
+                    result,
+                })
+                .await;
+        });
+    }
+
+    fn publish(&self, record: &DiscoveryRecord) {
+        let Ok(bytes) = serde_json::to_vec(record) else {
+            return;
+        };
+        let net = self.net.clone();
+        tokio::spawn(async move {
+            match net.publish_record(bytes).await {
+                Ok(()) => tracing::info!("discovery record published in the DHT"),
+                Err(e) => tracing::info!(error = %e, "discovery record not stored by any peer yet"),
+            }
+        });
+    }
+
+    fn on_completion(&mut self, done: Completion) {
+        match done {
+            Completion::Sent {
+                to,
+                message_hash,
+                result,
+            } => {
+                let input = match result {
+                    Ok(bytes) => match serde_json::from_slice::<FedResponse>(&bytes) {
+                        Ok(FedResponse::Ack) => Input::Delivered { to, message_hash },
+                        Ok(FedResponse::Error {
+                            error,
+                            message,
+                            permanent,
+                        }) => Input::DeliveryFailed {
+                            to,
+                            message_hash,
+                            reason: format!("{error}: {message}"),
+                            permanent,
+                        },
+                        Ok(other) => Input::DeliveryFailed {
+                            to,
+                            message_hash,
+                            reason: format!("unexpected response {other:?}"),
+                            permanent: false,
+                        },
+                        Err(e) => Input::DeliveryFailed {
+                            to,
+                            message_hash,
+                            reason: format!("malformed response: {e}"),
+                            permanent: false,
+                        },
+                    },
+                    Err(e) => Input::DeliveryFailed {
+                        to,
+                        message_hash,
+                        reason: e.to_string(),
+                        permanent: false,
+                    },
+                };
+                self.input(input);
+            }
+            Completion::Discovered {
+                target,
+                result,
+                reply,
+            } => {
+                let answer = match result {
+                    Err(message) => Err(err(StatusCode::BAD_GATEWAY, "not_found", message)),
+                    Ok(found) => {
+                        let mut stored = Vec::new();
+                        for (record, source) in found.records {
+                            let mesh = record.mesh_id.clone();
+                            let now = self.now();
+                            match self.engine.handle(now, Input::Discovered { record: record.clone(), source }) {
+                                Ok(outputs) => {
+                                    self.apply(outputs);
+                                    stored.push(json!({"mesh_id": mesh, "source": source, "peer_id": record.peer_id, "stored": true}));
+                                }
+                                Err(e) if e.is_acknowledgement() => {
+                                    stored.push(json!({"mesh_id": mesh, "source": source, "peer_id": record.peer_id, "stored": true, "note": "already known"}));
+                                }
+                                Err(e) => stored.push(json!({"mesh_id": mesh, "source": source, "stored": false, "error": e.to_string()})),
+                            }
+                        }
+                        // New neighbours: our record can now reach the DHT.
+                        if let Ok(own) = self.engine.discovery_record(self.now()) {
+                            self.publish(&own);
+                        }
+                        if stored.iter().any(|s| s["stored"] == true) {
+                            Ok(json!({"target": target, "found": stored, "dns": found.notes}))
+                        } else {
+                            Err(err(
+                                StatusCode::BAD_GATEWAY,
+                                "refused",
+                                format!(
+                                    "{target}: every record found was refused: {}",
+                                    Value::Array(stored)
+                                ),
+                            ))
+                        }
+                    }
+                };
+                let _ = reply.send(answer);
+            }
+        }
+    }
+
+    async fn on_network(&mut self, event: NetworkEvent) {
+        match event {
+            NetworkEvent::Request {
+                request_id,
+                peer,
+                body,
+            } => {
+                let response = self.on_request(&peer, &body);
+                let _ = self
+                    .net
+                    .send(NetworkCommand::Respond {
+                        request_id,
+                        body: response.to_bytes(),
+                    })
+                    .await;
+            }
+            NetworkEvent::Gossip { id, origin, data } => {
+                let verdict = self.check_gossip(origin.as_deref(), &data);
+                let _ = self
+                    .net
+                    .send(NetworkCommand::GossipVerdict { id, verdict })
+                    .await;
+            }
+            NetworkEvent::PeerConnected { peer } => tracing::debug!(%peer, "peer connected"),
+            NetworkEvent::PeerDisconnected { peer } => tracing::debug!(%peer, "peer disconnected"),
+            _ => {}
+        }
+    }
+
+    fn penalise(&self, peer: &str, reason: String) {
+        let net = self.net.clone();
+        let peer = peer.to_owned();
+        tokio::spawn(async move {
+            let _ = net.send(NetworkCommand::Penalise { peer, reason }).await;
+        });
+    }
+
+    /// One inbound federation request. Malformed, unsigned and wrongly signed requests are
+    /// refused with a reason, penalise the sender, and change nothing.
+    fn on_request(&mut self, peer: &str, body: &[u8]) -> FedResponse {
+        let request: FedRequest = match serde_json::from_slice(body) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(%peer, error = %e, "malformed federation request");
+                self.penalise(peer, format!("malformed request: {e}"));
+                return FedResponse::error(
+                    "malformed",
+                    format!("not a federation request: {e}"),
+                    true,
+                );
+            }
+        };
+        match request {
+            FedRequest::Discovery => match self.engine.discovery_record(self.now()) {
+                Ok(record) => FedResponse::Discovery {
+                    record: Box::new(record),
+                },
+                Err(e) => FedResponse::error(e.code(), e.to_string(), false),
+            },
+            FedRequest::Message { message } => {
+                let message = match PeerMessage::from_value(message) {
+                    Ok(m) => m,
+                    Err(e) => {
+                        tracing::warn!(%peer, error = %e, "malformed federation message");
+                        self.penalise(peer, format!("malformed message: {e}"));
+                        return FedResponse::error("document", e.to_string(), true);
+                    }
+                };
+                // The sender is the mesh whose key the Noise-authenticated peer holds; the
+                // engine then checks that this mesh signed the document.
+                let from = match self.mesh_of_peer(peer) {
+                    Ok(Some(mesh)) => mesh,
+                    Ok(None) => {
+                        tracing::info!(%peer, kind = message.kind(), "message from a peer we do not know");
+                        return FedResponse::error(
+                            "unknown_sender",
+                            format!(
+                                "peer {peer} is not a mesh we know; it must be discovered (DHT, DNS) or added first"
+                            ),
+                            false,
+                        );
+                    }
+                    Err(e) => return FedResponse::error("store", e.to_string(), false),
+                };
+                let now = self.now();
+                match self.engine.handle(now, Input::Peer { from, message }) {
+                    Ok(outputs) => {
+                        self.apply(outputs);
+                        FedResponse::Ack
+                    }
+                    Err(e) if e.is_acknowledgement() => FedResponse::Ack,
+                    Err(e) => {
+                        if matches!(e.code(), "document" | "sender_mismatch" | "key_mismatch") {
+                            tracing::warn!(%peer, error = %e, "wrongly signed or invalid document");
+                            self.penalise(peer, e.to_string());
+                        } else {
+                            tracing::info!(%peer, error = %e, "federation message refused");
+                        }
+                        FedResponse::error(e.code(), e.to_string(), e.is_permanent())
+                    }
+                }
+            }
+        }
+    }
+
+    /// Application validation of a gossiped SignedRoot: parsed, signed by the mesh it names
+    /// (a key we hold), published by that mesh's own peer. Unknown meshes are ignored.
+    fn check_gossip(&self, origin: Option<&str>, data: &[u8]) -> GossipVerdict {
+        let root: SignedRoot = match parse(data) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(?origin, error = %e, "malformed gossip refused");
+                return GossipVerdict::Reject;
+            }
+        };
+        let Some(key) = self.peer_entry(&root.mesh_id).and_then(|e| e.public_key) else {
+            return GossipVerdict::Ignore;
+        };
+        if origin != Some(key.peer_id().as_str()) {
+            tracing::warn!(?origin, mesh = %root.mesh_id, "gossiped root published by another peer");
+            return GossipVerdict::Reject;
+        }
+        if let Err(e) = root.verify(&key) {
+            tracing::warn!(mesh = %root.mesh_id, error = %e, "gossiped root wrongly signed");
+            return GossipVerdict::Reject;
+        }
+        GossipVerdict::Accept
+    }
+
+    /// An operator request. `Ok(None)` means the answer comes later (from a completion).
+    async fn on_control(&mut self, op: ControlOp) -> ControlReply {
+        match op {
+            ControlOp::Status => self.status().await,
+            ControlOp::Health => self.health().await,
+            ControlOp::ListPeers => {
+                let peers = self
+                    .engine
+                    .store()
+                    .all::<PeerEntry>()
+                    .map_err(store_error)?;
+                Ok(json!(peers.iter().map(peer_json).collect::<Vec<_>>()))
+            }
+            ControlOp::AddPeer {
+                mesh_id,
+                public_key,
+                addresses,
+            } => {
+                let mesh_id = MeshId::parse_flexible(&mesh_id).map_err(bad)?;
+                let public_key: PublicKey = public_key.parse().map_err(bad)?;
+                self.command(Command::AddPeer {
+                    mesh_id,
+                    public_key,
+                    addresses,
+                })
+            }
+            ControlOp::Discover { target } => Err(internal(format!(
+                "discover {target} is answered asynchronously"
+            ))),
+            ControlOp::Propose {
+                target,
+                trust_level,
+                terms,
+            } => {
+                let target = MeshId::parse_flexible(&target).map_err(bad)?;
+                let trust_level = TrustLevel::try_from(trust_level).map_err(bad)?;
+                let terms: ProposedTerms = serde_json::from_value(terms).map_err(|e| {
+                    err(
+                        StatusCode::BAD_REQUEST,
+                        "bad_request",
+                        format!("terms: {e}"),
+                    )
+                })?;
+                self.command(Command::Propose {
+                    target,
+                    trust_level,
+                    terms,
+                })
+            }
+            ControlOp::ListProposals => {
+                let all = self
+                    .engine
+                    .store()
+                    .all::<ProposalRecord>()
+                    .map_err(store_error)?;
+                Ok(json!(all.iter().map(proposal_summary).collect::<Vec<_>>()))
+            }
+            ControlOp::ShowProposal { id } => {
+                let record = self.find_proposal(&id)?;
+                Ok(serde_json::to_value(&record).map_err(internal)?)
+            }
+            ControlOp::Accept { id } => {
+                let proposal = self.proposal_ref(&id)?;
+                self.command(Command::Accept { proposal })
+            }
+            ControlOp::Reject { id, reason } => {
+                let proposal = self.proposal_ref(&id)?;
+                self.command(Command::Reject { proposal, reason })
+            }
+            ControlOp::Counter { id, terms } => {
+                let proposal = self.proposal_ref(&id)?;
+                let terms: ProposedTerms = serde_json::from_value(terms).map_err(|e| {
+                    err(
+                        StatusCode::BAD_REQUEST,
+                        "bad_request",
+                        format!("terms: {e}"),
+                    )
+                })?;
+                self.command(Command::Counter { proposal, terms })
+            }
+            ControlOp::Withdraw { id, reason } => {
+                let proposal = self.proposal_ref(&id)?;
+                self.command(Command::Withdraw { proposal, reason })
+            }
+            ControlOp::ListAgreements => {
+                let all = self
+                    .engine
+                    .store()
+                    .all::<AgreementRecord>()
+                    .map_err(store_error)?;
+                Ok(json!(all.iter().map(agreement_summary).collect::<Vec<_>>()))
+            }
+            ControlOp::ShowAgreement { id } => {
+                let record = self
+                    .engine
+                    .store()
+                    .get::<AgreementRecord>(&id)
+                    .map_err(store_error)?
+                    .ok_or_else(|| {
+                        err(
+                            StatusCode::NOT_FOUND,
+                            "unknown_agreement",
+                            format!("no agreement {id}"),
+                        )
+                    })?;
+                let mut value = serde_json::to_value(&record).map_err(internal)?;
+                value["agreement_hash"] =
+                    json!(crate::engine::document_hash(&record.agreement).map_err(internal)?);
+                Ok(value)
+            }
+            ControlOp::Revoke {
+                id,
+                notice_days,
+                reason,
+            } => {
+                let agreement_id = id.parse().map_err(bad)?;
+                self.command(Command::Revoke {
+                    agreement_id,
+                    notice_days,
+                    reason,
+                })
+            }
+        }
+    }
+
+    fn command(&mut self, command: Command) -> Result<Value, ControlError> {
+        let now = self.now();
+        match self.engine.handle(now, Input::Command(command)) {
+            Ok(outputs) => {
+                let events = self.apply(outputs);
+                Ok(json!({"ok": true, "events": events}))
+            }
+            Err(e) => Err(engine_error(&e)),
+        }
+    }
+
+    fn find_proposal(&self, id: &str) -> Result<ProposalRecord, ControlError> {
+        let all = self
+            .engine
+            .store()
+            .all::<ProposalRecord>()
+            .map_err(store_error)?;
+        let mut matching: Vec<ProposalRecord> = all
+            .into_iter()
+            .filter(|p| p.proposal.proposal_id.as_str() == id)
+            .collect();
+        match matching.len() {
+            0 => Err(err(
+                StatusCode::NOT_FOUND,
+                "unknown_proposal",
+                format!("no proposal {id}"),
+            )),
+            1 => Ok(matching.remove(0)),
+            _ => Err(err(
+                StatusCode::CONFLICT,
+                "ambiguous",
+                format!("{id} names proposals by several meshes"),
+            )),
+        }
+    }
+
+    fn proposal_ref(&self, id: &str) -> Result<ProposalRef, ControlError> {
+        let record = self.find_proposal(id)?;
+        Ok(ProposalRef {
+            id: record.proposal.proposal_id.clone(),
+            proposer: Some(record.proposal.proposer.clone()),
+        })
+    }
+
+    fn discover(&mut self, target: String, reply: oneshot::Sender<ControlReply>) {
+        let net = self.net.clone();
+        let dns = self.dns.clone();
+        let completions = self.completions.clone();
+        tokio::spawn(async move {
+            let result = discover_target(&net, &dns, &target).await;
+            let _ = completions
+                .send(Completion::Discovered {
+                    target,
+                    result,
+                    reply,
+                })
+                .await;
+        });
+    }
+
+    async fn status(&self) -> Result<Value, ControlError> {
+        let net = self
+            .net
+            .status()
+            .await
+            .map_err(|e| err(StatusCode::SERVICE_UNAVAILABLE, "network", e.to_string()))?;
+        let store = self.engine.store();
+        let agreements = store.all::<AgreementRecord>().map_err(store_error)?;
+        let proposals = store.all::<ProposalRecord>().map_err(store_error)?;
+        let peers = store.all::<PeerEntry>().map_err(store_error)?;
+        Ok(json!({
+            "mesh_id": self.dir.mesh_id(),
+            "public_key": self.dir.key().public_key(),
+            "peer_id": net.peer_id,
+            "data_dir": self.dir.root(),
+            "network": net,
+            "federation_scroll": {"size": self.scroll.len(), "root": self.scroll.root()},
+            "known_peers": peers.len(),
+            "proposals": proposals.len(),
+            "agreements": agreements.iter().map(agreement_summary).collect::<Vec<_>>(),
+            "refusals": self.engine.refusals(),
+            "witnessing": "not built yet (the witness protocol is a later issue)",
+            "recent_events": self.recent,
+        }))
+    }
+
+    async fn health(&self) -> Result<Value, ControlError> {
+        let net = self
+            .net
+            .status()
+            .await
+            .map_err(|e| err(StatusCode::SERVICE_UNAVAILABLE, "network", e.to_string()))?;
+        let peers = self
+            .engine
+            .store()
+            .all::<PeerEntry>()
+            .map_err(store_error)?;
+        let rows: Vec<Value> = peers
+            .iter()
+            .map(|p| {
+                let peer_id = p.public_key.map(|k| k.peer_id());
+                let connected = peer_id
+                    .as_ref()
+                    .is_some_and(|id| net.connected_peers.contains(id));
+                json!({"mesh_id": p.mesh_id, "peer_id": peer_id, "connected": connected})
+            })
+            .collect();
+        Ok(json!({"peers": rows, "connections": net.connections}))
+    }
+}
+
+/// Finds a mesh: a mesh id through the DHT; a domain through DNS (SRV for its federation
+/// endpoints, TXT `_dnsaddr` for its libp2p addresses, then its signed record from the peer
+/// itself, which must be the peer the address names).
+async fn discover_target(
+    net: &NetworkHandle,
+    dns: &DnsDiscovery,
+    target: &str,
+) -> Result<Found, String> {
+    if target.starts_with("did:") || !target.contains('.') {
+        let mesh = MeshId::parse_flexible(target).map_err(|e| format!("{target:?}: {e}"))?;
+        let record = net.find_record(mesh).await.map_err(|e| e.to_string())?;
+        return Ok(Found {
+            records: vec![(record, PeerSource::Dht)],
+            notes: Value::Null,
+        });
+    }
+    let srv = dns.srv(target).await;
+    let txt = dns.dnsaddr(target).await;
+    let notes = json!({
+        "srv": match &srv {
+            Ok(targets) => json!(targets.iter().map(|t| json!({"host": t.host, "port": t.port, "priority": t.priority, "weight": t.weight})).collect::<Vec<_>>()),
+            Err(e) => json!({"error": e.to_string()}),
+        },
+        "dnsaddr": match &txt {
+            Ok(addrs) => json!(addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>()),
+            Err(e) => json!({"error": e.to_string()}),
+        },
+    });
+    let addrs = match txt {
+        Ok(addrs) => addrs,
+        Err(e) => {
+            let srv_note = match &srv {
+                Ok(t) if !t.is_empty() => {
+                    "; SRV names HTTPS endpoints, which the HTTP transport (not built yet) will use"
+                }
+                _ => "",
+            };
+            return Err(format!("{target}: {e}{srv_note}"));
+        }
+    };
+    let mut by_peer: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for addr in &addrs {
+        let text = addr.to_string();
+        match text.rsplit_once("/p2p/") {
+            Some((_, peer)) => by_peer
+                .entry(peer.to_owned())
+                .or_default()
+                .push(text.clone()),
+            None => tracing::warn!(address = %text, "dnsaddr without /p2p/<peer id> skipped"),
+        }
+    }
+    let mut records = Vec::new();
+    let mut errors = Vec::new();
+    for (peer, addresses) in by_peer {
+        let _ = net
+            .send(NetworkCommand::Dial {
+                addresses: addresses.clone(),
+            })
+            .await;
+        let body = serde_json::to_vec(&FedRequest::Discovery).unwrap_or_default();
+        match net.request(&peer, addresses, body).await {
+            Ok(bytes) => match serde_json::from_slice::<FedResponse>(&bytes) {
+                Ok(FedResponse::Discovery { record }) if record.peer_id == peer => {
+                    records.push((*record, PeerSource::Dns))
+                }
+                Ok(FedResponse::Discovery { record }) => errors.push(format!(
+                    "{peer} answered with the record of another peer ({})",
+                    record.peer_id
+                )),
+                Ok(other) => errors.push(format!("{peer}: unexpected answer {other:?}")),
+                Err(e) => errors.push(format!("{peer}: malformed answer: {e}")),
+            },
+            Err(e) => errors.push(format!("{peer}: {e}")),
+        }
+    }
+    if records.is_empty() {
+        return Err(format!(
+            "{target}: no peer named in DNS gave a record: {}",
+            errors.join("; ")
+        ));
+    }
+    Ok(Found { records, notes })
+}
+
+fn bad(e: impl std::fmt::Display) -> ControlError {
+    err(StatusCode::BAD_REQUEST, "bad_request", e.to_string())
+}
+
+fn internal(e: impl std::fmt::Display) -> ControlError {
+    err(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
+}
+
+fn store_error(e: vm_storage::StoreError) -> ControlError {
+    err(StatusCode::INTERNAL_SERVER_ERROR, "store", e.to_string())
+}
+
+fn peer_json(p: &PeerEntry) -> Value {
+    json!({
+        "mesh_id": p.mesh_id,
+        "public_key": p.public_key,
+        "peer_id": p.public_key.map(|k| k.peer_id()),
+        "sources": p.sources,
+        "display_name": p.discovery_record.as_ref().map(|r| r.display_name.clone()),
+        "multiaddrs": p.discovery_record.as_ref().map(|r| r.multiaddrs.clone()).unwrap_or_default(),
+        "manual_addresses": p.manual_addresses,
+        "updated_at": p.updated_at,
+    })
+}
+
+fn proposal_summary(p: &ProposalRecord) -> Value {
+    json!({
+        "proposal_id": p.proposal.proposal_id,
+        "proposer": p.proposal.proposer,
+        "target": p.proposal.target,
+        "direction": p.direction,
+        "status": p.status,
+        "trust_level": p.proposal.proposed_trust_level,
+        "responses": p.history.len(),
+        "expires_at": p.proposal.expires_at,
+        "updated_at": p.updated_at,
+    })
+}
+
+fn agreement_summary(a: &AgreementRecord) -> Value {
+    json!({
+        "agreement_id": a.agreement.agreement_id,
+        "parties": a.agreement.parties,
+        "trust_level": a.agreement.trust_level,
+        "status": a.status,
+        "established_at": a.agreement.established_at,
+        "revocation": a.revocation.as_ref().map(|r| json!({"effective_at": r.effective_at, "reason": r.reason})),
+        "agreement_hash": crate::engine::document_hash(&a.agreement).ok(),
+    })
+}
+
+fn event_json(event: &Event) -> Value {
+    match event {
+        Event::PeerUpdated { mesh_id, source } => {
+            json!({"type": "peer_updated", "mesh_id": mesh_id, "source": source})
+        }
+        Event::Proposal {
+            proposal_id,
+            peer,
+            event,
+        } => json!({"type": "proposal", "proposal_id": proposal_id, "peer": peer, "event": event}),
+        Event::Established { agreement_id, peer } => {
+            json!({"type": "established", "agreement_id": agreement_id, "peer": peer})
+        }
+        Event::RevocationNoticed {
+            agreement_id,
+            revoked_by,
+            effective_at,
+        } => {
+            json!({"type": "revocation_noticed", "agreement_id": agreement_id, "revoked_by": revoked_by, "effective_at": effective_at})
+        }
+        Event::Revoked { agreement_id } => json!({"type": "revoked", "agreement_id": agreement_id}),
+        Event::Suspension {
+            agreement_id,
+            suspended,
+        } => json!({"type": "suspension", "agreement_id": agreement_id, "suspended": suspended}),
+        Event::DraftAbandoned {
+            agreement_id,
+            reason,
+        } => json!({"type": "draft_abandoned", "agreement_id": agreement_id, "reason": reason}),
+        Event::Undelivered { to, topic, reason } => {
+            json!({"type": "undelivered", "to": to, "topic": topic, "reason": reason})
+        }
+    }
+}
