@@ -15,14 +15,18 @@ pub struct Config {
     /// A human name for the discovery record.
     pub display_name: String,
     /// The P2P network.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_default")]
     pub network: NetworkSection,
     /// DNS discovery.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_default")]
     pub dns: DnsSection,
     /// Trust policy announced in the discovery record.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_default")]
     pub federation: FederationSection,
+}
+
+fn is_default<T: Default + PartialEq>(value: &T) -> bool {
+    *value == T::default()
 }
 
 /// `[network]`: libp2p. The defaults keep a first run on loopback.

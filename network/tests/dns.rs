@@ -435,3 +435,19 @@ async fn a_zero_timeout_is_refused() {
     .expect_err("zero timeout");
     assert!(matches!(err, DnsError::Config { .. }), "{err:?}");
 }
+
+#[tokio::test]
+async fn the_system_configuration_is_read_without_querying() {
+    // Only builds the resolver: no query leaves the machine.
+    let has_nameserver = std::fs::read_to_string("/etc/resolv.conf").is_ok_and(|text| {
+        text.lines()
+            .any(|l| l.trim_start().starts_with("nameserver"))
+    });
+    match DnsDiscovery::new(DnsConfig::default()) {
+        Ok(_) => assert!(has_nameserver),
+        Err(err) => {
+            assert!(!has_nameserver, "{err}");
+            assert!(matches!(err, DnsError::Config { .. }), "{err:?}");
+        }
+    }
+}

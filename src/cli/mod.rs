@@ -3,8 +3,11 @@
 //!
 //! Exit codes: 0 success, 1 an error or a failed check, 2 a usage error.
 
+mod client;
 mod init;
+mod node;
 mod output;
+mod remote;
 mod scroll;
 
 use std::path::PathBuf;
@@ -30,6 +33,32 @@ enum Command {
     /// Work on a scroll directly on disk, without a running node.
     #[command(subcommand)]
     Scroll(scroll::ScrollCommand),
+    /// The daemon.
+    #[command(subcommand)]
+    Node(node::NodeCommand),
+    /// Find a mesh by id (DHT) or domain (DNS SRV/TXT) and store its signed record.
+    Discover(remote::DiscoverArgs),
+    /// Meshes this node knows, with where each came from.
+    ListKnown(remote::ReadArgs),
+    /// Add a mesh by hand.
+    #[command(subcommand)]
+    Peers(remote::PeersCommand),
+    /// Propose federation to a known mesh.
+    Propose(remote::ProposeArgs),
+    /// Proposals: list, show, accept, reject, counter, withdraw.
+    #[command(subcommand)]
+    Proposals(remote::ProposalsCommand),
+    /// Agreements: list, show, revoke.
+    #[command(subcommand)]
+    Agreements(remote::AgreementsCommand),
+    /// Run a witness cycle against a peer now (needs the witness protocol: not built yet).
+    Verify(remote::LaterArgs),
+    /// Past witness results for a peer (needs the witness protocol: not built yet).
+    WitnessHistory(remote::LaterArgs),
+    /// The node's state.
+    Status(remote::ReadArgs),
+    /// Connectivity of known meshes.
+    Health(remote::HealthArgs),
 }
 
 /// Where the mesh lives; every command that touches one takes it.
@@ -59,6 +88,17 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Init(args) => init::run(args, &mut out),
         Command::Scroll(cmd) => scroll::run(cmd, &mut out),
+        Command::Node(cmd) => node::run(cmd, &mut out),
+        Command::Discover(args) => remote::discover(args, &mut out),
+        Command::ListKnown(args) => remote::list_known(args, &mut out),
+        Command::Peers(cmd) => remote::peers(cmd, &mut out),
+        Command::Propose(args) => remote::propose(args, &mut out),
+        Command::Proposals(cmd) => remote::proposals(cmd, &mut out),
+        Command::Agreements(cmd) => remote::agreements(cmd, &mut out),
+        Command::Verify(args) => remote::not_built("verify", &args),
+        Command::WitnessHistory(args) => remote::not_built("witness-history", &args),
+        Command::Status(args) => remote::status(args, &mut out),
+        Command::Health(args) => remote::health(args, &mut out),
     };
     match result {
         Ok(code) => code,

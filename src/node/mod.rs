@@ -722,8 +722,7 @@ impl Node {
                         )
                     })?;
                 let mut value = serde_json::to_value(&record).map_err(internal)?;
-                value["agreement_hash"] =
-                    json!(crate::engine::document_hash(&record.agreement).map_err(internal)?);
+                value["agreement_hash"] = json!(record.agreement.agreement_hash);
                 Ok(value)
             }
             ControlOp::Revoke {
@@ -983,7 +982,7 @@ fn agreement_summary(a: &AgreementRecord) -> Value {
         "status": a.status,
         "established_at": a.agreement.established_at,
         "revocation": a.revocation.as_ref().map(|r| json!({"effective_at": r.effective_at, "reason": r.reason})),
-        "agreement_hash": crate::engine::document_hash(&a.agreement).ok(),
+        "agreement_hash": a.agreement.agreement_hash,
     })
 }
 
