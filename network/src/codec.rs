@@ -14,59 +14,82 @@ pub const MAX_REQUEST_BYTES: u64 = 1024 * 1024;
 /// Largest response body (DESIGN §8).
 pub const MAX_RESPONSE_BYTES: u64 = 8 * 1024 * 1024;
 
-/// The marker in the I/O error an oversized message produces; the swarm counts these apart
-/// from other stream failures.
+/// The marker in the I/O error an oversized response produces.
 pub const OVERSIZED: &str = "message exceeds the size limit";
+
+/// An inbound request as read. libp2p drops a request whose read fails without telling the
+/// behaviour (it only logs at debug level), so an oversized request is not an error here but a
+/// frame of its own: the swarm can count it, penalise the sender and answer with a reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Frame {
+    /// The body, within the limit.
+    Body(Vec<u8>),
+    /// More than [`MAX_REQUEST_BYTES`] came; the rest was not read.
+    Oversized,
+}
+
+/// The response sent for an oversized request, in the federation's error form.
+pub fn oversized_response() -> Vec<u8> {
+    format!(
+        r#"{{"response":"error","error":"oversized","message":"request exceeds {MAX_REQUEST_BYTES} bytes","permanent":true}}"#
+    )
+    .into_bytes()
+}
 
 /// Frames requests and responses as raw bytes with size limits.
 #[derive(Debug, Clone, Default)]
 pub struct BytesCodec;
 
-async fn read_limited<T: AsyncRead + Unpin + Send>(io: &mut T, limit: u64) -> io::Result<Vec<u8>> {
+/// Reads to the end or to one byte past `limit`; `None` when over the limit.
+async fn read_limited<T: AsyncRead + Unpin + Send>(
+    io: &mut T,
+    limit: u64,
+) -> io::Result<Option<Vec<u8>>> {
     let mut buffer = Vec::new();
     // One byte past the limit tells "exactly the limit" from "over it".
     io.take(limit + 1).read_to_end(&mut buffer).await?;
-    if buffer.len() as u64 > limit {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("{OVERSIZED} ({limit} bytes)"),
-        ));
-    }
-    if buffer.is_empty() {
-        return Err(io::Error::new(io::ErrorKind::InvalidData, "empty message"));
-    }
-    Ok(buffer)
+    Ok((buffer.len() as u64 <= limit).then_some(buffer))
 }
 
 impl request_response::Codec for BytesCodec {
     type Protocol = StreamProtocol;
-    type Request = Vec<u8>;
+    type Request = Frame;
     type Response = Vec<u8>;
 
-    async fn read_request<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Vec<u8>>
+    async fn read_request<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Frame>
     where
         T: AsyncRead + Unpin + Send,
     {
-        read_limited(io, MAX_REQUEST_BYTES).await
+        Ok(match read_limited(io, MAX_REQUEST_BYTES).await? {
+            Some(body) => Frame::Body(body),
+            None => Frame::Oversized,
+        })
     }
 
     async fn read_response<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Vec<u8>>
     where
         T: AsyncRead + Unpin + Send,
     {
-        read_limited(io, MAX_RESPONSE_BYTES).await
+        read_limited(io, MAX_RESPONSE_BYTES).await?.ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("{OVERSIZED} ({MAX_RESPONSE_BYTES} bytes)"),
+            )
+        })
     }
 
     async fn write_request<T>(
         &mut self,
         _: &StreamProtocol,
         io: &mut T,
-        request: Vec<u8>,
+        request: Frame,
     ) -> io::Result<()>
     where
         T: AsyncWrite + Unpin + Send,
     {
-        io.write_all(&request).await?;
+        if let Frame::Body(body) = request {
+            io.write_all(&body).await?;
+        }
         io.close().await
     }
 

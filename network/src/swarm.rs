@@ -258,6 +258,8 @@ fn is_private(addr: &Multiaddr) -> bool {
     })
 }
 
+type ResponseSender = oneshot::Sender<Result<Vec<u8>, RequestError>>;
+
 struct PendingFind {
     mesh_id: MeshId,
     reply: oneshot::Sender<Result<DiscoveryRecord, NetworkError>>,
@@ -276,7 +278,7 @@ pub(crate) struct Driver {
     next_inbound: u64,
     inbound: HashMap<u64, (PeerId, request_response::ResponseChannel<Vec<u8>>)>,
     inbound_ids: HashMap<InboundRequestId, u64>,
-    outbound: HashMap<OutboundRequestId, (PeerId, oneshot::Sender<Result<Vec<u8>, RequestError>>)>,
+    outbound: HashMap<OutboundRequestId, (PeerId, ResponseSender)>,
     finds: HashMap<QueryId, PendingFind>,
     publishes: HashMap<QueryId, oneshot::Sender<Result<(), NetworkError>>>,
     counters: Counters,
@@ -376,11 +378,11 @@ impl Driver {
                 };
                 let addrs: Vec<Multiaddr> =
                     addresses.iter().filter_map(|a| a.parse().ok()).collect();
-                let id = self
-                    .swarm
-                    .behaviour_mut()
-                    .rr
-                    .send_request_with_addresses(&target, body, addrs);
+                let id = self.swarm.behaviour_mut().rr.send_request_with_addresses(
+                    &target,
+                    codec::Frame::Body(body),
+                    addrs,
+                );
                 self.counters.requests_out += 1;
                 self.manager.begin(&target);
                 self.outbound.insert(id, (target, reply));
@@ -509,13 +511,11 @@ impl Driver {
                 peer_id,
                 info,
                 ..
-            })) => {
-                if info.protocols.contains(&KAD_PROTOCOL) {
-                    // Identify's addresses do not reach Kademlia by themselves.
-                    for addr in info.listen_addrs {
-                        if !is_private(&addr) || self.config.allow_private_addresses {
-                            self.swarm.behaviour_mut().kad.add_address(&peer_id, addr);
-                        }
+            })) if info.protocols.contains(&KAD_PROTOCOL) => {
+                // Identify's addresses do not reach Kademlia by themselves.
+                for addr in info.listen_addrs {
+                    if !is_private(&addr) || self.config.allow_private_addresses {
+                        self.swarm.behaviour_mut().kad.add_address(&peer_id, addr);
                     }
                 }
             }
@@ -551,12 +551,26 @@ impl Driver {
         }
     }
 
-    fn on_request_response(&mut self, event: request_response::Event<Vec<u8>, Vec<u8>>) {
+    fn on_request_response(&mut self, event: request_response::Event<codec::Frame, Vec<u8>>) {
         match event {
             request_response::Event::Message { peer, message, .. } => match message {
                 request_response::Message::Request {
+                    channel,
+                    request: codec::Frame::Oversized,
+                    ..
+                } => {
+                    self.counters.requests_oversized += 1;
+                    self.penalise(peer, "oversized request");
+                    let response = codec::oversized_response();
+                    let _ = self
+                        .swarm
+                        .behaviour_mut()
+                        .rr
+                        .send_response(channel, response);
+                }
+                request_response::Message::Request {
                     request_id,
-                    request,
+                    request: codec::Frame::Body(request),
                     channel,
                 } => {
                     self.counters.requests_in += 1;
@@ -609,12 +623,6 @@ impl Driver {
                     self.manager.end(&peer);
                 }
                 match &error {
-                    request_response::InboundFailure::Io(e)
-                        if e.to_string().contains(codec::OVERSIZED) =>
-                    {
-                        self.counters.requests_oversized += 1;
-                        self.penalise(peer, "oversized request");
-                    }
                     request_response::InboundFailure::Io(e) => {
                         self.counters.stream_errors += 1;
                         tracing::debug!(%peer, error = %e, "inbound request stream failed");

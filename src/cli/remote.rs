@@ -200,7 +200,12 @@ pub(super) struct LaterArgs {
     json: JsonArg,
 }
 
-fn print(out: &mut Output, json_flag: bool, value: &Value, human: impl FnOnce(&mut Output, &Value) -> anyhow::Result<()>) -> anyhow::Result<ExitCode> {
+fn print(
+    out: &mut Output,
+    json_flag: bool,
+    value: &Value,
+    human: impl FnOnce(&mut Output, &Value) -> anyhow::Result<()>,
+) -> anyhow::Result<ExitCode> {
     if json_flag {
         out.json(value)?;
     } else {
@@ -229,7 +234,14 @@ fn events(out: &mut Output, v: &Value) -> anyhow::Result<()> {
     out.line("ok")?;
     for e in v["events"].as_array().into_iter().flatten() {
         let mut line = s(&e["type"]);
-        for key in ["proposal_id", "agreement_id", "peer", "mesh_id", "event", "reason"] {
+        for key in [
+            "proposal_id",
+            "agreement_id",
+            "peer",
+            "mesh_id",
+            "event",
+            "reason",
+        ] {
             if !e[key].is_null() {
                 line.push_str(&format!(" {key}={}", s(&e[key])));
             }
@@ -240,14 +252,30 @@ fn events(out: &mut Output, v: &Value) -> anyhow::Result<()> {
 }
 
 pub(super) fn discover(args: DiscoverArgs, out: &mut Output) -> anyhow::Result<ExitCode> {
-    let v = call(&args.dir.data_dir, Method::POST, "/v1/discover", Some(json!({"op": "discover", "target": args.mesh})))?;
+    let v = call(
+        &args.dir.data_dir,
+        Method::POST,
+        "/v1/discover",
+        Some(json!({"op": "discover", "target": args.mesh})),
+    )?;
     print(out, args.json.json, &v, |out, v| {
         for f in v["found"].as_array().into_iter().flatten() {
-            out.line(format!("found {} via {} (peer {})", s(&f["mesh_id"]), s(&f["source"]), s(&f["peer_id"])))?;
+            out.line(format!(
+                "found {} via {} (peer {})",
+                s(&f["mesh_id"]),
+                s(&f["source"]),
+                s(&f["peer_id"])
+            ))?;
         }
         if let Some(srv) = v["dns"]["srv"].as_array() {
             for t in srv {
-                out.line(format!("SRV {}:{} priority {} weight {}", s(&t["host"]), s(&t["port"]), s(&t["priority"]), s(&t["weight"])))?;
+                out.line(format!(
+                    "SRV {}:{} priority {} weight {}",
+                    s(&t["host"]),
+                    s(&t["port"]),
+                    s(&t["priority"]),
+                    s(&t["weight"])
+                ))?;
             }
         }
         Ok(())
@@ -262,8 +290,16 @@ pub(super) fn list_known(args: ReadArgs, out: &mut Output) -> anyhow::Result<Exi
             out.line("no known meshes")?;
         }
         for p in rows {
-            let sources: Vec<String> = p["sources"].as_object().map(|m| m.keys().cloned().collect()).unwrap_or_default();
-            out.line(format!("{}  key {}  via {}", s(&p["mesh_id"]), s(&p["public_key"]), sources.join(",")))?;
+            let sources: Vec<String> = p["sources"]
+                .as_object()
+                .map(|m| m.keys().cloned().collect())
+                .unwrap_or_default();
+            out.line(format!(
+                "{}  key {}  via {}",
+                s(&p["mesh_id"]),
+                s(&p["public_key"]),
+                sources.join(",")
+            ))?;
         }
         Ok(())
     })
@@ -274,14 +310,35 @@ pub(super) fn status(args: ReadArgs, out: &mut Output) -> anyhow::Result<ExitCod
     print(out, args.json.json, &v, |out, v| {
         out.line(format!("mesh:        {}", s(&v["mesh_id"])))?;
         out.line(format!("peer id:     {}", s(&v["peer_id"])))?;
-        for a in v["network"]["listen_addrs"].as_array().into_iter().flatten() {
+        for a in v["network"]["listen_addrs"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
             out.line(format!("listening:   {}", s(a)))?;
         }
-        out.line(format!("connections: {}  routing table: {}", s(&v["network"]["connections"]), s(&v["network"]["routing_table"])))?;
-        out.line(format!("federation scroll: {} receipts, root {}", s(&v["federation_scroll"]["size"]), s(&v["federation_scroll"]["root"])))?;
-        out.line(format!("known meshes: {}  proposals: {}", s(&v["known_peers"]), s(&v["proposals"])))?;
+        out.line(format!(
+            "connections: {}  routing table: {}",
+            s(&v["network"]["connections"]),
+            s(&v["network"]["routing_table"])
+        ))?;
+        out.line(format!(
+            "federation scroll: {} receipts, root {}",
+            s(&v["federation_scroll"]["size"]),
+            s(&v["federation_scroll"]["root"])
+        ))?;
+        out.line(format!(
+            "known meshes: {}  proposals: {}",
+            s(&v["known_peers"]),
+            s(&v["proposals"])
+        ))?;
         for a in v["agreements"].as_array().into_iter().flatten() {
-            out.line(format!("agreement {} {} level {}", s(&a["agreement_id"]), s(&a["status"]), s(&a["trust_level"])))?;
+            out.line(format!(
+                "agreement {} {} level {}",
+                s(&a["agreement_id"]),
+                s(&a["status"]),
+                s(&a["trust_level"])
+            ))?;
         }
         out.line(format!("witnessing:  {}", s(&v["witnessing"])))?;
         Ok(())
@@ -293,7 +350,11 @@ pub(super) fn health(args: HealthArgs, out: &mut Output) -> anyhow::Result<ExitC
     let v = call(&args.dir.data_dir, Method::GET, "/v1/health", None)?;
     print(out, args.json.json, &v, |out, v| {
         for p in v["peers"].as_array().into_iter().flatten() {
-            let state = if p["connected"] == true { "connected" } else { "not connected" };
+            let state = if p["connected"] == true {
+                "connected"
+            } else {
+                "not connected"
+            };
             out.line(format!("{}  {}", s(&p["mesh_id"]), state))?;
         }
         Ok(())
@@ -302,19 +363,34 @@ pub(super) fn health(args: HealthArgs, out: &mut Output) -> anyhow::Result<ExitC
 
 pub(super) fn propose(args: ProposeArgs, out: &mut Output) -> anyhow::Result<ExitCode> {
     let body = json!({"op": "propose", "target": args.target, "trust_level": args.trust_level, "terms": args.terms.value()?});
-    let v = call(&args.dir.data_dir, Method::POST, "/v1/proposals", Some(body))?;
+    let v = call(
+        &args.dir.data_dir,
+        Method::POST,
+        "/v1/proposals",
+        Some(body),
+    )?;
     print(out, args.json.json, &v, events)
 }
 
 pub(super) fn peers(command: PeersCommand, out: &mut Output) -> anyhow::Result<ExitCode> {
-    let PeersCommand::Add { dir, mesh, public_key, addresses, json: j } = command;
+    let PeersCommand::Add {
+        dir,
+        mesh,
+        public_key,
+        addresses,
+        json: j,
+    } = command;
     let body = json!({"op": "add_peer", "mesh_id": mesh, "public_key": public_key, "addresses": addresses});
     let v = call(&dir.data_dir, Method::POST, "/v1/peers", Some(body))?;
     print(out, j.json, &v, events)
 }
 
 fn path_id(id: &str) -> anyhow::Result<&str> {
-    if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c)) {
+    if id.is_empty()
+        || !id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c))
+    {
         anyhow::bail!("{id:?} is not a proposal or agreement id");
     }
     Ok(id)
@@ -330,18 +406,38 @@ pub(super) fn proposals(command: ProposalsCommand, out: &mut Output) -> anyhow::
                     out.line("no proposals")?;
                 }
                 for p in rows {
-                    out.line(format!("{}  {} -> {}  {} {}  level {}  responses {}", s(&p["proposal_id"]), s(&p["proposer"]), s(&p["target"]), s(&p["direction"]), s(&p["status"]), s(&p["trust_level"]), s(&p["responses"])))?;
+                    out.line(format!(
+                        "{}  {} -> {}  {} {}  level {}  responses {}",
+                        s(&p["proposal_id"]),
+                        s(&p["proposer"]),
+                        s(&p["target"]),
+                        s(&p["direction"]),
+                        s(&p["status"]),
+                        s(&p["trust_level"]),
+                        s(&p["responses"])
+                    ))?;
                 }
                 Ok(())
             })
         }
         ProposalsCommand::Show(a) => {
-            let v = call(&a.dir.data_dir, Method::GET, &format!("/v1/proposals/{}", path_id(&a.id)?), None)?;
-            print(out, a.json.json, &v, |out, v| out.line(serde_json::to_string_pretty(v)?))
+            let v = call(
+                &a.dir.data_dir,
+                Method::GET,
+                &format!("/v1/proposals/{}", path_id(&a.id)?),
+                None,
+            )?;
+            print(out, a.json.json, &v, |out, v| {
+                out.line(serde_json::to_string_pretty(v)?)
+            })
         }
         ProposalsCommand::Accept(a) => post(out, &a, "accept", json!({})),
-        ProposalsCommand::Reject { id, reason } => post(out, &id, "reject", json!({"reason": reason})),
-        ProposalsCommand::Withdraw { id, reason } => post(out, &id, "withdraw", json!({"reason": reason})),
+        ProposalsCommand::Reject { id, reason } => {
+            post(out, &id, "reject", json!({"reason": reason}))
+        }
+        ProposalsCommand::Withdraw { id, reason } => {
+            post(out, &id, "withdraw", json!({"reason": reason}))
+        }
         ProposalsCommand::Counter { id, terms } => {
             let body = json!({"terms": terms.value()?});
             post(out, &id, "counter", body)
@@ -350,7 +446,12 @@ pub(super) fn proposals(command: ProposalsCommand, out: &mut Output) -> anyhow::
 }
 
 fn post(out: &mut Output, a: &IdArgs, action: &str, body: Value) -> anyhow::Result<ExitCode> {
-    let v = call(&a.dir.data_dir, Method::POST, &format!("/v1/proposals/{}/{action}", path_id(&a.id)?), Some(body))?;
+    let v = call(
+        &a.dir.data_dir,
+        Method::POST,
+        &format!("/v1/proposals/{}/{action}", path_id(&a.id)?),
+        Some(body),
+    )?;
     print(out, a.json.json, &v, events)
 }
 
@@ -364,25 +465,54 @@ pub(super) fn agreements(command: AgreementsCommand, out: &mut Output) -> anyhow
                     out.line("no agreements")?;
                 }
                 for a in rows {
-                    out.line(format!("{}  {}  level {}  {}", s(&a["agreement_id"]), s(&a["status"]), s(&a["trust_level"]), s(&a["parties"])))?;
+                    out.line(format!(
+                        "{}  {}  level {}  {}",
+                        s(&a["agreement_id"]),
+                        s(&a["status"]),
+                        s(&a["trust_level"]),
+                        s(&a["parties"])
+                    ))?;
                 }
                 Ok(())
             })
         }
         AgreementsCommand::Show(a) => {
-            let v = call(&a.dir.data_dir, Method::GET, &format!("/v1/agreements/{}", path_id(&a.id)?), None)?;
+            let v = call(
+                &a.dir.data_dir,
+                Method::GET,
+                &format!("/v1/agreements/{}", path_id(&a.id)?),
+                None,
+            )?;
             print(out, a.json.json, &v, |out, v| {
-                out.line(format!("agreement_id:   {}", s(&v["agreement"]["agreement_id"])))?;
+                out.line(format!(
+                    "agreement_id:   {}",
+                    s(&v["agreement"]["agreement_id"])
+                ))?;
                 out.line(format!("agreement_hash: {}", s(&v["agreement_hash"])))?;
                 out.line(format!("status:         {}", s(&v["status"])))?;
-                out.line(format!("trust_level:    {}", s(&v["agreement"]["trust_level"])))?;
-                out.line(format!("established_at: {}", s(&v["agreement"]["established_at"])))?;
+                out.line(format!(
+                    "trust_level:    {}",
+                    s(&v["agreement"]["trust_level"])
+                ))?;
+                out.line(format!(
+                    "established_at: {}",
+                    s(&v["agreement"]["established_at"])
+                ))?;
                 out.line(format!("parties:        {}", s(&v["agreement"]["parties"])))?;
                 Ok(())
             })
         }
-        AgreementsCommand::Revoke { id, notice_days, reason } => {
-            let v = call(&id.dir.data_dir, Method::POST, &format!("/v1/agreements/{}/revoke", path_id(&id.id)?), Some(json!({"notice_days": notice_days, "reason": reason})))?;
+        AgreementsCommand::Revoke {
+            id,
+            notice_days,
+            reason,
+        } => {
+            let v = call(
+                &id.dir.data_dir,
+                Method::POST,
+                &format!("/v1/agreements/{}/revoke", path_id(&id.id)?),
+                Some(json!({"notice_days": notice_days, "reason": reason})),
+            )?;
             print(out, id.json.json, &v, events)
         }
     }
@@ -390,7 +520,13 @@ pub(super) fn agreements(command: AgreementsCommand, out: &mut Output) -> anyhow
 
 /// `verify` and `witness-history`: the witness protocol is a later issue. Say so, exit 1.
 pub(super) fn not_built(command: &str, args: &LaterArgs) -> anyhow::Result<ExitCode> {
-    let _ = (&args.mesh, &args.scroll, &args.last, args.json.json, Path::new(&args.dir.data_dir));
+    let _ = (
+        &args.mesh,
+        &args.scroll,
+        &args.last,
+        args.json.json,
+        Path::new(&args.dir.data_dir),
+    );
     anyhow::bail!(
         "`{command}` needs the witness protocol, which this build does not have yet; nothing was verified"
     )
