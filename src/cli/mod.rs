@@ -3,7 +3,6 @@
 //!
 //! Exit codes: 0 success, 1 an error or a failed check, 2 a usage error.
 
-mod client;
 mod init;
 mod node;
 mod output;

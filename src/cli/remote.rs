@@ -7,8 +7,8 @@ use anyhow::Context;
 use hyper::Method;
 use serde_json::{Value, json};
 
-use super::client::call;
 use super::{DataDirArg, Output};
+use crate::node::client::call;
 
 /// `--json`, on every read command.
 #[derive(Debug, clap::Args)]

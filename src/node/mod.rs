@@ -14,6 +14,7 @@
 //! acknowledged. SIGTERM/SIGINT stop taking input, let the loop finish the input in hand,
 //! and close the socket.
 
+pub mod client;
 pub mod control;
 pub mod wire;
 
@@ -193,7 +194,7 @@ fn err(status: StatusCode, code: &str, message: impl Into<String>) -> ControlErr
 fn engine_error(e: &EngineError) -> ControlError {
     let status = match e.code() {
         "unknown_proposal" | "unknown_agreement" | "unknown_sender" => StatusCode::NOT_FOUND,
-        "store" => StatusCode::INTERNAL_SERVER_ERROR,
+        "internal" => StatusCode::INTERNAL_SERVER_ERROR,
         _ => StatusCode::CONFLICT,
     };
     ControlError::new(status, e.code(), e.to_string())
@@ -552,7 +553,7 @@ impl Node {
                     Err(e) => {
                         tracing::warn!(%peer, error = %e, "malformed federation message");
                         self.penalise(peer, format!("malformed message: {e}"));
-                        return FedResponse::error("document", e.to_string(), true);
+                        return FedResponse::error("bad_document", e.to_string(), true);
                     }
                 };
                 // The sender is the mesh whose key the Noise-authenticated peer holds; the
@@ -579,7 +580,10 @@ impl Node {
                     }
                     Err(e) if e.is_acknowledgement() => FedResponse::Ack,
                     Err(e) => {
-                        if matches!(e.code(), "document" | "sender_mismatch" | "key_mismatch") {
+                        if matches!(
+                            e.code(),
+                            "bad_signature" | "bad_document" | "sender_mismatch" | "key_mismatch"
+                        ) {
                             tracing::warn!(%peer, error = %e, "wrongly signed or invalid document");
                             self.penalise(peer, e.to_string());
                         } else {

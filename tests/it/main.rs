@@ -8,6 +8,7 @@ mod engine_crash;
 mod engine_props;
 mod engine_refusals;
 mod net;
+mod node_input;
 mod policy;
 mod support;
 mod tidy;

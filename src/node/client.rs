@@ -11,7 +11,7 @@ use hyper_util::rt::TokioIo;
 use serde_json::Value;
 use tokio::net::UnixStream;
 
-use crate::node::control::SOCKET_NAME;
+use super::control::SOCKET_NAME;
 
 /// The node refused the request (or it failed there).
 #[derive(Debug, thiserror::Error)]
@@ -47,7 +47,8 @@ pub fn call(dir: &Path, method: Method, path: &str, body: Option<Value>) -> anyh
     runtime.block_on(call_async(dir, method, path, body))
 }
 
-async fn call_async(
+/// As [`call`], on the caller's runtime.
+pub async fn call_async(
     dir: &Path,
     method: Method,
     path: &str,

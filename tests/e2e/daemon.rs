@@ -1,0 +1,102 @@
+//! One daemon each: the data-directory lock, the control socket's mode, SIGTERM, and the
+//! exit codes of commands that cannot be served.
+
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+
+use crate::support::{Daemon, run, shown};
+
+/// A running daemon in a temporary directory of its own.
+fn running(name: &str) -> Daemon {
+    let mut d = Daemon::in_tempdir(name);
+    d.start();
+    d
+}
+
+// A second `node run` on a directory a node already uses exits 1 saying the directory is in
+// use, and the first node keeps running and answering.
+#[test]
+fn a_second_node_on_the_same_directory_is_refused() {
+    let mut d = running("locked");
+    let second = run(&["node", "run", "--data-dir", d.d(), "--mesh", "locked"]);
+    assert_eq!(second.status.code(), Some(1), "{}", shown(&second));
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        stderr.contains(d.d()) && stderr.contains("is in use"),
+        "{}",
+        shown(&second)
+    );
+    assert!(d.try_wait().is_none(), "the first node stopped");
+    let status = d.json(&["status"]);
+    assert_eq!(status["peer_id"], d.peer_id.as_str(), "{status}");
+    assert!(d.dir.join("control.sock").exists());
+}
+
+// The control socket is a socket only its owner may use (mode 0600).
+#[test]
+fn the_control_socket_is_owner_only() {
+    let d = running("sockmode");
+    let meta = std::fs::symlink_metadata(d.dir.join("control.sock")).expect("control.sock");
+    assert!(meta.file_type().is_socket(), "{meta:?}");
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+}
+
+// SIGTERM stops the daemon with exit 0 and removes control.sock; the directory is then free
+// for the next node.
+#[test]
+fn sigterm_stops_cleanly_and_removes_the_socket() {
+    let mut d = running("term");
+    assert!(d.dir.join("control.sock").exists());
+    let status = d.terminate();
+    assert_eq!(status.code(), Some(0), "{status}");
+    assert!(!d.dir.join("control.sock").exists(), "control.sock remains");
+    // The lock went with the process: the same directory starts again.
+    d.start();
+    assert_eq!(d.json(&["status"])["mesh_id"], "did:vm:mesh:term");
+}
+
+// A command against a directory with no running node exits 1 and names the socket it tried.
+#[test]
+fn status_without_a_node_names_the_control_socket() {
+    let d = Daemon::in_tempdir("idle");
+    d.init();
+    let out = d.cli(&["status", "--json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", shown(&out));
+    let socket = d.dir.join("control.sock");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(socket.to_str().expect("utf-8 path")),
+        "stderr does not name {}: {}",
+        socket.display(),
+        shown(&out)
+    );
+    assert!(out.stdout.is_empty(), "{}", shown(&out));
+}
+
+// `verify` exits 1 saying the witness protocol is not built, and the node keeps running.
+#[test]
+fn verify_says_the_witness_protocol_is_not_built() {
+    let mut d = running("witness");
+    let out = d.cli(&["verify", "--mesh", "x", "--scroll", "Federation"]);
+    assert_eq!(out.status.code(), Some(1), "{}", shown(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("witness protocol"),
+        "{}",
+        shown(&out)
+    );
+    assert!(d.try_wait().is_none(), "the node stopped");
+}
+
+// A usage error (`propose` without --target) exits 2 before reaching the node.
+#[test]
+fn a_usage_error_exits_2() {
+    let mut d = running("usage");
+    let out = d.cli(&["propose", "--trust-level", "2"]);
+    assert_eq!(out.status.code(), Some(2), "{}", shown(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--target"),
+        "{}",
+        shown(&out)
+    );
+    assert_eq!(d.json(&["proposals", "list"]), serde_json::json!([]));
+    assert!(d.try_wait().is_none(), "the node stopped");
+}

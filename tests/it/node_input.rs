@@ -1,0 +1,290 @@
+//! A running node (in-process, real sockets) facing bad input over request-response and
+//! gossip: malformed, unsigned, wrongly signed, unknown-sender, oversized and replayed
+//! messages are each refused with a reason, counted, and change no state; the same message
+//! properly signed then goes through.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::Method;
+use serde_json::{Value, json};
+use vaultmesh_federation::clock::{Clock, SystemClock};
+use vaultmesh_federation::data_dir::DataDir;
+use vaultmesh_federation::engine::{Command, Engine, EngineConfig, Input, Output};
+use vaultmesh_federation::node;
+use vaultmesh_federation::node::client::call_async;
+use vm_network::{NetworkConfig, NetworkHandle};
+use vm_receipts::documents::{SignedRoot, TrustLevel, VerificationFrequency};
+use vm_receipts::{Blake3Hash, MeshId, MeshKey, PublicKey, ScrollName};
+use vm_storage::Store;
+
+use super::engine::terms;
+
+struct RunningNode {
+    root: PathBuf,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+async fn start_node(dir: &Path) -> RunningNode {
+    let root = dir.join("node");
+    DataDir::init(
+        &root,
+        MeshId::from_name("target").unwrap(),
+        [3; 32],
+        SystemClock.now(),
+    )
+    .unwrap();
+    let mut config = std::fs::read_to_string(root.join("config.toml")).unwrap();
+    config.push_str(
+        "\n[network]\nlisten = [\"/ip4/127.0.0.1/tcp/0\"]\ngossip_initial_delay_ms = 100\n",
+    );
+    std::fs::write(root.join("config.toml"), config).unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn({
+        let root = root.clone();
+        async move {
+            node::run(&root, async {
+                let _ = stopped.await;
+            })
+            .await
+        }
+    });
+    for _ in 0..200 {
+        if root.join("control.sock").exists() {
+            return RunningNode {
+                root,
+                stop: Some(stop),
+                task,
+            };
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the node did not open its control socket within 10 s");
+}
+
+async fn status(node: &RunningNode) -> Value {
+    call_async(&node.root, Method::GET, "/v1/status", None)
+        .await
+        .unwrap()
+}
+
+async fn peer(seed: u8) -> NetworkHandle {
+    let mut c = NetworkConfig::new(
+        MeshKey::from_seed(&[seed; 32]),
+        Arc::new(|| SystemClock.now()),
+    );
+    c.listen = vec!["/ip4/127.0.0.1/tcp/0".into()];
+    c.gossip_initial_delay = Duration::from_millis(100);
+    c.gossip_heartbeat = Duration::from_millis(200);
+    vm_network::spawn(c).await.unwrap().0
+}
+
+/// A valid proposal from mesh `xray` (key seed 7) to the node, as the wire JSON.
+fn proposal_from_xray(target: &MeshId, target_key: PublicKey) -> Value {
+    let key = MeshKey::from_seed(&[7; 32]);
+    let me = MeshId::from_name("xray").unwrap();
+    let now = SystemClock.now();
+    let mut engine = Engine::open(
+        me,
+        key,
+        EngineConfig::new("xray"),
+        Store::in_memory().unwrap(),
+        0,
+        [1; 32],
+    )
+    .unwrap();
+    engine
+        .handle(
+            now,
+            Input::Command(Command::AddPeer {
+                mesh_id: target.clone(),
+                public_key: target_key,
+                addresses: vec![],
+            }),
+        )
+        .unwrap();
+    let outputs = engine
+        .handle(
+            now,
+            Input::Command(Command::Propose {
+                target: target.clone(),
+                trust_level: TrustLevel::VERIFY,
+                terms: terms(&["Federation"], VerificationFrequency::DAILY),
+            }),
+        )
+        .unwrap();
+    let message = outputs
+        .into_iter()
+        .find_map(|o| match o {
+            Output::Send { message, .. } => Some(message),
+            _ => None,
+        })
+        .expect("a proposal to send");
+    message.to_value().unwrap()
+}
+
+async fn ask(from: &NetworkHandle, node_peer: &str, addrs: &[String], body: Vec<u8>) -> Value {
+    let bytes = from
+        .request(node_peer, addrs.to_vec(), body)
+        .await
+        .expect("the node answers");
+    serde_json::from_slice(&bytes).expect("the answer is JSON")
+}
+
+fn message(value: &Value) -> Vec<u8> {
+    serde_json::to_vec(&json!({"request": "message", "message": value})).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_requests_and_gossip_are_refused_counted_and_change_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut node = start_node(dir.path()).await;
+    let st = status(&node).await;
+    let node_mesh: MeshId = serde_json::from_value(st["mesh_id"].clone()).unwrap();
+    let node_key: PublicKey = serde_json::from_value(st["public_key"].clone()).unwrap();
+    let node_peer = st["peer_id"].as_str().unwrap().to_owned();
+    let addrs: Vec<String> = st["network"]["listen_addrs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| format!("{}/p2p/{node_peer}", a.as_str().unwrap()))
+        .collect();
+
+    let xray = peer(7).await;
+    let stranger = peer(8).await;
+    let xray_key = MeshKey::from_seed(&[7; 32]).public_key();
+    call_async(
+        &node.root,
+        Method::POST,
+        "/v1/peers",
+        Some(json!({"op": "add_peer", "mesh_id": "xray", "public_key": xray_key.to_string()})),
+    )
+    .await
+    .unwrap();
+
+    let good = proposal_from_xray(&node_mesh, node_key);
+    let mut unsigned = good.clone();
+    unsigned["proposal"]
+        .as_object_mut()
+        .unwrap()
+        .remove("signature");
+    let mut tampered = good.clone();
+    tampered["proposal"]["proposed_trust_level"] = json!(3);
+
+    let cases: Vec<(&str, &NetworkHandle, Vec<u8>, &str)> = vec![
+        ("not JSON", &xray, b"not json".to_vec(), "malformed"),
+        (
+            "unknown request",
+            &xray,
+            br#"{"request":"bogus"}"#.to_vec(),
+            "malformed",
+        ),
+        (
+            "unsigned proposal",
+            &xray,
+            message(&unsigned),
+            "bad_document",
+        ),
+        (
+            "wrongly signed proposal",
+            &xray,
+            message(&tampered),
+            "bad_signature",
+        ),
+        (
+            "valid proposal from another peer",
+            &stranger,
+            message(&good),
+            "unknown_sender",
+        ),
+        // From the stranger: a fifth strike would ban xray (and close its connection).
+        (
+            "oversized",
+            &stranger,
+            vec![b' '; (1 << 20) + 1],
+            "oversized",
+        ),
+    ];
+    for (what, from, body, code) in cases {
+        let answer = ask(from, &node_peer, &addrs, body).await;
+        assert_eq!(answer["response"], "error", "{what}: {answer}");
+        assert_eq!(answer["error"], code, "{what}: {answer}");
+        assert!(
+            !answer["message"].as_str().unwrap_or("").is_empty(),
+            "{what}: the refusal names the problem"
+        );
+    }
+    let st = status(&node).await;
+    assert_eq!(st["proposals"], 0, "no bad input left a proposal");
+    assert_eq!(
+        st["federation_scroll"]["size"], 0,
+        "no bad input left a receipt"
+    );
+    let counters = &st["network"]["counters"];
+    assert_eq!(counters["requests_oversized"], 1);
+    assert_eq!(
+        counters["requests_rejected"], 4,
+        "malformed, unknown, unsigned and wrongly signed are penalised: {counters}"
+    );
+
+    // The real thing goes through, once; its replay is acknowledged and changes nothing.
+    let answer = ask(&xray, &node_peer, &addrs, message(&good)).await;
+    assert_eq!(answer["response"], "ack", "{answer}");
+    let after = status(&node).await;
+    assert_eq!(after["proposals"], 1);
+    let size = after["federation_scroll"]["size"].clone();
+    let answer = ask(&xray, &node_peer, &addrs, message(&good)).await;
+    assert_eq!(
+        answer["response"], "ack",
+        "a replay is acknowledged: {answer}"
+    );
+    let again = status(&node).await;
+    assert_eq!(again["proposals"], 1);
+    assert_eq!(
+        again["federation_scroll"]["size"], size,
+        "a replay appends nothing"
+    );
+
+    // Gossip: a malformed root and a root signed by the wrong key are rejected.
+    let impostor = MeshKey::from_seed(&[9; 32]);
+    let forged = SignedRoot::new(
+        &impostor,
+        MeshId::from_name("xray").unwrap(),
+        ScrollName::federation(),
+        1,
+        Blake3Hash::digest(b"x"),
+        SystemClock.now(),
+    )
+    .unwrap();
+    let forged = serde_json::to_vec(&forged).unwrap();
+    let mut rejected = 0;
+    for round in 0..100 {
+        let payload = if round % 2 == 0 {
+            format!("{{not a root {round}").into_bytes()
+        } else {
+            forged.clone()
+        };
+        let _ = xray.gossip(payload).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        rejected = status(&node).await["network"]["counters"]["gossip_rejected"]
+            .as_u64()
+            .unwrap();
+        if rejected >= 2 {
+            break;
+        }
+    }
+    assert!(
+        rejected >= 2,
+        "malformed and forged roots are rejected (rejected {rejected})"
+    );
+    assert_eq!(status(&node).await["proposals"], 1);
+
+    node.stop.take().unwrap().send(()).unwrap();
+    node.task.await.unwrap().unwrap();
+    assert!(
+        !node.root.join("control.sock").exists(),
+        "a graceful stop removes the socket"
+    );
+}
