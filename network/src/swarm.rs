@@ -154,7 +154,14 @@ pub(crate) async fn start(
             yamux::Config::default,
         )
         .map_err(|e| NetworkError::Config(format!("TCP transport: {e}")))?
-        .with_quic()
+        // A peer that died leaves its QUIC connection open until the idle timeout, and
+        // request-response spreads requests over all of a peer's connections: a short idle
+        // timeout with frequent keep-alives bounds how long requests go into a dead one.
+        .with_quic_config(|mut c| {
+            c.max_idle_timeout = 3_000;
+            c.keep_alive_interval = Duration::from_millis(1_000);
+            c
+        })
         .with_dns()
         .map_err(|e| NetworkError::Config(format!("DNS transport: {e}")))?
         .with_behaviour(|key| behaviour(key, &config))
@@ -606,6 +613,7 @@ impl Driver {
             } => {
                 if let Some((peer, reply)) = self.outbound.remove(&request_id) {
                     self.manager.end(&peer);
+                    tracing::info!(%peer, %error, "request failed");
                     let _ = reply.send(Err(RequestError::Failed(error.to_string())));
                 } else {
                     tracing::debug!(%peer, %error, "outbound failure for an unknown request");

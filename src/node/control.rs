@@ -196,9 +196,12 @@ async fn ask(tx: &Tx, op: ControlOp) -> Response {
     }
 }
 
-fn body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, Response> {
+fn body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, Box<Response>> {
     body.map(|Json(v)| v).map_err(|e| {
-        ControlError::new(StatusCode::BAD_REQUEST, "bad_request", e.body_text()).into_response()
+        Box::new(
+            ControlError::new(StatusCode::BAD_REQUEST, "bad_request", e.body_text())
+                .into_response(),
+        )
     })
 }
 
@@ -245,7 +248,7 @@ pub fn router(tx: Tx) -> Router {
                             "expected an add_peer body",
                         )
                         .into_response(),
-                        Err(r) => r,
+                        Err(r) => *r,
                     }
                 },
             ),
@@ -262,7 +265,7 @@ pub fn router(tx: Tx) -> Router {
                             "expected a discover body",
                         )
                         .into_response(),
-                        Err(r) => r,
+                        Err(r) => *r,
                     }
                 },
             ),
@@ -280,7 +283,7 @@ pub fn router(tx: Tx) -> Router {
                                 "expected a propose body",
                             )
                             .into_response(),
-                            Err(r) => r,
+                            Err(r) => *r,
                         }
                     },
                 ),
@@ -317,7 +320,7 @@ pub fn router(tx: Tx) -> Router {
                             "a rejection needs a reason",
                         )
                         .into_response(),
-                        Err(r) => r,
+                        Err(r) => *r,
                     }
                 },
             ),
@@ -332,7 +335,7 @@ pub fn router(tx: Tx) -> Router {
                         Ok(ReasonBody { reason }) => {
                             ask(&tx, ControlOp::Withdraw { id, reason }).await
                         }
-                        Err(r) => r,
+                        Err(r) => *r,
                     }
                 },
             ),
@@ -345,7 +348,7 @@ pub fn router(tx: Tx) -> Router {
                  b: Result<Json<TermsBody>, JsonRejection>| async move {
                     match body(b) {
                         Ok(TermsBody { terms }) => ask(&tx, ControlOp::Counter { id, terms }).await,
-                        Err(r) => r,
+                        Err(r) => *r,
                     }
                 },
             ),
@@ -383,7 +386,7 @@ pub fn router(tx: Tx) -> Router {
                             )
                             .await
                         }
-                        Err(r) => r,
+                        Err(r) => *r,
                     }
                 },
             ),

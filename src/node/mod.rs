@@ -440,6 +440,15 @@ impl Node {
                         permanent: false,
                     },
                 };
+                if let Input::DeliveryFailed {
+                    to,
+                    reason,
+                    permanent,
+                    ..
+                } = &input
+                {
+                    tracing::info!(%to, %reason, permanent, "delivery failed; the engine retries unless permanent");
+                }
                 self.input(input);
             }
             Completion::Discovered {

@@ -176,8 +176,8 @@ impl Daemon {
             .join(format!("{}.{start}.{stream}.log", self.name))
     }
 
-    /// Spawns `node run` (stderr to a log file, `RUST_LOG=info`) and waits until it prints
-    /// its TCP and QUIC listen addresses.
+    /// Spawns `node run` (stderr to a log file, `RUST_LOG=info` or `$E2E_RUST_LOG`) and waits
+    /// until it prints its TCP and QUIC listen addresses.
     pub fn start(&mut self) {
         assert!(self.child.is_none(), "{} is already running", self.name);
         self.starts += 1;
@@ -185,7 +185,10 @@ impl Daemon {
         let stderr_path = self.log_path(self.starts, "stderr");
         let child = bin()
             .args(["node", "run", "--data-dir", self.d(), "--mesh", &self.name])
-            .env("RUST_LOG", "info")
+            .env(
+                "RUST_LOG",
+                std::env::var("E2E_RUST_LOG").unwrap_or_else(|_| "info".to_owned()),
+            )
             .stdin(Stdio::null())
             .stdout(File::create(&stdout_path).expect("stdout log"))
             .stderr(File::create(&stderr_path).expect("stderr log"))

@@ -3,6 +3,8 @@
 //! messages are each refused with a reason, counted, and change no state; the same message
 //! properly signed then goes through.
 
+#![allow(clippy::unwrap_used)] // a failed step is the test failing
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
