@@ -6,15 +6,18 @@
 //! connected to everyone: ~20k connections and several GB for 200 nodes in one process. Every
 //! tick the manager ranks connected peers and closes the lowest-ranked beyond the target:
 //! protected peers (federated meshes, bootstrap nodes) and peers with requests in flight are
-//! never closed; then peers in our Kademlia routing table rank above strangers; then recent
-//! activity. It is generic over the peer key so its policy is tested without a swarm.
+//! never closed; then gossipsub mesh members, then peers in our Kademlia routing table rank
+//! above strangers; then recent activity. It is generic over the peer key so its policy is tested without a swarm.
 
 use std::collections::{HashMap, HashSet};
 use std::hash::Hash;
 
-/// How a peer ranks when the manager must choose whom to disconnect.
+/// How a peer ranks when the manager must choose whom to disconnect (fields in order of
+/// weight).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Rank {
+    /// In our gossipsub mesh: closing it costs a mesh repair and slows gossip.
+    pub mesh: bool,
     /// In our Kademlia routing table (a DHT neighbour).
     pub routing: bool,
     /// Tick of the last useful exchange with the peer.
@@ -114,7 +117,8 @@ impl<P: Eq + Hash + Clone> PeerManager<P> {
     }
 
     /// The peers to disconnect now to come back to the target, lowest-ranked first.
-    pub fn excess(&self, in_routing_table: impl Fn(&P) -> bool) -> Vec<P> {
+    /// `standing` says of a peer whether it is in our gossip mesh and in our routing table.
+    pub fn excess(&self, standing: impl Fn(&P) -> (bool, bool)) -> Vec<P> {
         let over = self.connected.len().saturating_sub(self.target);
         if over == 0 {
             return Vec::new();
@@ -124,9 +128,11 @@ impl<P: Eq + Hash + Clone> PeerManager<P> {
             .iter()
             .filter(|(p, _)| !self.protected.contains(*p) && !self.busy.contains_key(*p))
             .map(|(p, last)| {
+                let (mesh, routing) = standing(p);
                 (
                     Rank {
-                        routing: in_routing_table(p),
+                        mesh,
+                        routing,
                         last_active: *last,
                     },
                     p,
@@ -155,11 +161,14 @@ mod tests {
         m.protect(6);
         m.begin(&1);
         // 6 connected, target 3: three go. 1 is busy, 6 protected; 5 is a DHT neighbour.
-        let gone = m.excess(|p| *p == 5);
+        let gone = m.excess(|p| (false, *p == 5));
         assert_eq!(gone, vec![2, 3, 4]);
         m.end(&1);
-        let gone = m.excess(|p| *p == 5);
+        let gone = m.excess(|p| (false, *p == 5));
         assert_eq!(gone, vec![1, 2, 3]);
+        // A gossip mesh member outranks a DHT neighbour.
+        let gone = m.excess(|p| (*p == 2, *p == 5));
+        assert_eq!(gone, vec![1, 3, 4]);
     }
 
     #[test]
@@ -167,7 +176,7 @@ mod tests {
         let mut m = PeerManager::new(3, 3);
         m.connected(1, 0);
         m.connected(2, 0);
-        assert!(m.excess(|_| false).is_empty());
+        assert!(m.excess(|_| (false, false)).is_empty());
         m.disconnected(&1);
         assert_eq!(m.connected_count(), 1);
     }

@@ -91,12 +91,25 @@ fn behaviour(
             .map_err(|e| format!("gossipsub: {e}"))?;
     let topic = IdentTopic::new(ROOTS_TOPIC);
     let mut score = gossipsub::PeerScoreParams::default();
+    // Nodes on one host (tests, benchmarks, a host running several meshes) all come from
+    // the loopback address; the default colocation penalty would graylist them all once
+    // more than ten share it.
+    score
+        .ip_colocation_factor_whitelist
+        .insert(std::net::Ipv4Addr::LOCALHOST.into());
+    score
+        .ip_colocation_factor_whitelist
+        .insert(std::net::Ipv6Addr::LOCALHOST.into());
     score.topics.insert(
         topic.hash(),
         gossipsub::TopicScoreParams {
             // A rejected message (bad signature, bad root) costs its forwarder dearly.
             invalid_message_deliveries_weight: -100.0,
             invalid_message_deliveries_decay: 0.5,
+            // Roots are announced a few times an hour: a mesh-delivery quota (P3, 20
+            // messages by default) would punish every honest peer on a quiet topic.
+            mesh_message_deliveries_weight: 0.0,
+            mesh_failure_penalty_weight: 0.0,
             ..Default::default()
         },
     );
@@ -337,8 +350,19 @@ impl Driver {
 
     fn on_tick(&mut self) {
         self.tick += 1;
+        let topic = IdentTopic::new(ROOTS_TOPIC).hash();
+        let mesh: HashSet<PeerId> = self
+            .swarm
+            .behaviour()
+            .gossip
+            .mesh_peers(&topic)
+            .copied()
+            .collect();
         let routable = &self.routable;
-        for peer in self.manager.excess(|p| routable.contains(p)) {
+        for peer in self
+            .manager
+            .excess(|p| (mesh.contains(p), routable.contains(p)))
+        {
             tracing::debug!(%peer, "peer manager closes an extra connection");
             self.counters.trimmed += 1;
             let _ = self.swarm.disconnect_peer_id(peer);

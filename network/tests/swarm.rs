@@ -369,7 +369,7 @@ async fn dht_refuses_invalid_records_on_put_and_get() {
 
 // Gossip reaches subscribers only through application validation: a rejected message is
 // counted; a message without a signature (anonymous publisher) is dropped by gossipsub's strict
-// mode and never reaches the node.
+// mode, and a signed one over 16 KiB by the size limit: neither reaches the node.
 #[tokio::test]
 async fn gossip_is_validated_before_it_reaches_the_node() {
     let (a, _ae) = node(21, &[]).await;
@@ -400,18 +400,29 @@ async fn gossip_is_validated_before_it_reaches_the_node() {
     .unwrap();
     assert_eq!(b.status().await.unwrap().counters.gossip_rejected, 1);
 
-    // An anonymous (unsigned) publisher connected to B.
-    let mut anon = anonymous_gossip(23);
+    // An anonymous (unsigned) publisher and a signed one sending 20 KiB, connected to B.
+    let mut anon = raw_gossip(23, false);
+    let mut big = raw_gossip(24, true);
     let b_addr: Multiaddr = b.listen_addrs()[0].parse().unwrap();
-    anon.dial(b_addr).unwrap();
+    anon.dial(b_addr.clone()).unwrap();
+    big.dial(b_addr).unwrap();
     let topic = gossipsub::IdentTopic::new(ROOTS_TOPIC);
     anon.behaviour_mut().subscribe(&topic).unwrap();
+    big.behaviour_mut().subscribe(&topic).unwrap();
+    let oversized = vec![b'r'; 20 * 1024];
+    let mut published = (0, 0);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
     while tokio::time::Instant::now() < deadline {
         tokio::select! {
             _ = anon.select_next_some() => {}
+            _ = big.select_next_some() => {}
             () = tokio::time::sleep(Duration::from_millis(200)) => {
-                let _ = anon.behaviour_mut().publish(topic.clone(), b"unsigned root".to_vec());
+                if anon.behaviour_mut().publish(topic.clone(), b"unsigned root".to_vec()).is_ok() {
+                    published.0 += 1;
+                }
+                if big.behaviour_mut().publish(topic.clone(), oversized.clone()).is_ok() {
+                    published.1 += 1;
+                }
             }
         }
         while let Ok(event) = b_events.try_recv() {
@@ -420,9 +431,17 @@ async fn gossip_is_validated_before_it_reaches_the_node() {
                     data, b"unsigned root",
                     "an unsigned message reached the node"
                 );
+                assert!(
+                    data.len() < 16 * 1024,
+                    "an oversized message reached the node"
+                );
             }
         }
     }
+    assert!(
+        published.0 > 0 && published.1 > 0,
+        "both raw publishers sent: {published:?}"
+    );
 }
 
 fn rand_suffix() -> u64 {
@@ -430,7 +449,8 @@ fn rand_suffix() -> u64 {
     N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
-fn anonymous_gossip(n: u8) -> Swarm<gossipsub::Behaviour> {
+/// A bare gossipsub peer: anonymous (no signatures) or signed, with a 64 KiB size limit.
+fn raw_gossip(n: u8, signed: bool) -> Swarm<gossipsub::Behaviour> {
     let mut seed = [n; 32];
     let id = identity::Keypair::ed25519_from_bytes(&mut seed).unwrap();
     libp2p::SwarmBuilder::with_existing_identity(id)
@@ -441,14 +461,26 @@ fn anonymous_gossip(n: u8) -> Swarm<gossipsub::Behaviour> {
             yamux::Config::default,
         )
         .unwrap()
-        .with_behaviour(|_| {
+        .with_behaviour(|k| {
+            let (mode, authenticity) = if signed {
+                (
+                    gossipsub::ValidationMode::Strict,
+                    gossipsub::MessageAuthenticity::Signed(k.clone()),
+                )
+            } else {
+                (
+                    gossipsub::ValidationMode::Anonymous,
+                    gossipsub::MessageAuthenticity::Anonymous,
+                )
+            };
             let config = gossipsub::ConfigBuilder::default()
-                .validation_mode(gossipsub::ValidationMode::Anonymous)
+                .validation_mode(mode)
+                .max_transmit_size(64 * 1024)
                 .heartbeat_initial_delay(Duration::from_millis(100))
                 .heartbeat_interval(Duration::from_millis(200))
                 .build()
                 .unwrap();
-            gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Anonymous, config).unwrap()
+            gossipsub::Behaviour::new(authenticity, config).unwrap()
         })
         .unwrap()
         .build()

@@ -34,7 +34,7 @@ use vm_receipts::documents::TrustLevel;
 use vm_receipts::documents::{DiscoveryRecord, ProposedTerms, SignedDocument, SignedRoot, parse};
 use vm_receipts::scroll::{Scroll, write_root_file};
 use vm_receipts::{MeshId, PublicKey, ScrollName, Timestamp};
-use vm_storage::{AgreementRecord, PeerEntry, PeerSource, ProposalRecord, Store};
+use vm_storage::{AgreementRecord, AgreementStatus, PeerEntry, PeerSource, ProposalRecord, Store};
 
 use crate::clock::{Clock, SystemClock, os_random_32};
 use crate::data_dir::DataDir;
@@ -149,6 +149,19 @@ pub async fn run(
     };
     // Receipts queued before a crash reach the scroll first.
     node.flush().context("recovering the Federation scroll")?;
+    // Federated peers keep their connections through the peer manager's trimming.
+    for record in node.engine.store().all::<AgreementRecord>()? {
+        if matches!(
+            record.status,
+            AgreementStatus::Active
+                | AgreementStatus::Suspended { .. }
+                | AgreementStatus::Revoking { .. }
+        ) {
+            for party in record.agreement.parties.iter().filter(|p| *p != &mesh_id) {
+                node.protect(party);
+            }
+        }
+    }
     tracing::info!(mesh = %mesh_id, peer_id = %node.net.peer_id(), listen = ?node.net.listen_addrs(), socket = %socket_path.display(), "node running");
     println!(
         "node {} running; peer id {}; control socket {}",

@@ -15,10 +15,10 @@ const ZONE: &str = "mesh.test.";
 const C_DOMAIN: &str = "c.mesh.test";
 
 /// Waits for a message from one daemon to reach another: up to 30 s. A delivery normally
-/// takes milliseconds, but after B's SIGKILL, A keeps B's dead QUIC connection until QUIC's
-/// 10 s idle timeout, and libp2p request-response spreads requests over all connections to a
-/// peer, so a message to the restarted B can stall on the dead connection and arrive only
-/// with the engine's retry (5 s, then 10 s, ±25 %).
+/// takes milliseconds, but after B's SIGKILL, A keeps B's dead QUIC connection until its idle
+/// timeout (3 s, set in `vm-network`), and libp2p request-response spreads requests over all
+/// connections to a peer, so a message to the restarted B can fail on the dead connection and
+/// arrive only with the engine's retry (5 s, then 10 s, ±25 %).
 fn poll_delivery<T>(what: &str, attempt: impl FnMut() -> Result<T, String>) -> T {
     poll_n(what, 120, Duration::from_millis(250), attempt)
 }
