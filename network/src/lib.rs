@@ -231,6 +231,11 @@ pub enum NetworkCommand {
         /// The first valid record found.
         reply: oneshot::Sender<Result<DiscoveryRecord, NetworkError>>,
     },
+    /// List the peers providing `/vaultmesh/public` (meshes that announce themselves).
+    FindPublic {
+        /// Their peer ids.
+        reply: oneshot::Sender<Result<Vec<String>, NetworkError>>,
+    },
     /// Publish on the roots topic.
     Gossip {
         /// The message.
@@ -400,6 +405,13 @@ impl NetworkHandle {
         let (reply, response) = oneshot::channel();
         self.send(NetworkCommand::PublishRecord { value, reply })
             .await?;
+        response.await.map_err(|_| NetworkError::Stopped)?
+    }
+
+    /// The peers that announce themselves as public meshes.
+    pub async fn find_public(&self) -> Result<Vec<String>, NetworkError> {
+        let (reply, response) = oneshot::channel();
+        self.send(NetworkCommand::FindPublic { reply }).await?;
         response.await.map_err(|_| NetworkError::Stopped)?
     }
 

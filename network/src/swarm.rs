@@ -223,6 +223,7 @@ pub(crate) async fn start(
         outbound: HashMap::new(),
         finds: HashMap::new(),
         publishes: HashMap::new(),
+        providers: HashMap::new(),
         counters: Counters::default(),
         listen: addresses.clone(),
     };
@@ -278,6 +279,11 @@ fn is_private(addr: &Multiaddr) -> bool {
     })
 }
 
+type PendingProviders = (
+    HashSet<PeerId>,
+    oneshot::Sender<Result<Vec<String>, NetworkError>>,
+);
+
 type ResponseSender = oneshot::Sender<Result<Vec<u8>, RequestError>>;
 
 struct PendingFind {
@@ -301,6 +307,7 @@ pub(crate) struct Driver {
     outbound: HashMap<OutboundRequestId, (PeerId, ResponseSender)>,
     finds: HashMap<QueryId, PendingFind>,
     publishes: HashMap<QueryId, oneshot::Sender<Result<(), NetworkError>>>,
+    providers: HashMap<QueryId, PendingProviders>,
     counters: Counters,
     listen: Vec<String>,
 }
@@ -472,6 +479,11 @@ impl Driver {
                         rejected: 0,
                     },
                 );
+            }
+            NetworkCommand::FindPublic { reply } => {
+                let key = kad::RecordKey::new(&PUBLIC_PROVIDER_KEY);
+                let id = self.swarm.behaviour_mut().kad.get_providers(key);
+                self.providers.insert(id, (HashSet::new(), reply));
             }
             NetworkCommand::Gossip { data, reply } => {
                 let topic = IdentTopic::new(ROOTS_TOPIC);
@@ -730,6 +742,18 @@ impl Driver {
                         }));
                     }
                 }
+                QueryResult::GetProviders(Ok(kad::GetProvidersOk::FoundProviders {
+                    providers,
+                    ..
+                })) => {
+                    if let Some((found, _)) = self.providers.get_mut(&id) {
+                        found.extend(providers);
+                    }
+                    if step.last {
+                        self.finish_providers(id);
+                    }
+                }
+                QueryResult::GetProviders(_) => self.finish_providers(id),
                 QueryResult::PutRecord(result) => {
                     if let Some(reply) = self.publishes.remove(&id) {
                         let _ = reply.send(
@@ -745,6 +769,19 @@ impl Driver {
                 _ => {}
             },
             _ => {}
+        }
+    }
+
+    fn finish_providers(&mut self, id: QueryId) {
+        if let Some((found, reply)) = self.providers.remove(&id) {
+            let me = *self.swarm.local_peer_id();
+            let mut peers: Vec<String> = found
+                .into_iter()
+                .filter(|p| *p != me)
+                .map(|p| p.to_string())
+                .collect();
+            peers.sort();
+            let _ = reply.send(Ok(peers));
         }
     }
 

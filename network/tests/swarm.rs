@@ -178,11 +178,15 @@ async fn requests_round_trip_and_oversized_ones_are_refused() {
     asking.await.unwrap().unwrap();
 }
 
-// B finds A's signed record by mesh id alone, through a bootstrap node C it shares with A.
+// B finds A's signed record by mesh id alone, through a bootstrap node C it shares with A,
+// and finds A (which announces itself as public) among the `/vaultmesh/public` providers.
 #[tokio::test]
 async fn dht_lookup_by_mesh_id() {
     let (c, _ce) = node(3, &[]).await;
-    let (a, _ae) = node(1, &[&c]).await;
+    let mut a_config = config(1);
+    a_config.bootstrap = c.listen_addrs();
+    a_config.public = true;
+    let (a, _ae) = spawn(a_config).await.unwrap();
     let (b, _be) = node(2, &[&c]).await;
     let mine = record(1, "alpha");
     // Publishing needs A connected to C: retry briefly while the bootstrap completes.
@@ -197,6 +201,8 @@ async fn dht_lookup_by_mesh_id() {
     published.unwrap();
     let found = b.find_record(mine.mesh_id.clone()).await.unwrap();
     assert_eq!(found, mine);
+    let public = b.find_public().await.unwrap();
+    assert_eq!(public, vec![a.peer_id().to_owned()], "only A announces itself as public");
     let missing = b.find_record(MeshId::from_name("nobody").unwrap()).await;
     assert!(
         matches!(missing, Err(NetworkError::NotFound { .. })),

@@ -24,8 +24,11 @@ pub(super) struct DiscoverArgs {
     dir: DataDirArg,
     /// A mesh id (`did:vm:mesh:berlin`, looked up in the DHT) or a domain
     /// (`vaultmesh-berlin.io`, looked up through DNS SRV and TXT records).
+    #[arg(long, required_unless_present = "public", conflicts_with = "public")]
+    mesh: Option<String>,
+    /// Instead: every mesh announcing itself under `/vaultmesh/public` in the DHT.
     #[arg(long)]
-    mesh: String,
+    public: bool,
     #[command(flatten)]
     json: JsonArg,
 }
@@ -252,12 +255,11 @@ fn events(out: &mut Output, v: &Value) -> anyhow::Result<()> {
 }
 
 pub(super) fn discover(args: DiscoverArgs, out: &mut Output) -> anyhow::Result<ExitCode> {
-    let v = call(
-        &args.dir.data_dir,
-        Method::POST,
-        "/v1/discover",
-        Some(json!({"op": "discover", "target": args.mesh})),
-    )?;
+    let body = match &args.mesh {
+        Some(target) => json!({"op": "discover", "target": target}),
+        None => json!({"op": "discover_public"}),
+    };
+    let v = call(&args.dir.data_dir, Method::POST, "/v1/discover", Some(body))?;
     print(out, args.json.json, &v, |out, v| {
         for f in v["found"].as_array().into_iter().flatten() {
             out.line(format!(

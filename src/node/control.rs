@@ -45,6 +45,8 @@ pub enum ControlOp {
         /// A mesh id or a domain.
         target: String,
     },
+    /// Find the meshes that announce themselves as public in the DHT.
+    DiscoverPublic,
     /// Propose federation.
     Propose {
         /// The mesh.
@@ -258,7 +260,9 @@ pub fn router(tx: Tx) -> Router {
             post(
                 |State(tx): State<Tx>, b: Result<Json<ControlOp>, JsonRejection>| async move {
                     match body(b) {
-                        Ok(op @ ControlOp::Discover { .. }) => ask(&tx, op).await,
+                        Ok(op @ (ControlOp::Discover { .. } | ControlOp::DiscoverPublic)) => {
+                            ask(&tx, op).await
+                        }
                         Ok(_) => ControlError::new(
                             StatusCode::BAD_REQUEST,
                             "bad_request",

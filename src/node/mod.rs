@@ -113,9 +113,10 @@ pub async fn run(
     engine_config.scrolls_available = vec![ScrollName::federation()];
     engine_config.trust_policy.accepts_proposals = config.federation.accepts_proposals;
     engine_config.federation_on = config.federation.min_trust_level > 0;
-    if let Ok(level) = TrustLevel::try_from(config.federation.min_trust_level.max(1)) {
-        engine_config.trust_policy.min_trust_level = level;
-    }
+    engine_config.trust_policy.min_trust_level =
+        TrustLevel::try_from(config.federation.min_trust_level.max(1)).map_err(|e| {
+            anyhow::anyhow!("config.toml [federation] min_trust_level must be 0 to 4: {e}")
+        })?;
     let seed = os_random_32().map_err(|e| anyhow::anyhow!("OS random number generator: {e}"))?;
     let engine = Engine::open(
         mesh_id.clone(),
@@ -233,7 +234,9 @@ impl Node {
                 Some(request) = control.recv() => {
                     if let ControlOp::Discover { target } = request.op {
                         // DNS and DHT lookups take time: answered by a completion.
-                        self.discover(target, request.reply);
+                        self.discover(Some(target), request.reply);
+                    } else if let ControlOp::DiscoverPublic = request.op {
+                        self.discover(None, request.reply);
                     } else {
                         let reply = self.on_control(request.op).await;
                         let _ = request.reply.send(reply);
@@ -668,9 +671,9 @@ impl Node {
                     addresses,
                 })
             }
-            ControlOp::Discover { target } => Err(internal(format!(
-                "discover {target} is answered asynchronously"
-            ))),
+            ControlOp::Discover { .. } | ControlOp::DiscoverPublic => {
+                Err(internal("discovery is answered asynchronously"))
+            }
             ControlOp::Propose {
                 target,
                 trust_level,
@@ -810,12 +813,19 @@ impl Node {
         })
     }
 
-    fn discover(&mut self, target: String, reply: oneshot::Sender<ControlReply>) {
+    /// Looks up `target` (a mesh id or domain), or the public meshes when `None`.
+    fn discover(&mut self, target: Option<String>, reply: oneshot::Sender<ControlReply>) {
         let net = self.net.clone();
         let dns = self.dns.clone();
         let completions = self.completions.clone();
         tokio::spawn(async move {
-            let result = discover_target(&net, &dns, &target).await;
+            let (target, result) = match target {
+                Some(target) => {
+                    let result = discover_target(&net, &dns, &target).await;
+                    (target, result)
+                }
+                None => ("public meshes".to_owned(), discover_public(&net).await),
+            };
             let _ = completions
                 .send(Completion::Discovered {
                     target,
@@ -877,6 +887,53 @@ impl Node {
     }
 }
 
+/// The meshes providing `/vaultmesh/public` in the DHT, each asked for its signed record.
+async fn discover_public(net: &NetworkHandle) -> Result<Found, String> {
+    let peers = net.find_public().await.map_err(|e| e.to_string())?;
+    if peers.is_empty() {
+        return Err("no public mesh announces itself in the DHT".into());
+    }
+    let (records, errors) = fetch_records(net, peers.into_iter().map(|p| (p, Vec::new()))).await;
+    if records.is_empty() {
+        return Err(format!(
+            "no public mesh gave a record: {}",
+            errors.join("; ")
+        ));
+    }
+    Ok(Found {
+        records: records.into_iter().map(|r| (r, PeerSource::Dht)).collect(),
+        notes: json!({"errors": errors}),
+    })
+}
+
+/// Asks each peer for its signed discovery record; keeps those signed by the key of the peer
+/// that answered.
+async fn fetch_records(
+    net: &NetworkHandle,
+    peers: impl IntoIterator<Item = (String, Vec<String>)>,
+) -> (Vec<DiscoveryRecord>, Vec<String>) {
+    let mut records = Vec::new();
+    let mut errors = Vec::new();
+    for (peer, addresses) in peers {
+        let body = serde_json::to_vec(&FedRequest::Discovery).unwrap_or_default();
+        match net.request(&peer, addresses, body).await {
+            Ok(bytes) => match serde_json::from_slice::<FedResponse>(&bytes) {
+                Ok(FedResponse::Discovery { record }) if record.peer_id == peer => {
+                    records.push(*record);
+                }
+                Ok(FedResponse::Discovery { record }) => errors.push(format!(
+                    "{peer} answered with the record of another peer ({})",
+                    record.peer_id
+                )),
+                Ok(other) => errors.push(format!("{peer}: unexpected answer {other:?}")),
+                Err(e) => errors.push(format!("{peer}: malformed answer: {e}")),
+            },
+            Err(e) => errors.push(format!("{peer}: {e}")),
+        }
+    }
+    (records, errors)
+}
+
 /// Finds a mesh: a mesh id through the DHT; a domain through DNS (SRV for its federation
 /// endpoints, TXT `_dnsaddr` for its libp2p addresses, then its signed record from the peer
 /// itself, which must be the peer the address names).
@@ -928,30 +985,16 @@ async fn discover_target(
             None => tracing::warn!(address = %text, "dnsaddr without /p2p/<peer id> skipped"),
         }
     }
-    let mut records = Vec::new();
-    let mut errors = Vec::new();
-    for (peer, addresses) in by_peer {
+    for addresses in by_peer.values() {
+        // Dialled first so the peer also joins our DHT routing (A finds its bootstrap this way).
         let _ = net
             .send(NetworkCommand::Dial {
                 addresses: addresses.clone(),
             })
             .await;
-        let body = serde_json::to_vec(&FedRequest::Discovery).unwrap_or_default();
-        match net.request(&peer, addresses, body).await {
-            Ok(bytes) => match serde_json::from_slice::<FedResponse>(&bytes) {
-                Ok(FedResponse::Discovery { record }) if record.peer_id == peer => {
-                    records.push((*record, PeerSource::Dns))
-                }
-                Ok(FedResponse::Discovery { record }) => errors.push(format!(
-                    "{peer} answered with the record of another peer ({})",
-                    record.peer_id
-                )),
-                Ok(other) => errors.push(format!("{peer}: unexpected answer {other:?}")),
-                Err(e) => errors.push(format!("{peer}: malformed answer: {e}")),
-            },
-            Err(e) => errors.push(format!("{peer}: {e}")),
-        }
     }
+    let (records, errors) = fetch_records(net, by_peer).await;
+    let records: Vec<_> = records.into_iter().map(|r| (r, PeerSource::Dns)).collect();
     if records.is_empty() {
         return Err(format!(
             "{target}: no peer named in DNS gave a record: {}",
