@@ -202,7 +202,11 @@ async fn dht_lookup_by_mesh_id() {
     let found = b.find_record(mine.mesh_id.clone()).await.unwrap();
     assert_eq!(found, mine);
     let public = b.find_public().await.unwrap();
-    assert_eq!(public, vec![a.peer_id().to_owned()], "only A announces itself as public");
+    assert_eq!(
+        public,
+        vec![a.peer_id().to_owned()],
+        "only A announces itself as public"
+    );
     let missing = b.find_record(MeshId::from_name("nobody").unwrap()).await;
     assert!(
         matches!(missing, Err(NetworkError::NotFound { .. })),

@@ -177,10 +177,13 @@ fn three_daemons_discover_negotiate_through_a_sigkill_establish_and_revoke() {
         ],
     );
 
-    // B bootstraps to C.
+    // B bootstraps to C and announces itself as a public mesh.
     let mut b = Daemon::new(tmp.path(), "mesh-b");
     b.init();
-    b.append_config(&format!("\n[network]\nbootstrap = [\"{}\"]\n", c.tcp));
+    b.append_config(&format!(
+        "\n[network]\nbootstrap = [\"{}\"]\npublic = true\n",
+        c.tcp
+    ));
     b.start();
 
     // A has no bootstrap peer, only the DNS server.
@@ -210,6 +213,12 @@ fn three_daemons_discover_negotiate_through_a_sigkill_establish_and_revoke() {
     let entry = by_id(&known, "mesh_id", &c.mesh_id())
         .unwrap_or_else(|| panic!("A does not list C: {known}"));
     assert!(entry["sources"]["dns"].is_string(), "{entry}");
+
+    // Through C, A now sees the public meshes: B alone (C and A do not announce themselves).
+    poll("A to find B among the public meshes", || {
+        let answer = a.try_json(&["discover", "--public"])?;
+        found_entry(&answer, &b, "dht")
+    });
 
     // B finds A in the DHT by mesh id alone (A's record reached C once A connected to it),
     // and A finds B the same way.
