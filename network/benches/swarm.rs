@@ -7,7 +7,8 @@
 //! measured in the same run: one request-response round trip on loopback, the floor any DHT
 //! hop pays.
 //!
-//! Run: `cargo bench -p vm-network --bench swarm` (VM_BENCH_QUICK=1: N = 10 only).
+//! Run: `cargo bench -p vm-network --bench swarm` (VM_BENCH_QUICK=1: N = 10 only;
+//! VM_BENCH_SIZES=50,100 for chosen sizes; VM_BENCH_NO_MANAGER=1 without the peer manager).
 #![allow(clippy::disallowed_methods, clippy::unwrap_used, missing_docs)] // wall-clock timing is what a benchmark does
 
 use std::sync::Arc;
@@ -111,7 +112,7 @@ fn collect(
     });
 }
 
-async fn run(n: usize, rng: &mut rand_chacha::ChaCha8Rng) {
+async fn run(n: usize, no_manager: bool, rng: &mut rand_chacha::ChaCha8Rng) {
     let before = rss_bytes();
     let (arrive_tx, mut arrive_rx) = mpsc::unbounded_channel();
     let mut nodes: Vec<NetworkHandle> = Vec::new();
@@ -122,6 +123,11 @@ async fn run(n: usize, rng: &mut rand_chacha::ChaCha8Rng) {
         c.gossip_initial_delay = Duration::from_millis(200);
         c.gossip_heartbeat = Duration::from_millis(500);
         c.target_peers = 20;
+        if no_manager {
+            // For comparison only: no trimming and no connection cap.
+            c.target_peers = usize::MAX;
+            c.max_connections = u32::MAX;
+        }
         c.query_timeout = Duration::from_secs(10);
         if i > 0 {
             c.bootstrap.push(nodes[0].listen_addrs()[0].clone());
@@ -251,7 +257,17 @@ async fn rtt_floor() -> Duration {
 
 fn main() {
     let quick = std::env::var_os("VM_BENCH_QUICK").is_some();
-    let sizes: &[usize] = if quick { &[10] } else { &[10, 50, 100] };
+    // VM_BENCH_SIZES=100 runs chosen sizes; VM_BENCH_NO_MANAGER=1 turns the peer manager off,
+    // to see what it saves.
+    let sizes: Vec<usize> = match std::env::var("VM_BENCH_SIZES") {
+        Ok(list) => list
+            .split(',')
+            .filter_map(|s| s.trim().parse().ok())
+            .collect(),
+        Err(_) if quick => vec![10],
+        Err(_) => vec![10, 50, 100],
+    };
+    let no_manager = std::env::var_os("VM_BENCH_NO_MANAGER").is_some();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -263,8 +279,8 @@ fn main() {
         println!("| nodes | records published | lookups by mesh id found | lookup p50 | lookup p99 | gossip deliveries | gossip p50 | gossip p99 | connections per node (mean / max) | memory per node |");
         println!("|---|---|---|---|---|---|---|---|---|---|");
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0x5eed);
-        for &n in sizes {
-            run(n, &mut rng).await;
+        for &n in &sizes {
+            run(n, no_manager, &mut rng).await;
         }
     });
 }
