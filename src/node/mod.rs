@@ -651,11 +651,7 @@ impl Node {
             ControlOp::Status => self.status().await,
             ControlOp::Health => self.health().await,
             ControlOp::ListPeers => {
-                let peers = self
-                    .engine
-                    .store()
-                    .all::<PeerEntry>()
-                    .map_err(store_error)?;
+                let peers = self.all::<PeerEntry>()?;
                 Ok(json!(peers.iter().map(peer_json).collect::<Vec<_>>()))
             }
             ControlOp::AddPeer {
@@ -681,13 +677,7 @@ impl Node {
             } => {
                 let target = MeshId::parse_flexible(&target).map_err(bad)?;
                 let trust_level = TrustLevel::try_from(trust_level).map_err(bad)?;
-                let terms: ProposedTerms = serde_json::from_value(terms).map_err(|e| {
-                    err(
-                        StatusCode::BAD_REQUEST,
-                        "bad_request",
-                        format!("terms: {e}"),
-                    )
-                })?;
+                let terms = parse_terms(terms)?;
                 self.command(Command::Propose {
                     target,
                     trust_level,
@@ -695,11 +685,7 @@ impl Node {
                 })
             }
             ControlOp::ListProposals => {
-                let all = self
-                    .engine
-                    .store()
-                    .all::<ProposalRecord>()
-                    .map_err(store_error)?;
+                let all = self.all::<ProposalRecord>()?;
                 Ok(json!(all.iter().map(proposal_summary).collect::<Vec<_>>()))
             }
             ControlOp::ShowProposal { id } => {
@@ -716,13 +702,7 @@ impl Node {
             }
             ControlOp::Counter { id, terms } => {
                 let proposal = self.proposal_ref(&id)?;
-                let terms: ProposedTerms = serde_json::from_value(terms).map_err(|e| {
-                    err(
-                        StatusCode::BAD_REQUEST,
-                        "bad_request",
-                        format!("terms: {e}"),
-                    )
-                })?;
+                let terms = parse_terms(terms)?;
                 self.command(Command::Counter { proposal, terms })
             }
             ControlOp::Withdraw { id, reason } => {
@@ -730,11 +710,7 @@ impl Node {
                 self.command(Command::Withdraw { proposal, reason })
             }
             ControlOp::ListAgreements => {
-                let all = self
-                    .engine
-                    .store()
-                    .all::<AgreementRecord>()
-                    .map_err(store_error)?;
+                let all = self.all::<AgreementRecord>()?;
                 Ok(json!(all.iter().map(agreement_summary).collect::<Vec<_>>()))
             }
             ControlOp::ShowAgreement { id } => {
@@ -769,6 +745,11 @@ impl Node {
         }
     }
 
+    /// Every stored record of one kind, for the control API.
+    fn all<R: vm_storage::Record>(&self) -> Result<Vec<R>, ControlError> {
+        self.engine.store().all::<R>().map_err(store_error)
+    }
+
     fn command(&mut self, command: Command) -> Result<Value, ControlError> {
         let now = self.now();
         match self.engine.handle(now, Input::Command(command)) {
@@ -781,11 +762,7 @@ impl Node {
     }
 
     fn find_proposal(&self, id: &str) -> Result<ProposalRecord, ControlError> {
-        let all = self
-            .engine
-            .store()
-            .all::<ProposalRecord>()
-            .map_err(store_error)?;
+        let all = self.all::<ProposalRecord>()?;
         let mut matching: Vec<ProposalRecord> = all
             .into_iter()
             .filter(|p| p.proposal.proposal_id.as_str() == id)
@@ -842,10 +819,9 @@ impl Node {
             .status()
             .await
             .map_err(|e| err(StatusCode::SERVICE_UNAVAILABLE, "network", e.to_string()))?;
-        let store = self.engine.store();
-        let agreements = store.all::<AgreementRecord>().map_err(store_error)?;
-        let proposals = store.all::<ProposalRecord>().map_err(store_error)?;
-        let peers = store.all::<PeerEntry>().map_err(store_error)?;
+        let agreements = self.all::<AgreementRecord>()?;
+        let proposals = self.all::<ProposalRecord>()?;
+        let peers = self.all::<PeerEntry>()?;
         Ok(json!({
             "mesh_id": self.dir.mesh_id(),
             "public_key": self.dir.key().public_key(),
@@ -868,11 +844,7 @@ impl Node {
             .status()
             .await
             .map_err(|e| err(StatusCode::SERVICE_UNAVAILABLE, "network", e.to_string()))?;
-        let peers = self
-            .engine
-            .store()
-            .all::<PeerEntry>()
-            .map_err(store_error)?;
+        let peers = self.all::<PeerEntry>()?;
         let rows: Vec<Value> = peers
             .iter()
             .map(|p| {
@@ -1002,6 +974,11 @@ async fn discover_target(
         ));
     }
     Ok(Found { records, notes })
+}
+
+/// Terms from the control API, refused with the field path when they do not fit.
+fn parse_terms(terms: Value) -> Result<ProposedTerms, ControlError> {
+    serde_json::from_value(terms).map_err(|e| bad(format!("terms: {e}")))
 }
 
 fn bad(e: impl std::fmt::Display) -> ControlError {
