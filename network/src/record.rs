@@ -74,10 +74,27 @@ pub fn validate(
     now: Timestamp,
     freshness: Freshness,
 ) -> Result<DiscoveryRecord, RecordError> {
+    let record = parse_sized(value)?;
+    check(&record, key, publisher, now, freshness)?;
+    Ok(record)
+}
+
+/// Size, then parse and the document's own rules.
+fn parse_sized(value: &[u8]) -> Result<DiscoveryRecord, RecordError> {
     if value.len() > MAX_RECORD_BYTES {
         return Err(RecordError::Oversized(value.len()));
     }
-    let record: DiscoveryRecord = parse(value).map_err(|e| RecordError::Invalid(e.to_string()))?;
+    parse(value).map_err(|e| RecordError::Invalid(e.to_string()))
+}
+
+/// Everything but size and parsing: signature, key, publisher, freshness.
+fn check(
+    record: &DiscoveryRecord,
+    key: &[u8],
+    publisher: Option<&str>,
+    now: Timestamp,
+    freshness: Freshness,
+) -> Result<(), RecordError> {
     record
         .verify_self_signed()
         .map_err(|e| RecordError::Invalid(e.to_string()))?;
@@ -110,7 +127,7 @@ pub fn validate(
             freshness.max_age_secs
         )));
     }
-    Ok(record)
+    Ok(())
 }
 
 /// Checks our own record before we publish it, and returns the key it goes under.
@@ -119,9 +136,9 @@ pub fn validate_own(
     now: Timestamp,
     freshness: Freshness,
 ) -> Result<Vec<u8>, RecordError> {
-    let record: DiscoveryRecord = parse(value).map_err(|e| RecordError::Invalid(e.to_string()))?;
+    let record = parse_sized(value)?;
     let key = mesh_key(&record.mesh_id);
-    validate(&key, value, Some(&record.peer_id), now, freshness)?;
+    check(&record, &key, Some(&record.peer_id), now, freshness)?;
     Ok(key)
 }
 

@@ -302,7 +302,14 @@ pub(crate) struct Driver {
     routable: HashSet<PeerId>,
     tick: u64,
     next_inbound: u64,
-    inbound: HashMap<u64, (PeerId, request_response::ResponseChannel<Vec<u8>>)>,
+    inbound: HashMap<
+        u64,
+        (
+            PeerId,
+            InboundRequestId,
+            request_response::ResponseChannel<Vec<u8>>,
+        ),
+    >,
     inbound_ids: HashMap<InboundRequestId, u64>,
     outbound: HashMap<OutboundRequestId, (PeerId, ResponseSender)>,
     finds: HashMap<QueryId, PendingFind>,
@@ -426,8 +433,8 @@ impl Driver {
                 self.outbound.insert(id, (target, reply));
             }
             NetworkCommand::Respond { request_id, body } => {
-                if let Some((peer, channel)) = self.inbound.remove(&request_id) {
-                    self.inbound_ids.retain(|_, v| *v != request_id);
+                if let Some((peer, libp2p_id, channel)) = self.inbound.remove(&request_id) {
+                    self.inbound_ids.remove(&libp2p_id);
                     self.manager.end(&peer);
                     if self
                         .swarm
@@ -626,7 +633,7 @@ impl Driver {
                         body: request,
                     }) {
                         self.manager.begin(&peer);
-                        self.inbound.insert(id, (peer, channel));
+                        self.inbound.insert(id, (peer, request_id, channel));
                         self.inbound_ids.insert(request_id, id);
                     }
                 }

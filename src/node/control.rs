@@ -207,6 +207,25 @@ fn body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, Box<Response>> {
     })
 }
 
+/// A route whose body is an operation: only the kinds `allowed` accepts are passed on.
+async fn op_body(
+    tx: &Tx,
+    b: Result<Json<ControlOp>, JsonRejection>,
+    expected: &str,
+    allowed: fn(&ControlOp) -> bool,
+) -> Response {
+    match body(b) {
+        Ok(op) if allowed(&op) => ask(tx, op).await,
+        Ok(_) => ControlError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            format!("expected an {expected} operation"),
+        )
+        .into_response(),
+        Err(r) => *r,
+    }
+}
+
 /// Request bodies of the routes that take one.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -242,16 +261,10 @@ pub fn router(tx: Tx) -> Router {
             "/v1/peers",
             get(|State(tx): State<Tx>| async move { ask(&tx, ControlOp::ListPeers).await }).post(
                 |State(tx): State<Tx>, b: Result<Json<ControlOp>, JsonRejection>| async move {
-                    match body(b) {
-                        Ok(op @ ControlOp::AddPeer { .. }) => ask(&tx, op).await,
-                        Ok(_) => ControlError::new(
-                            StatusCode::BAD_REQUEST,
-                            "bad_request",
-                            "expected an add_peer body",
-                        )
-                        .into_response(),
-                        Err(r) => *r,
-                    }
+                    op_body(&tx, b, "add_peer", |op| {
+                        matches!(op, ControlOp::AddPeer { .. })
+                    })
+                    .await
                 },
             ),
         )
@@ -259,18 +272,10 @@ pub fn router(tx: Tx) -> Router {
             "/v1/discover",
             post(
                 |State(tx): State<Tx>, b: Result<Json<ControlOp>, JsonRejection>| async move {
-                    match body(b) {
-                        Ok(op @ (ControlOp::Discover { .. } | ControlOp::DiscoverPublic)) => {
-                            ask(&tx, op).await
-                        }
-                        Ok(_) => ControlError::new(
-                            StatusCode::BAD_REQUEST,
-                            "bad_request",
-                            "expected a discover body",
-                        )
-                        .into_response(),
-                        Err(r) => *r,
-                    }
+                    op_body(&tx, b, "discover or discover_public", |op| {
+                        matches!(op, ControlOp::Discover { .. } | ControlOp::DiscoverPublic)
+                    })
+                    .await
                 },
             ),
         )
@@ -279,16 +284,10 @@ pub fn router(tx: Tx) -> Router {
             get(|State(tx): State<Tx>| async move { ask(&tx, ControlOp::ListProposals).await })
                 .post(
                     |State(tx): State<Tx>, b: Result<Json<ControlOp>, JsonRejection>| async move {
-                        match body(b) {
-                            Ok(op @ ControlOp::Propose { .. }) => ask(&tx, op).await,
-                            Ok(_) => ControlError::new(
-                                StatusCode::BAD_REQUEST,
-                                "bad_request",
-                                "expected a propose body",
-                            )
-                            .into_response(),
-                            Err(r) => *r,
-                        }
+                        op_body(&tx, b, "propose", |op| {
+                            matches!(op, ControlOp::Propose { .. })
+                        })
+                        .await
                     },
                 ),
         )

@@ -18,7 +18,7 @@ pub mod client;
 pub mod control;
 pub mod wire;
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
@@ -146,10 +146,12 @@ pub async fn run(
         dns: Arc::new(dns),
         completions: completions_tx,
         recent: VecDeque::new(),
+        peer_meshes: HashMap::new(),
         clock: SystemClock,
     };
     // Receipts queued before a crash reach the scroll first.
     node.flush().context("recovering the Federation scroll")?;
+    node.index_peers();
     // Federated peers keep their connections through the peer manager's trimming.
     for record in node.engine.store().all::<AgreementRecord>()? {
         if matches!(
@@ -198,6 +200,9 @@ struct Node {
     dns: Arc<DnsDiscovery>,
     completions: mpsc::Sender<Completion>,
     recent: VecDeque<Value>,
+    /// PeerId → mesh, derived from the peer book: rebuilt when the engine reports a peer
+    /// update (the only way the book changes), so an inbound request costs a map lookup.
+    peer_meshes: HashMap<String, MeshId>,
     clock: SystemClock,
 }
 
@@ -301,6 +306,9 @@ impl Node {
                 Output::Event(event) => {
                     let value = event_json(&event);
                     tracing::info!(event = %value, "federation event");
+                    if let Event::PeerUpdated { .. } = &event {
+                        self.index_peers();
+                    }
                     if let Event::Established { peer, .. } = &event {
                         self.protect(peer);
                     }
@@ -341,12 +349,17 @@ impl Node {
     }
 
     /// The mesh whose key is `peer`'s libp2p identity.
-    fn mesh_of_peer(&self, peer: &str) -> Result<Option<MeshId>, vm_storage::StoreError> {
-        let peers = self.engine.store().all::<PeerEntry>()?;
-        Ok(peers
-            .into_iter()
-            .find(|e| e.public_key.is_some_and(|k| k.peer_id() == peer))
-            .map(|e| e.mesh_id))
+    /// Rebuilds the PeerId → mesh map from the peer book.
+    fn index_peers(&mut self) {
+        match self.engine.store().all::<PeerEntry>() {
+            Ok(peers) => {
+                self.peer_meshes = peers
+                    .into_iter()
+                    .filter_map(|e| Some((e.public_key?.peer_id(), e.mesh_id)))
+                    .collect();
+            }
+            Err(e) => tracing::error!(error = %e, "cannot read the peer book"),
+        }
     }
 
     fn protect(&self, mesh: &MeshId) {
@@ -583,9 +596,9 @@ impl Node {
                 };
                 // The sender is the mesh whose key the Noise-authenticated peer holds; the
                 // engine then checks that this mesh signed the document.
-                let from = match self.mesh_of_peer(peer) {
-                    Ok(Some(mesh)) => mesh,
-                    Ok(None) => {
+                let from = match self.peer_meshes.get(peer) {
+                    Some(mesh) => mesh.clone(),
+                    None => {
                         tracing::info!(%peer, kind = message.kind(), "message from a peer we do not know");
                         return FedResponse::error(
                             "unknown_sender",
@@ -595,7 +608,6 @@ impl Node {
                             false,
                         );
                     }
-                    Err(e) => return FedResponse::error("store", e.to_string(), false),
                 };
                 let now = self.now();
                 match self.engine.handle(now, Input::Peer { from, message }) {
