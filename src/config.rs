@@ -23,6 +23,12 @@ pub struct Config {
     /// Trust policy announced in the discovery record.
     #[serde(default, skip_serializing_if = "is_default")]
     pub federation: FederationSection,
+    /// Anchor cycles.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub anchor: AnchorSection,
+    /// Witnessing peers.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub witness: WitnessSection,
 }
 
 fn is_default<T: Default + PartialEq>(value: &T) -> bool {
@@ -96,6 +102,53 @@ impl Default for FederationSection {
     }
 }
 
+/// `[anchor]`: how often our roots are signed, anchored and announced, and through what.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AnchorSection {
+    /// Seconds between anchor cycles (`vm-federation anchor now` runs one at once).
+    pub interval_secs: u64,
+    /// `local` (the batch root signed by the mesh key) or `rfc3161` (a TSA's time stamp).
+    pub backend: String,
+    /// The TSA's URL (`http://…`), for `rfc3161`.
+    pub tsa_url: Option<String>,
+    /// Seconds to wait for the TSA.
+    pub tsa_timeout_secs: u64,
+}
+
+impl Default for AnchorSection {
+    fn default() -> Self {
+        Self {
+            interval_secs: 60,
+            backend: "local".into(),
+            tsa_url: None,
+            tsa_timeout_secs: 10,
+        }
+    }
+}
+
+/// `[witness]`: how we check peers' roots.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WitnessSection {
+    /// Receipts sampled per check: the newest plus random others (at most 64).
+    pub samples: usize,
+    /// How far a root's timestamp may be from our clock (seconds; the seed's 5 minutes).
+    pub drift_secs: i64,
+    /// PEM files of the TSA certificates we trust for `rfc3161` anchors (ours and peers').
+    pub tsa_trust: Vec<std::path::PathBuf>,
+}
+
+impl Default for WitnessSection {
+    fn default() -> Self {
+        Self {
+            samples: 8,
+            drift_secs: 300,
+            tsa_trust: Vec::new(),
+        }
+    }
+}
+
 /// Why the configuration could not be read.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -127,6 +180,8 @@ impl Config {
             network: NetworkSection::default(),
             dns: DnsSection::default(),
             federation: FederationSection::default(),
+            anchor: AnchorSection::default(),
+            witness: WitnessSection::default(),
         }
     }
 

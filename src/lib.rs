@@ -6,6 +6,7 @@
 //! configuration and the one clock module. The [`node`] runtime drives the engine over the
 //! network and serves the control socket.
 
+pub mod anchor;
 pub mod cli;
 pub mod clock;
 pub mod config;
@@ -13,3 +14,4 @@ pub mod data_dir;
 pub mod engine;
 pub mod federation_log;
 pub mod node;
+pub mod witness;

@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::documents::{Document, DocumentError, SignedDocument, SignedRoot};
+use crate::documents::{AnchorProof, Document, DocumentError, SignedDocument, SignedRoot};
 use crate::hash::Blake3Hash;
 use crate::jcs::{self, Numbers};
 use crate::key::PublicKey;
@@ -111,6 +111,10 @@ pub struct ReceiptProof {
     pub inclusion: InclusionProofJson,
     /// The mesh's signed root.
     pub signed_root: SignedRoot,
+    /// How that root was anchored (DESIGN §7), when the proof is against an anchored root.
+    /// It is checked by the node's anchor verifier, which knows the backends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub anchor_proof: Option<AnchorProof>,
 }
 
 impl Document for ReceiptProof {

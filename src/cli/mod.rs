@@ -8,6 +8,7 @@ mod node;
 mod output;
 mod remote;
 mod scroll;
+mod witness;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -50,10 +51,17 @@ enum Command {
     /// Agreements: list, show, revoke.
     #[command(subcommand)]
     Agreements(remote::AgreementsCommand),
-    /// Run a witness cycle against a peer now (needs the witness protocol: not built yet).
-    Verify(remote::LaterArgs),
-    /// Past witness results for a peer (needs the witness protocol: not built yet).
-    WitnessHistory(remote::LaterArgs),
+    /// Witness a peer's scroll now: fetch its latest root, check it, attest (exit 1 on a
+    /// discrepancy).
+    Verify(witness::VerifyArgs),
+    /// Witness events with a peer (both directions), newest first.
+    WitnessHistory(witness::HistoryArgs),
+    /// Anchor cycles.
+    #[command(subcommand)]
+    Anchor(witness::AnchorCommand),
+    /// Discrepancies found or reported, with their evidence.
+    #[command(subcommand)]
+    Discrepancies(witness::DiscrepanciesCommand),
     /// The node's state.
     Status(remote::ReadArgs),
     /// Connectivity of known meshes.
@@ -94,8 +102,10 @@ pub fn main() -> ExitCode {
         Command::Propose(args) => remote::propose(args, &mut out),
         Command::Proposals(cmd) => remote::proposals(cmd, &mut out),
         Command::Agreements(cmd) => remote::agreements(cmd, &mut out),
-        Command::Verify(args) => remote::not_built("verify", &args),
-        Command::WitnessHistory(args) => remote::not_built("witness-history", &args),
+        Command::Verify(args) => witness::verify(args, &mut out),
+        Command::WitnessHistory(args) => witness::history(args, &mut out),
+        Command::Anchor(cmd) => witness::anchor(cmd, &mut out),
+        Command::Discrepancies(cmd) => witness::discrepancies(cmd, &mut out),
         Command::Status(args) => remote::status(args, &mut out),
         Command::Health(args) => remote::health(args, &mut out),
     };

@@ -15,7 +15,7 @@ use crate::node::client::call;
 pub(super) struct JsonArg {
     /// Print the node's answer as JSON.
     #[arg(long)]
-    json: bool,
+    pub(super) json: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -36,9 +36,9 @@ pub(super) struct DiscoverArgs {
 #[derive(Debug, clap::Args)]
 pub(super) struct ReadArgs {
     #[command(flatten)]
-    dir: DataDirArg,
+    pub(super) dir: DataDirArg,
     #[command(flatten)]
-    json: JsonArg,
+    pub(super) json: JsonArg,
 }
 
 #[derive(Debug, clap::Args)]
@@ -186,23 +186,6 @@ pub(super) enum PeersCommand {
     },
 }
 
-#[derive(Debug, clap::Args)]
-pub(super) struct LaterArgs {
-    #[command(flatten)]
-    dir: DataDirArg,
-    /// The peer mesh.
-    #[arg(long)]
-    mesh: String,
-    /// The scroll.
-    #[arg(long)]
-    scroll: Option<String>,
-    /// How far back (`30d`).
-    #[arg(long)]
-    last: Option<String>,
-    #[command(flatten)]
-    json: JsonArg,
-}
-
 fn print(
     out: &mut Output,
     json_flag: bool,
@@ -217,7 +200,7 @@ fn print(
     Ok(ExitCode::SUCCESS)
 }
 
-fn s(v: &Value) -> String {
+pub(super) fn s(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
         // Status records: `{"state": "revoked", "at": …}` reads as `revoked (at …)`.
@@ -342,7 +325,50 @@ pub(super) fn status(args: ReadArgs, out: &mut Output) -> anyhow::Result<ExitCod
                 s(&a["trust_level"])
             ))?;
         }
-        out.line(format!("witnessing:  {}", s(&v["witnessing"])))?;
+        for sc in v["scrolls"].as_array().into_iter().flatten() {
+            out.line(format!(
+                "scroll {}: {} receipts, root {}",
+                s(&sc["scroll"]),
+                s(&sc["size"]),
+                s(&sc["root"])
+            ))?;
+        }
+        let last = &v["anchor"]["last_cycle"];
+        out.line(format!(
+            "anchor:      {} every {} s; last cycle {} (batch root {})",
+            s(&v["anchor"]["backend"]),
+            s(&v["anchor"]["interval_secs"]),
+            s(&last["started"]),
+            s(&last["batch_root"])
+        ))?;
+        for w in v["witness"]["witnessed"].as_array().into_iter().flatten() {
+            out.line(format!(
+                "witnessed {} {}: size {} root {} at {}: {}",
+                s(&w["peer"]),
+                s(&w["scroll"]),
+                s(&w["size"]),
+                s(&w["root"]),
+                s(&w["witnessed_at"]),
+                s(&w["result"])
+            ))?;
+        }
+        for a in v["witness"]["attested_by_peers"].as_array().into_iter().flatten() {
+            out.line(format!(
+                "attested by {} {}: size {} at {}: {}",
+                s(&a["by"]),
+                s(&a["scroll"]),
+                s(&a["size"]),
+                s(&a["timestamp"]),
+                s(&a["result"])
+            ))?;
+        }
+        let d = &v["witness"]["discrepancies"];
+        out.line(format!(
+            "discrepancies: {} found by us, {} reported to us, {} unresolved",
+            s(&d["found_by_us"]),
+            s(&d["reported_to_us"]),
+            s(&d["unresolved"])
+        ))?;
         Ok(())
     })
 }
@@ -518,14 +544,4 @@ pub(super) fn agreements(command: AgreementsCommand, out: &mut Output) -> anyhow
             print(out, id.json.json, &v, events)
         }
     }
-}
-
-/// `verify` and `witness-history`: the witness protocol is a later issue. Say so, exit 1.
-pub(super) fn not_built(command: &str, args: &LaterArgs) -> anyhow::Result<ExitCode> {
-    // The flags are parsed (so scripts written now keep working) but there is nothing to run.
-    let _ = (&args.dir.data_dir, &args.scroll, &args.last, args.json.json);
-    anyhow::bail!(
-        "`{command}` for {}: this build has no witness protocol yet (a later issue); nothing was verified",
-        args.mesh
-    )
 }

@@ -15,11 +15,14 @@ use vm_receipts::proof::ReceiptProof;
 use vm_receipts::scroll::{
     RootFileCheck, Scroll, read_root_file, scroll_path, verify_scroll, write_root_file,
 };
-use vm_receipts::{PublicKey, ScrollName};
+use hyper::Method;
+use vm_receipts::{MeshId, PublicKey, ScrollName};
 
 use super::{DataDirArg, Output};
 use crate::clock::{Clock, SystemClock};
+use crate::anchor::{AnchorCheck, AnchorTrust, TsaTrust};
 use crate::data_dir::DataDir;
+use crate::node::client::{call, node_running};
 
 /// Largest group commit the CLI makes.
 const MAX_BATCH: usize = 65_536;
@@ -91,9 +94,52 @@ pub(super) struct CheckProofArgs {
     /// The public key of the mesh whose scroll it is (`ed25519:z6Mk…`).
     #[arg(long)]
     public_key: PublicKey,
+    /// For an `rfc3161` anchor: PEM files of the TSA certificates to trust.
+    #[arg(long, value_name = "PEM")]
+    tsa_trust: Vec<PathBuf>,
+    /// For a `peer` anchor: the anchoring mesh and its key, `did:vm:mesh:berlin=ed25519:z6Mk…`
+    /// (repeatable).
+    #[arg(long, value_name = "MESH=KEY", value_parser = parse_mesh_key)]
+    anchor_key: Vec<(MeshId, PublicKey)>,
     /// Print the result as JSON.
     #[arg(long)]
     json: bool,
+}
+
+fn parse_mesh_key(text: &str) -> Result<(MeshId, PublicKey), String> {
+    let (mesh, key) = text
+        .split_once('=')
+        .ok_or_else(|| "expected MESH=KEY".to_owned())?;
+    Ok((
+        MeshId::parse_flexible(mesh).map_err(|e| e.to_string())?,
+        key.parse().map_err(|e: vm_receipts::EncodingError| e.to_string())?,
+    ))
+}
+
+/// Checks the proof's anchor, if it has one, with the mesh's key, the `--anchor-key`s and the
+/// TSA certificates given.
+fn check_anchor(
+    proof: &ReceiptProof,
+    args: &CheckProofArgs,
+    tsa: Option<&TsaTrust>,
+) -> anyhow::Result<Option<AnchorCheck>> {
+    let Some(anchor_proof) = &proof.anchor_proof else {
+        return Ok(None);
+    };
+    let mesh = proof.signed_root.mesh_id.clone();
+    let key_of = |m: &MeshId| {
+        if m == &mesh {
+            return Some(args.public_key);
+        }
+        args.anchor_key.iter().find(|(k, _)| k == m).map(|(_, key)| *key)
+    };
+    let trust = AnchorTrust {
+        key_of: &key_of,
+        tsa,
+    };
+    let check = crate::anchor::verify(anchor_proof, &proof.signed_root, &trust, SystemClock.now())
+        .context("the anchor proof does not hold")?;
+    Ok(Some(check))
 }
 
 pub(super) fn run(command: ScrollCommand, out: &mut Output) -> anyhow::Result<ExitCode> {
@@ -117,6 +163,9 @@ fn append(args: AppendArgs, out: &mut Output) -> anyhow::Result<ExitCode> {
         // The node writes its Federation scroll itself, each event exactly once; receipts
         // appended by hand would stand beside them unverified.
         bail!("the Federation scroll is written by the node itself; append to another scroll");
+    }
+    if node_running(&args.scroll.dir.data_dir) {
+        return append_through_node(args, out);
     }
     let dir = DataDir::open(&args.scroll.dir.data_dir)?;
     let (mut scroll, report) = Scroll::open(dir.root(), &args.scroll.scroll)?;
@@ -183,6 +232,80 @@ fn append(args: AppendArgs, out: &mut Output) -> anyhow::Result<ExitCode> {
             scroll.name(),
             scroll.len(),
             scroll.root()
+        ))?;
+    }
+    if let Some(reason) = refused {
+        bail!("{reason}; the {appended} receipts before it were appended, nothing after it");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Most bytes of receipts per control request (the socket takes 8 MiB bodies).
+const NODE_BATCH_BYTES: usize = 4 * 1024 * 1024;
+
+/// `scroll append` while the node runs: the same input rules, sent in batches over the
+/// control socket (each batch is one group commit in the node).
+fn append_through_node(args: AppendArgs, out: &mut Output) -> anyhow::Result<ExitCode> {
+    let input: Box<dyn Read + Send> = match &args.file {
+        Some(path) => {
+            Box::new(File::open(path).with_context(|| format!("cannot read {}", path.display()))?)
+        }
+        None => Box::new(io::stdin()),
+    };
+    let (tx, rx) = mpsc::sync_channel::<Incoming>(4096);
+    let reader = std::thread::spawn(move || read_receipts(input, tx));
+    let dir = &args.scroll.dir.data_dir;
+    let name = args.scroll.scroll.to_string();
+    let batch_max = usize::try_from(args.batch).unwrap_or(1);
+    let mut refused = None;
+    let mut appended = 0u64;
+    let mut last = Value::Null;
+    let mut batch: Vec<Value> = Vec::new();
+    let mut bytes = 0usize;
+    let mut send = |batch: &mut Vec<Value>, out: &mut Output| -> anyhow::Result<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let v = call(
+            dir,
+            Method::POST,
+            "/v1/scrolls",
+            Some(json!({"op": "append", "scroll": name, "receipts": std::mem::take(batch)})),
+        )?;
+        if args.scroll.json {
+            for a in v["appended"].as_array().into_iter().flatten() {
+                out.json(a)?;
+            }
+            out.flush()?;
+        }
+        appended += v["appended"].as_array().map_or(0, |a| a.len() as u64);
+        last = v;
+        Ok(())
+    };
+    for incoming in rx {
+        match incoming {
+            Incoming::Receipt(map) => {
+                bytes += serde_json::to_vec(&map).map_or(0, |b| b.len());
+                batch.push(Value::Object(map));
+                if batch.len() >= batch_max || bytes >= NODE_BATCH_BYTES {
+                    send(&mut batch, out)?;
+                    bytes = 0;
+                }
+            }
+            Incoming::Refused { line, reason } => {
+                refused = Some(format!("input line {line}: {reason}"));
+                break;
+            }
+        }
+    }
+    send(&mut batch, out)?;
+    if let Ok(Err(e)) = reader.join() {
+        refused.get_or_insert(format!("reading input: {e}"));
+    }
+    if !args.scroll.json {
+        out.line(format!(
+            "appended {appended} receipts to {} through the running node (now {} receipts, root {})",
+            args.scroll.scroll, last["size"], last["root"]
         ))?;
     }
     if let Some(reason) = refused {
@@ -345,6 +468,20 @@ fn root(args: ScrollArgs, out: &mut Output) -> anyhow::Result<ExitCode> {
 }
 
 fn proof(args: ProofArgs, out: &mut Output) -> anyhow::Result<ExitCode> {
+    if let (Some(sequence), None) = (args.sequence, args.size)
+        && node_running(&args.scroll.dir.data_dir)
+    {
+        // The running node proves against its latest anchored root and adds the anchor
+        // proof, so a third party needs only the mesh's key (and, for rfc3161, the TSA's).
+        let v = call(
+            &args.scroll.dir.data_dir,
+            Method::POST,
+            "/v1/scrolls",
+            Some(json!({"op": "scroll_proof", "scroll": args.scroll.scroll.to_string(), "sequence": sequence})),
+        )?;
+        out.json(&v)?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let dir = DataDir::open(&args.scroll.dir.data_dir)?;
     let name = &args.scroll.scroll;
     require_scroll(dir.root(), name)?;
@@ -370,6 +507,7 @@ fn proof(args: ProofArgs, out: &mut Output) -> anyhow::Result<ExitCode> {
             receipt,
             inclusion: scroll.prove_inclusion(sequence, signed_root.size)?,
             signed_root,
+            anchor_proof: None,
         };
         out.json(&proof)?;
     } else if let Some(old_size) = args.from_size {
@@ -393,7 +531,16 @@ fn check_proof(args: CheckProofArgs, out: &mut Output) -> anyhow::Result<ExitCod
         None => io::stdin().read_to_end(&mut bytes)?,
     };
     let proof = ReceiptProof::parse(bytes.trim_ascii())?;
-    let result = proof.verify(&args.public_key);
+    let tsa = if args.tsa_trust.is_empty() {
+        None
+    } else {
+        Some(TsaTrust::from_pem_files(&args.tsa_trust)?)
+    };
+    let result = proof
+        .verify(&args.public_key)
+        .map_err(anyhow::Error::from)
+        .and_then(|()| check_anchor(&proof, &args, tsa.as_ref()));
+    let anchored = result.as_ref().ok().cloned().flatten();
     if args.json {
         out.json(&json!({
             "ok": result.is_ok(),
@@ -401,6 +548,7 @@ fn check_proof(args: CheckProofArgs, out: &mut Output) -> anyhow::Result<ExitCod
             "scroll": proof.signed_root.scroll,
             "leaf_index": proof.inclusion.leaf_index,
             "tree_size": proof.signed_root.size,
+            "anchor": anchored.as_ref().map(|a| json!({"backend": a.backend, "anchored_at": a.anchored_at})),
             "error": result.as_ref().err().map(ToString::to_string),
         }))?;
     } else if let Err(e) = &result {
@@ -414,6 +562,13 @@ fn check_proof(args: CheckProofArgs, out: &mut Output) -> anyhow::Result<ExitCod
             proof.signed_root.size,
             proof.signed_root.root
         ))?;
+        match &anchored {
+            Some(a) => out.line(format!(
+                "anchored through {} at {}",
+                a.backend, a.anchored_at
+            ))?,
+            None => out.line("the proof carries no anchor proof")?,
+        }
     }
     Ok(if result.is_ok() {
         ExitCode::SUCCESS

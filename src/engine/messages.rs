@@ -8,8 +8,8 @@
 use serde_json::{Map, Value, json};
 use vm_receipts::Blake3Hash;
 use vm_receipts::documents::{
-    Document, DocumentError, FederationAgreement, ProposalResponse, RevocationNotice,
-    TrustProposal, from_value,
+    DiscrepancyReport, Document, DocumentError, FederationAgreement, ProposalResponse,
+    RevocationNotice, TrustProposal, WitnessAttestation, from_value,
 };
 use vm_receipts::jcs::{self, Numbers};
 
@@ -33,6 +33,16 @@ pub enum PeerMessage {
     Agreement(FederationAgreement),
     /// A signed notice ending an agreement.
     Revocation(RevocationNotice),
+    /// A witness's signed attestation about one of the recipient's scrolls (seed §4.1 step 5).
+    Attestation(WitnessAttestation),
+    /// A witness's signed discrepancy report about one of the recipient's scrolls (seed
+    /// §6.2), with the evidence its `evidence_hash` names.
+    Discrepancy {
+        /// The signed report.
+        report: Box<DiscrepancyReport>,
+        /// The evidence (JSON), hashed into the report.
+        evidence: Value,
+    },
 }
 
 /// Most bytes a trust message may have (DESIGN §8: requests ≤ 1 MiB).
@@ -46,6 +56,8 @@ impl PeerMessage {
             Self::Response { .. } => "response",
             Self::Agreement(_) => "agreement",
             Self::Revocation(_) => "revocation",
+            Self::Attestation(_) => "attestation",
+            Self::Discrepancy { .. } => "discrepancy",
         }
     }
 
@@ -67,6 +79,12 @@ impl PeerMessage {
             }
             Self::Agreement(a) => json!({"type": "agreement", "agreement": a.to_value()?}),
             Self::Revocation(n) => json!({"type": "revocation", "notice": n.to_value()?}),
+            Self::Attestation(a) => json!({"type": "attestation", "attestation": a.to_value()?}),
+            Self::Discrepancy { report, evidence } => json!({
+                "type": "discrepancy",
+                "report": report.to_value()?,
+                "evidence": evidence,
+            }),
         })
     }
 
@@ -126,6 +144,11 @@ impl PeerMessage {
             }
             "agreement" => Self::Agreement(from_value(take(&mut map, "agreement")?)?),
             "revocation" => Self::Revocation(from_value(take(&mut map, "notice")?)?),
+            "attestation" => Self::Attestation(from_value(take(&mut map, "attestation")?)?),
+            "discrepancy" => Self::Discrepancy {
+                report: Box::new(from_value(take(&mut map, "report")?)?),
+                evidence: take(&mut map, "evidence")?,
+            },
             other => {
                 return Err(message_error(
                     "type",

@@ -44,6 +44,7 @@ mod negotiation;
 pub mod policy;
 mod receipts;
 mod retry;
+mod witness;
 
 use std::collections::BTreeMap;
 
@@ -57,6 +58,7 @@ use vm_storage::{PeerSource, Store, StoreError, WriteTx};
 pub use error::EngineError;
 pub use messages::{MAX_MESSAGE_BYTES, PeerMessage, document_hash};
 pub use retry::RetryPolicy;
+pub use witness::{CrossAnchored, WitnessReport, evidence_hash};
 
 /// The `meta` key holding the Federation scroll sequence the next receipt will take.
 const NEXT_SEQUENCE: &str = "federation_next_sequence";
@@ -164,6 +166,10 @@ pub enum Input {
         /// Its length.
         size: u64,
     },
+    /// The witness checks of a peer's root ran (DESIGN §7 steps 1–4); act on the verdict.
+    Witnessed(Box<WitnessReport>),
+    /// Our anchor cycle included these peers' witnessed roots (cross-anchor, level 3+).
+    Anchored(Vec<CrossAnchored>),
 }
 
 /// Which proposal a command means: by id, and by proposer when the id alone is ambiguous.
@@ -351,6 +357,52 @@ pub enum Event {
         agreement_id: DocumentId,
         /// Why.
         reason: String,
+    },
+    /// We witnessed a peer's root.
+    Witnessed {
+        /// The peer.
+        peer: MeshId,
+        /// Its scroll.
+        scroll: ScrollName,
+        /// The size witnessed.
+        size: u64,
+        /// The root witnessed.
+        root: Blake3Hash,
+        /// Verified or discrepancy.
+        result: vm_receipts::documents::WitnessResult,
+    },
+    /// A peer attested one of our roots.
+    Attested {
+        /// The witness.
+        by: MeshId,
+        /// Our scroll.
+        scroll: ScrollName,
+        /// The size attested.
+        size: u64,
+        /// Its result.
+        result: vm_receipts::documents::WitnessResult,
+    },
+    /// A discrepancy was found (by us) or reported (to us).
+    Discrepancy {
+        /// Its id.
+        discrepancy_id: DocumentId,
+        /// Who found it.
+        reporting_mesh: MeshId,
+        /// Whom it concerns.
+        reported_mesh: MeshId,
+        /// Its type (`root_mismatch`, …).
+        kind: String,
+        /// The scroll.
+        scroll: ScrollName,
+    },
+    /// A peer's witnessed root went into our anchor.
+    CrossAnchored {
+        /// The peer.
+        peer: MeshId,
+        /// Its scroll.
+        scroll: ScrollName,
+        /// The size anchored.
+        size: u64,
     },
     /// A peer refused a message for good, or we gave up resending it.
     Undelivered {
@@ -617,6 +669,12 @@ impl Engine {
                         PeerMessage::Revocation(n) => {
                             agreements::on_revocation(&mut ctx, &from, n)?;
                         }
+                        PeerMessage::Attestation(a) => {
+                            witness::on_attestation(&mut ctx, &from, a)?;
+                        }
+                        PeerMessage::Discrepancy { report, evidence } => {
+                            witness::on_discrepancy(&mut ctx, &from, *report, evidence)?;
+                        }
                     }
                 }
                 Input::Discovered { record, source } => {
@@ -638,6 +696,13 @@ impl Engine {
                     permanent,
                 } => retry::failed(&mut ctx, &to, &message_hash, &reason, permanent)?,
                 Input::ReceiptsStored { size } => receipts::stored(&mut ctx, size)?,
+                Input::Witnessed(report) => {
+                    if !ctx.config.federation_on {
+                        return Err(EngineError::Policy(policy::Refusal::FederationOff));
+                    }
+                    witness::on_witnessed(&mut ctx, *report)?;
+                }
+                Input::Anchored(entries) => witness::on_anchored(&mut ctx, entries)?,
             }
             Ok(ctx.out)
         })?;

@@ -38,6 +38,12 @@ pub struct NotRunning {
     reason: String,
 }
 
+/// Whether a node is serving this data directory's control socket right now (the CLI's
+/// scroll commands then go through it: the node owns the scroll files while it runs).
+pub fn node_running(dir: &Path) -> bool {
+    std::os::unix::net::UnixStream::connect(dir.join(SOCKET_NAME)).is_ok()
+}
+
 /// Sends one request to the node and returns its JSON answer.
 pub fn call(dir: &Path, method: Method, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
     let runtime = tokio::runtime::Builder::new_current_thread()

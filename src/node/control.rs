@@ -107,6 +107,38 @@ pub enum ControlOp {
     },
     /// Connectivity of known peers.
     Health,
+    /// Run an anchor cycle now.
+    AnchorNow,
+    /// Witness a peer's scroll now (pull its latest root, check it, attest).
+    Verify {
+        /// The mesh.
+        mesh: String,
+        /// Its scroll.
+        scroll: String,
+    },
+    /// Witness events with a mesh (either direction) in the last `since_secs` seconds.
+    WitnessHistory {
+        /// The mesh.
+        mesh: String,
+        /// How far back.
+        since_secs: u64,
+    },
+    /// Discrepancies found by us or reported to us, with their evidence.
+    ListDiscrepancies,
+    /// Append receipts to one of our scrolls (not the Federation scroll).
+    Append {
+        /// The scroll.
+        scroll: String,
+        /// The receipts (JSON objects with a string `type`, no `root_hash`).
+        receipts: Vec<Value>,
+    },
+    /// An inclusion proof of a receipt against our latest anchored root, with its anchor.
+    ScrollProof {
+        /// The scroll.
+        scroll: String,
+        /// The receipt's sequence.
+        sequence: u64,
+    },
 }
 
 /// A refusal, with the HTTP status it is served with.
@@ -175,6 +207,10 @@ pub fn bind(dir: &Path) -> std::io::Result<(UnixListener, PathBuf)> {
 }
 
 type Tx = mpsc::Sender<ControlRequest>;
+
+/// Most bytes of a control request body (an append batch included): the CLI splits larger
+/// inputs into several requests.
+pub const MAX_BODY: usize = 8 * 1024 * 1024;
 
 async fn ask(tx: &Tx, op: ControlOp) -> Response {
     let (reply, answer) = oneshot::channel();
@@ -394,6 +430,36 @@ pub fn router(tx: Tx) -> Router {
                 },
             ),
         )
+        .route(
+            "/v1/anchor",
+            post(|State(tx): State<Tx>| async move { ask(&tx, ControlOp::AnchorNow).await }),
+        )
+        .route(
+            "/v1/discrepancies",
+            get(|State(tx): State<Tx>| async move { ask(&tx, ControlOp::ListDiscrepancies).await }),
+        )
+        .route(
+            "/v1/witness",
+            post(
+                |State(tx): State<Tx>, b: Result<Json<ControlOp>, JsonRejection>| async move {
+                    op_body(&tx, b, "verify or witness_history", |op| {
+                        matches!(op, ControlOp::Verify { .. } | ControlOp::WitnessHistory { .. })
+                    })
+                    .await
+                },
+            ),
+        )
+        .route(
+            "/v1/scrolls",
+            post(
+                |State(tx): State<Tx>, b: Result<Json<ControlOp>, JsonRejection>| async move {
+                    op_body(&tx, b, "append or scroll_proof", |op| {
+                        matches!(op, ControlOp::Append { .. } | ControlOp::ScrollProof { .. })
+                    })
+                    .await
+                },
+            ),
+        )
         .fallback(|| async {
             ControlError::new(
                 StatusCode::NOT_FOUND,
@@ -402,6 +468,6 @@ pub fn router(tx: Tx) -> Router {
             )
             .into_response()
         })
-        .layer(axum::extract::DefaultBodyLimit::max(1024 * 1024))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         .with_state(tx)
 }

@@ -14,17 +14,21 @@
 //! acknowledged. SIGTERM/SIGINT stop taking input, let the loop finish the input in hand,
 //! and close the socket.
 
+mod anchor;
 pub mod client;
 pub mod control;
+mod ops;
+mod witness;
 pub mod wire;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use rand::SeedableRng;
 use axum::http::StatusCode;
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
@@ -60,6 +64,18 @@ enum Completion {
         result: Result<Found, String>,
         reply: oneshot::Sender<ControlReply>,
     },
+    /// A witness check of a peer's root ran (or could not).
+    Witnessed {
+        slot: (MeshId, String),
+        result: Result<Box<crate::engine::WitnessReport>, String>,
+        reply: Option<oneshot::Sender<ControlReply>>,
+    },
+    /// The anchor backend answered.
+    Anchored {
+        cycle: Box<anchor::PendingCycle>,
+        result: Result<crate::anchor::BackendAnchor, crate::anchor::AnchorError>,
+        reply: Option<oneshot::Sender<ControlReply>>,
+    },
 }
 
 /// What a discovery turned up.
@@ -81,6 +97,8 @@ pub async fn run(
     let store = Store::open(&root.join("state.redb")).context("opening state.redb")?;
     let (scroll, _) =
         Scroll::open(root, &ScrollName::federation()).context("opening the Federation scroll")?;
+    let scrolls = open_scrolls(root)?;
+    let (backend, witness_settings) = anchor_settings(&config)?;
 
     let mut net_config = NetworkConfig::new(dir.key().clone(), clock.clone());
     net_config.listen = config.network.listen.clone();
@@ -110,7 +128,9 @@ pub async fn run(
 
     let mut engine_config = EngineConfig::new(config.display_name.clone());
     engine_config.multiaddrs = net.listen_addrs().iter().map(|a| strip_p2p(a)).collect();
-    engine_config.scrolls_available = vec![ScrollName::federation()];
+    engine_config.scrolls_available = std::iter::once(ScrollName::federation())
+        .chain(scrolls.values().map(|s| s.name().clone()))
+        .collect();
     engine_config.trust_policy.accepts_proposals = config.federation.accepts_proposals;
     engine_config.federation_on = config.federation.min_trust_level > 0;
     engine_config.trust_policy.min_trust_level =
@@ -118,6 +138,9 @@ pub async fn run(
             anyhow::anyhow!("config.toml [federation] min_trust_level must be 0 to 4: {e}")
         })?;
     let seed = os_random_32().map_err(|e| anyhow::anyhow!("OS random number generator: {e}"))?;
+    let node_seed =
+        os_random_32().map_err(|e| anyhow::anyhow!("OS random number generator: {e}"))?;
+    let federation_on = engine_config.federation_on;
     let engine = Engine::open(
         mesh_id.clone(),
         dir.key().clone(),
@@ -148,6 +171,15 @@ pub async fn run(
         recent: VecDeque::new(),
         peer_meshes: HashMap::new(),
         clock: SystemClock,
+        scrolls,
+        federation_on,
+        witness_settings,
+        witnessing: HashMap::new(),
+        rng: rand_chacha::ChaCha20Rng::from_seed(node_seed),
+        backend,
+        anchoring: false,
+        anchor_interval: Duration::from_secs(config.anchor.interval_secs),
+        last_anchor: None,
     };
     // Receipts queued before a crash reach the scroll first.
     node.flush().context("recovering the Federation scroll")?;
@@ -204,6 +236,102 @@ struct Node {
     /// update (the only way the book changes), so an inbound request costs a map lookup.
     peer_meshes: HashMap<String, MeshId>,
     clock: SystemClock,
+    /// Our scrolls other than the Federation scroll, by file stem.
+    scrolls: BTreeMap<String, Scroll>,
+    federation_on: bool,
+    witness_settings: witness::WitnessSettings,
+    /// Witness checks in flight per (peer, scroll stem), with the one waiting behind each.
+    witnessing: HashMap<(MeshId, String), Option<witness::Queued>>,
+    /// Samples, nonces: seeded from the OS once.
+    rng: rand_chacha::ChaCha20Rng,
+    backend: anchor::Backend,
+    /// An anchor cycle waits for its backend.
+    anchoring: bool,
+    anchor_interval: Duration,
+    last_anchor: Option<Value>,
+}
+
+/// Opens every scroll under `receipts/` but the Federation scroll (the node owns them all
+/// while it runs: appends come through the control socket).
+fn open_scrolls(root: &Path) -> anyhow::Result<BTreeMap<String, Scroll>> {
+    let mut scrolls = BTreeMap::new();
+    let dir = root.join("receipts");
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(scrolls),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", dir.display())),
+    };
+    for entry in entries {
+        let entry = entry?;
+        let Some(stem) = entry.file_name().to_str().map(str::to_owned) else {
+            continue;
+        };
+        if stem == ScrollName::federation().file_stem()
+            || !entry.path().join(format!("{stem}_events.jsonl")).exists()
+        {
+            continue;
+        }
+        let Ok(name) = stem.parse::<ScrollName>() else {
+            tracing::warn!(%stem, "ignoring a directory under receipts/ that is not a scroll name");
+            continue;
+        };
+        let (scroll, _) =
+            Scroll::open(root, &name).with_context(|| format!("opening scroll {name}"))?;
+        scrolls.insert(stem, scroll);
+    }
+    Ok(scrolls)
+}
+
+/// `[anchor]` and `[witness]`, checked.
+fn anchor_settings(
+    config: &crate::config::Config,
+) -> anyhow::Result<(anchor::Backend, witness::WitnessSettings)> {
+    let w = &config.witness;
+    if w.samples == 0 || w.samples > crate::witness::MAX_SAMPLES {
+        anyhow::bail!(
+            "config.toml [witness] samples must be 1 to {}, not {}",
+            crate::witness::MAX_SAMPLES,
+            w.samples
+        );
+    }
+    if w.drift_secs < 1 {
+        anyhow::bail!("config.toml [witness] drift_secs must be at least 1");
+    }
+    if config.anchor.interval_secs < 1 {
+        anyhow::bail!("config.toml [anchor] interval_secs must be at least 1");
+    }
+    let tsa = if w.tsa_trust.is_empty() {
+        None
+    } else {
+        Some(Arc::new(
+            crate::anchor::TsaTrust::from_pem_files(&w.tsa_trust)
+                .map_err(|e| anyhow::anyhow!("config.toml [witness] tsa_trust: {e}"))?,
+        ))
+    };
+    let backend = match config.anchor.backend.as_str() {
+        "local" => anchor::Backend::Local,
+        "rfc3161" => {
+            let url = config.anchor.tsa_url.as_deref().ok_or_else(|| {
+                anyhow::anyhow!("config.toml [anchor] backend = \"rfc3161\" needs tsa_url")
+            })?;
+            let timeout = Duration::from_secs(config.anchor.tsa_timeout_secs.max(1));
+            anchor::Backend::Rfc3161(Arc::new(
+                crate::anchor::Rfc3161Backend::new(url, timeout)
+                    .map_err(|e| anyhow::anyhow!("config.toml [anchor] tsa_url: {e}"))?,
+            ))
+        }
+        other => anyhow::bail!(
+            "config.toml [anchor] backend must be \"local\" or \"rfc3161\", not {other:?}"
+        ),
+    };
+    Ok((
+        backend,
+        witness::WitnessSettings {
+            samples: w.samples,
+            drift_secs: w.drift_secs,
+            tsa,
+        },
+    ))
 }
 
 fn err(status: StatusCode, code: &str, message: impl Into<String>) -> ControlError {
@@ -228,6 +356,8 @@ impl Node {
         shutdown: impl std::future::Future<Output = ()>,
     ) -> anyhow::Result<()> {
         tokio::pin!(shutdown);
+        let mut anchor_timer = tokio::time::interval(self.anchor_interval);
+        anchor_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let wake = self.next_wake()?;
             tokio::select! {
@@ -242,12 +372,17 @@ impl Node {
                         self.discover(Some(target), request.reply);
                     } else if let ControlOp::DiscoverPublic = request.op {
                         self.discover(None, request.reply);
+                    } else if let ControlOp::AnchorNow = request.op {
+                        self.anchor_cycle(Some(request.reply));
+                    } else if let ControlOp::Verify { mesh, scroll } = request.op {
+                        self.verify_now(&mesh, &scroll, request.reply);
                     } else {
                         let reply = self.on_control(request.op).await;
                         let _ = request.reply.send(reply);
                     }
                 }
                 Some(done) = completions.recv() => { self.on_completion(done); }
+                _ = anchor_timer.tick() => { self.anchor_cycle(None); }
                 () = tokio::time::sleep(wake) => { self.input(Input::Tick); }
             }
         }
@@ -295,13 +430,22 @@ impl Node {
                 } => self.send(to, message, message_hash),
                 Output::Receipt { .. } => receipts = true,
                 Output::PublishDiscovery(record) => self.publish(&record),
-                Output::ExchangeRoots { peer, scrolls } => {
-                    tracing::info!(%peer, ?scrolls, "agreement active: root exchange is the witness protocol's work (not built yet)");
-                }
+                Output::ExchangeRoots { peer, scrolls } => self.exchange_roots(&peer, &scrolls),
                 Output::VerificationDue {
-                    agreement_id, peer, ..
+                    agreement_id,
+                    peer,
+                    scrolls,
                 } => {
-                    tracing::info!(%agreement_id, %peer, "verification due: the witness protocol is not built yet");
+                    // We witness the peer's shared scrolls only at level 2+ (DESIGN §6).
+                    let witnesses = self
+                        .agreement_with(&peer)
+                        .is_some_and(|a| a.agreement.trust_level >= TrustLevel::VERIFY);
+                    tracing::debug!(%agreement_id, %peer, witnesses, "verification due");
+                    if witnesses {
+                        for scroll in scrolls {
+                            self.witness(peer.clone(), scroll, None, false, None);
+                        }
+                    }
                 }
                 Output::Event(event) => {
                     let value = event_json(&event);
@@ -375,9 +519,29 @@ impl Node {
         }
     }
 
+    /// The key of `mesh` and the addresses to dial it at (its record's and the manual ones).
+    fn route(&self, mesh: &MeshId) -> Option<(PublicKey, Vec<String>)> {
+        let entry = self.peer_entry(mesh)?;
+        let key = entry.public_key?;
+        let mut addresses: Vec<String> = Vec::new();
+        if let Some(record) = &entry.discovery_record {
+            addresses.extend(record.multiaddrs.iter().cloned());
+        }
+        addresses.extend(entry.manual_addresses.iter().cloned());
+        Some((key, addresses))
+    }
+
+    /// One of our scrolls by name (the Federation scroll included).
+    fn scroll_named(&self, name: &ScrollName) -> Option<&Scroll> {
+        if name == &ScrollName::federation() {
+            Some(&self.scroll)
+        } else {
+            self.scrolls.get(&name.file_stem())
+        }
+    }
+
     fn send(&mut self, to: MeshId, message: PeerMessage, message_hash: vm_receipts::Blake3Hash) {
-        let entry = self.peer_entry(&to);
-        let Some(key) = entry.as_ref().and_then(|e| e.public_key) else {
+        let Some((key, addresses)) = self.route(&to) else {
             let _ = self.completions.try_send(Completion::Sent {
                 to,
                 message_hash,
@@ -387,13 +551,6 @@ impl Node {
             });
             return;
         };
-        let mut addresses: Vec<String> = Vec::new();
-        if let Some(entry) = &entry {
-            if let Some(record) = &entry.discovery_record {
-                addresses.extend(record.multiaddrs.iter().cloned());
-            }
-            addresses.extend(entry.manual_addresses.iter().cloned());
-        }
         let body = match message.to_value() {
             Ok(value) => FedRequest::Message { message: value },
             Err(e) => {
@@ -523,6 +680,16 @@ impl Node {
                 };
                 let _ = reply.send(answer);
             }
+            Completion::Witnessed {
+                slot,
+                result,
+                reply,
+            } => self.on_witnessed(slot, result, reply),
+            Completion::Anchored {
+                cycle,
+                result,
+                reply,
+            } => self.finish_cycle(*cycle, result, reply),
         }
     }
 
@@ -585,6 +752,18 @@ impl Node {
                 },
                 Err(e) => FedResponse::error(e.code(), e.to_string(), false),
             },
+            FedRequest::Notify { notification } => match self.sender(peer, "notify") {
+                Ok(from) => self.on_notify(&from, notification),
+                Err(refusal) => refusal,
+            },
+            FedRequest::Roots { scrolls } => match self.sender(peer, "roots") {
+                Ok(from) => self.serve_roots(&from, &scrolls),
+                Err(refusal) => refusal,
+            },
+            FedRequest::Evidence { ask } => match self.sender(peer, "evidence") {
+                Ok(from) => self.serve_evidence(&from, &ask),
+                Err(refusal) => refusal,
+            },
             FedRequest::Message { message } => {
                 let message = match PeerMessage::from_value(message) {
                     Ok(m) => m,
@@ -596,19 +775,15 @@ impl Node {
                 };
                 // The sender is the mesh whose key the Noise-authenticated peer holds; the
                 // engine then checks that this mesh signed the document.
-                let from = match self.peer_meshes.get(peer) {
-                    Some(mesh) => mesh.clone(),
-                    None => {
-                        tracing::info!(%peer, kind = message.kind(), "message from a peer we do not know");
-                        return FedResponse::error(
-                            "unknown_sender",
-                            format!(
-                                "peer {peer} is not a mesh we know; it must be discovered (DHT, DNS) or added first"
-                            ),
-                            false,
-                        );
-                    }
+                let from = match self.sender(peer, message.kind()) {
+                    Ok(from) => from,
+                    Err(refusal) => return refusal,
                 };
+                if let PeerMessage::Attestation(a) = &message
+                    && let Err(refusal) = self.check_attested_root(a)
+                {
+                    return refusal;
+                }
                 let now = self.now();
                 match self.engine.handle(now, Input::Peer { from, message }) {
                     Ok(outputs) => {
@@ -629,6 +804,23 @@ impl Node {
                         FedResponse::error(e.code(), e.to_string(), e.is_permanent())
                     }
                 }
+            }
+        }
+    }
+
+    /// The mesh whose key is the Noise-authenticated `peer`.
+    fn sender(&self, peer: &str, kind: &str) -> Result<MeshId, FedResponse> {
+        match self.peer_meshes.get(peer) {
+            Some(mesh) => Ok(mesh.clone()),
+            None => {
+                tracing::info!(%peer, kind, "request from a peer we do not know");
+                Err(FedResponse::error(
+                    "unknown_sender",
+                    format!(
+                        "peer {peer} is not a mesh we know; it must be discovered (DHT, DNS) or added first"
+                    ),
+                    false,
+                ))
             }
         }
     }
@@ -754,6 +946,15 @@ impl Node {
                     reason,
                 })
             }
+            ControlOp::AnchorNow | ControlOp::Verify { .. } => {
+                Err(internal("answered asynchronously"))
+            }
+            ControlOp::WitnessHistory { mesh, since_secs } => {
+                self.witness_history(&mesh, since_secs)
+            }
+            ControlOp::ListDiscrepancies => self.list_discrepancies(),
+            ControlOp::Append { scroll, receipts } => self.append(&scroll, receipts),
+            ControlOp::ScrollProof { scroll, sequence } => self.scroll_proof(&scroll, sequence),
         }
     }
 
@@ -845,7 +1046,9 @@ impl Node {
             "proposals": proposals.len(),
             "agreements": agreements.iter().map(agreement_summary).collect::<Vec<_>>(),
             "refusals": self.engine.refusals(),
-            "witnessing": "not built yet (the witness protocol is a later issue)",
+            "scrolls": self.scroll_summaries(),
+            "anchor": self.anchor_status(),
+            "witness": self.witness_status()?,
             "recent_events": self.recent,
         }))
     }
@@ -1075,6 +1278,29 @@ fn event_json(event: &Event) -> Value {
         } => json!({"type": "draft_abandoned", "agreement_id": agreement_id, "reason": reason}),
         Event::Undelivered { to, topic, reason } => {
             json!({"type": "undelivered", "to": to, "topic": topic, "reason": reason})
+        }
+        Event::Witnessed {
+            peer,
+            scroll,
+            size,
+            root,
+            result,
+        } => json!({"type": "witnessed", "peer": peer, "scroll": scroll, "size": size, "root": root, "result": result}),
+        Event::Attested {
+            by,
+            scroll,
+            size,
+            result,
+        } => json!({"type": "attested", "by": by, "scroll": scroll, "size": size, "result": result}),
+        Event::Discrepancy {
+            discrepancy_id,
+            reporting_mesh,
+            reported_mesh,
+            kind,
+            scroll,
+        } => json!({"type": "discrepancy", "discrepancy_id": discrepancy_id, "reporting_mesh": reporting_mesh, "reported_mesh": reported_mesh, "discrepancy_type": kind, "scroll": scroll}),
+        Event::CrossAnchored { peer, scroll, size } => {
+            json!({"type": "cross_anchored", "peer": peer, "scroll": scroll, "size": size})
         }
     }
 }

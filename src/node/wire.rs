@@ -1,9 +1,12 @@
 //! The bodies of `/vaultmesh/federation/1.0.0` requests and responses: one JSON enum each,
-//! mirroring the HTTP endpoints of seed §5 that this transport carries so far.
+//! mirroring the HTTP endpoints of seed §5 that this transport carries.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use vm_receipts::ScrollName;
 use vm_receipts::documents::DiscoveryRecord;
+
+use crate::witness::{Evidence, EvidenceRequest};
 
 /// A federation request.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -16,6 +19,25 @@ pub enum FedRequest {
     },
     /// The receiver's signed discovery record, `GET /federation/discovery`.
     Discovery,
+    /// An anchor notification (a signed root and its anchor proof) for the receiver to
+    /// witness, `POST /federation/notify`.
+    Notify {
+        /// The [`vm_receipts::documents::AnchorNotification`] as JSON.
+        notification: Value,
+    },
+    /// The receiver's latest anchored roots of shared scrolls (all shared ones when empty),
+    /// `GET /federation/roots`.
+    Roots {
+        /// Which scrolls.
+        #[serde(default)]
+        scrolls: Vec<ScrollName>,
+    },
+    /// A consistency proof and sampled receipts with inclusion proofs, for a witness
+    /// (`GET /federation/receipts/{scroll}` and the proof endpoints in one round trip).
+    Evidence {
+        /// What is asked.
+        ask: EvidenceRequest,
+    },
 }
 
 /// A federation response.
@@ -28,6 +50,16 @@ pub enum FedResponse {
     Discovery {
         /// The record.
         record: Box<DiscoveryRecord>,
+    },
+    /// Anchored roots.
+    Roots {
+        /// [`vm_receipts::documents::AnchorNotification`]s as JSON.
+        roots: Vec<Value>,
+    },
+    /// Proofs for a witness.
+    Evidence {
+        /// The proofs and samples.
+        evidence: Box<Evidence>,
     },
     /// Refused.
     Error {

@@ -11,6 +11,8 @@
 //! - **Schema**: the `meta` table holds the schema version; [`Store::open`] creates it,
 //!   migrates an older database forward in one transaction, and refuses a newer one.
 //! - **Backends**: a file, or redb's in-memory backend for simulation and tests.
+//! - **Witness protocol** (schema 3): our latest anchored root per scroll, and the latest
+//!   attestation each peer sent us per scroll.
 //! - **Outboxes** (schema 2): receipts decided but not yet in the Federation scroll, keyed by
 //!   the sequence each will have, and messages not yet acknowledged by their peer. The engine
 //!   writes them in the same transaction as the state change, which is what makes receipts
@@ -27,7 +29,8 @@ mod store;
 
 pub use error::StoreError;
 pub use records::{
-    AgreementRecord, AgreementStatus, CasOutcome, Direction, DiscrepancyRecord, OutgoingMessage,
-    PeerEntry, PeerSource, ProposalRecord, ProposalStatus, Record, WitnessState,
+    AgreementRecord, AgreementStatus, AnchoredRoot, CasOutcome, Direction, DiscrepancyRecord,
+    OutgoingMessage, PeerEntry, PeerSource, ProposalRecord, ProposalStatus, ReceivedAttestation,
+    Record, WitnessState,
 };
 pub use store::{ReadTx, Replay, SCHEMA_VERSION, Store, WriteTx};

@@ -7,8 +7,9 @@ use redb::TableDefinition;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use vm_receipts::documents::{
-    DiscoveryRecord, DiscrepancyReport, FederationAgreement, ProposalResponse, RevocationNotice,
-    SignedRoot, TrustProposal, WitnessResult,
+    AnchorNotification, DiscoveryRecord, DiscrepancyReport, FederationAgreement,
+    ProposalResponse, RevocationNotice, SignedRoot, TrustProposal, WitnessAttestation,
+    WitnessResult,
 };
 use vm_receipts::{Blake3Hash, DocumentId, MeshId, PublicKey, ScrollName, Timestamp};
 
@@ -293,8 +294,12 @@ pub struct WitnessState {
     pub latest: SignedRoot,
     /// When.
     pub witnessed_at: Timestamp,
-    /// The outcome.
+    /// The outcome of the latest check (a failed check keeps `latest`, the last good root).
     pub result: WitnessResult,
+    /// The size of `latest` when we last cross-anchored it (level 3+), so an unchanged root
+    /// is not anchored again every cycle.
+    #[serde(default)]
+    pub cross_anchored_size: Option<u64>,
 }
 
 impl Record for WitnessState {
@@ -388,4 +393,45 @@ impl Record for OutgoingMessage {
 /// The key of an outgoing message: recipient, then topic.
 pub fn outgoing_key(to: &MeshId, topic: &str) -> String {
     format!("{to}/{topic}")
+}
+
+/// Our latest anchored root of one of our own scrolls: the signed root with its anchor proof,
+/// exactly as it was sent to witnesses. Replaced on every anchor cycle.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AnchoredRoot {
+    /// The notification (signed root + anchor proof).
+    pub notification: AnchorNotification,
+    /// When the anchor cycle made it.
+    pub anchored_at: Timestamp,
+}
+
+impl Record for AnchoredRoot {
+    const TABLE: TableDefinition<'static, &'static str, &'static [u8]> =
+        TableDefinition::new("anchored_roots");
+    const NAME: &'static str = "anchored_roots";
+    fn key(&self) -> String {
+        self.notification.scroll.file_stem()
+    }
+}
+
+/// The latest attestation a peer sent us about one of our scrolls (what `status` shows as
+/// "witnessed by"). Older ones live in the Federation scroll as `fed_witness_event`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReceivedAttestation {
+    /// The signed attestation.
+    pub attestation: WitnessAttestation,
+    /// When it arrived.
+    pub received_at: Timestamp,
+}
+
+impl Record for ReceivedAttestation {
+    const TABLE: TableDefinition<'static, &'static str, &'static [u8]> =
+        TableDefinition::new("received_attestations");
+    const NAME: &'static str = "received_attestations";
+    fn key(&self) -> String {
+        witness_key(
+            &self.attestation.witnessing_mesh,
+            &self.attestation.scroll,
+        )
+    }
 }

@@ -10,12 +10,12 @@ use vm_receipts::{MeshId, Timestamp};
 
 use crate::error::StoreError;
 use crate::records::{
-    AgreementRecord, CasOutcome, DiscrepancyRecord, OutgoingMessage, PeerEntry, ProposalRecord,
-    Record, WitnessState,
+    AgreementRecord, AnchoredRoot, CasOutcome, DiscrepancyRecord, OutgoingMessage, PeerEntry,
+    ProposalRecord, ReceivedAttestation, Record, WitnessState,
 };
 
 /// The schema this program writes.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const SCHEMA_KEY: &str = "schema_version";
@@ -33,7 +33,7 @@ const PURGE_PER_CHECK: usize = 64;
 type Migration = fn(&WriteTransaction) -> Result<(), StoreError>;
 
 /// `MIGRATIONS[v]` takes a database from schema version `v` to `v + 1`.
-const MIGRATIONS: [Migration; SCHEMA_VERSION as usize] = [create_v1, create_v2];
+const MIGRATIONS: [Migration; SCHEMA_VERSION as usize] = [create_v1, create_v2, create_v3];
 
 /// Version 1: every table exists.
 fn create_v1(txn: &WriteTransaction) -> Result<(), StoreError> {
@@ -56,6 +56,13 @@ fn create_v2(txn: &WriteTransaction) -> Result<(), StoreError> {
     // The indexes, filled from the records version 1 holds.
     reindex::<ProposalRecord>(txn)?;
     reindex::<AgreementRecord>(txn)?;
+    Ok(())
+}
+
+/// Version 3: the witness protocol's own anchored roots and the attestations peers sent us.
+fn create_v3(txn: &WriteTransaction) -> Result<(), StoreError> {
+    txn.open_table(AnchoredRoot::TABLE)?;
+    txn.open_table(ReceivedAttestation::TABLE)?;
     Ok(())
 }
 

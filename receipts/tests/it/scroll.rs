@@ -392,6 +392,7 @@ fn receipt_proofs_verify_for_a_third_party() {
                 .prove_inclusion(sequence, signed.size)
                 .expect("proof"),
             signed_root: signed.clone(),
+            anchor_proof: None,
         };
         let bytes = serde_json::to_vec(&proof).expect("json");
         let parsed = ReceiptProof::parse(&bytes).expect("parses");

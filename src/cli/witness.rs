@@ -1,0 +1,189 @@
+//! The witness commands (seed §8 "Verification"): `verify`, `witness-history`, plus
+//! `anchor now` and `discrepancies`, each one request to the running node.
+
+use std::process::ExitCode;
+
+use hyper::Method;
+use serde_json::{Value, json};
+use vm_receipts::documents::VerificationFrequency;
+
+use super::remote::{JsonArg, s};
+use super::{DataDirArg, Output};
+use crate::node::client::call;
+
+#[derive(Debug, clap::Args)]
+pub(super) struct VerifyArgs {
+    #[command(flatten)]
+    dir: DataDirArg,
+    /// The peer mesh (`did:vm:mesh:berlin` or `berlin`).
+    #[arg(long)]
+    mesh: String,
+    /// Its scroll (shared under the agreement).
+    #[arg(long)]
+    scroll: String,
+    #[command(flatten)]
+    json: JsonArg,
+}
+
+#[derive(Debug, clap::Args)]
+pub(super) struct HistoryArgs {
+    #[command(flatten)]
+    dir: DataDirArg,
+    /// The peer mesh.
+    #[arg(long)]
+    mesh: String,
+    /// How far back: `30d`, `12h`, `90m`, `3600s`.
+    #[arg(long, default_value = "30d")]
+    last: VerificationFrequency,
+    #[command(flatten)]
+    json: JsonArg,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub(super) enum AnchorCommand {
+    /// Run an anchor cycle now: sign every scroll's root, anchor the batch, notify peers.
+    Now(super::remote::ReadArgs),
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub(super) enum DiscrepanciesCommand {
+    /// Every discrepancy found by us or reported to us, with its evidence and whether the
+    /// evidence is a proof on its own.
+    List(super::remote::ReadArgs),
+}
+
+/// `verify`: exit 0 when the root verified, 1 when a discrepancy was recorded.
+pub(super) fn verify(args: VerifyArgs, out: &mut Output) -> anyhow::Result<ExitCode> {
+    let v = call(
+        &args.dir.data_dir,
+        Method::POST,
+        "/v1/witness",
+        Some(json!({"op": "verify", "mesh": args.mesh, "scroll": args.scroll})),
+    )?;
+    let result = v["verdict"]["result"].as_str().unwrap_or("").to_owned();
+    if args.json.json {
+        out.json(&v)?;
+    } else {
+        out.line(format!(
+            "{} {} at size {} root {}: {}",
+            s(&v["peer"]),
+            s(&v["scroll"]),
+            s(&v["size"]),
+            s(&v["root"]),
+            result
+        ))?;
+        match result.as_str() {
+            "verified" => out.line(format!(
+                "anchor {} (anchored {}), {} samples checked",
+                s(&v["verdict"]["anchor"]),
+                s(&v["verdict"]["anchored_at"]),
+                s(&v["verdict"]["samples_checked"])
+            ))?,
+            "discrepancy" => out.line(format!(
+                "{}: {} (evidence: {})",
+                s(&v["verdict"]["discrepancy_type"]),
+                v["verdict"]["details"],
+                s(&v["verdict"]["evidence_kind"])
+            ))?,
+            _ => {}
+        }
+    }
+    Ok(if result == "discrepancy" {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+pub(super) fn history(args: HistoryArgs, out: &mut Output) -> anyhow::Result<ExitCode> {
+    let v = call(
+        &args.dir.data_dir,
+        Method::POST,
+        "/v1/witness",
+        Some(json!({
+            "op": "witness_history",
+            "mesh": args.mesh,
+            "since_secs": args.last.interval_secs(),
+        })),
+    )?;
+    if args.json.json {
+        out.json(&v)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let events = v["events"].as_array().cloned().unwrap_or_default();
+    out.line(format!(
+        "{} witness events with {} since {}",
+        events.len(),
+        s(&v["mesh"]),
+        s(&v["since"])
+    ))?;
+    for e in &events {
+        out.line(format!(
+            "{}  {} witnessed {} {} size {}: {} ({} samples)",
+            s(&e["timestamp"]),
+            s(&e["witnessing_mesh"]),
+            s(&e["witnessed_mesh"]),
+            s(&e["scroll"]),
+            s(&e["witnessed_size"]),
+            s(&e["verification_result"]),
+            s(&e["samples_checked"])
+        ))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(super) fn anchor(command: AnchorCommand, out: &mut Output) -> anyhow::Result<ExitCode> {
+    let AnchorCommand::Now(args) = command;
+    let v = call(&args.dir.data_dir, Method::POST, "/v1/anchor", None)?;
+    if args.json.json {
+        out.json(&v)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    out.line(format!(
+        "anchored {} roots through {} (batch root {}, {} cross-anchored)",
+        s(&v["batch_size"]),
+        s(&v["backend"]),
+        s(&v["batch_root"]),
+        s(&v["cross_anchored"])
+    ))?;
+    for sc in v["scrolls"].as_array().into_iter().flatten() {
+        out.line(format!(
+            "  {} size {} root {}",
+            s(&sc["scroll"]),
+            s(&sc["size"]),
+            s(&sc["root"])
+        ))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(super) fn discrepancies(
+    command: DiscrepanciesCommand,
+    out: &mut Output,
+) -> anyhow::Result<ExitCode> {
+    let DiscrepanciesCommand::List(args) = command;
+    let v = call(&args.dir.data_dir, Method::GET, "/v1/discrepancies", None)?;
+    if args.json.json {
+        out.json(&v)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let list: &[Value] = v.as_array().map_or(&[], Vec::as_slice);
+    if list.is_empty() {
+        out.line("no discrepancies")?;
+    }
+    for d in list {
+        let r = &d["report"];
+        out.line(format!(
+            "{}  {} {} reported by {} about {} ({}), scroll {}, evidence {}",
+            s(&r["timestamp"]),
+            s(&r["discrepancy_id"]),
+            s(&r["discrepancy_type"]),
+            s(&r["reporting_mesh"]),
+            s(&r["reported_mesh"]),
+            s(&r["severity"]),
+            s(&r["details"]["scroll"]),
+            s(&d["evidence_check"]["standing"])
+        ))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}

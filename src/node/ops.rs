@@ -1,0 +1,268 @@
+//! Operator requests of the witness protocol (`verify`, `witness-history`, discrepancies,
+//! `scroll append`/`proof` while the node runs, and what `status` shows of witnessing).
+
+use axum::http::StatusCode;
+use serde_json::{Map, Value, json};
+use tokio::sync::oneshot;
+use vm_receipts::documents::TrustLevel;
+use vm_receipts::proof::ReceiptProof;
+use vm_receipts::scroll::{Scroll, write_root_file};
+use vm_receipts::{MeshId, ScrollName, Timestamp};
+use vm_storage::{AnchoredRoot, DiscrepancyRecord, ReceivedAttestation, WitnessState};
+
+use super::control::{ControlError, ControlReply};
+use super::{Node, bad, err, internal, store_error};
+use crate::witness::{ConflictEvidence, Standing};
+
+/// Most witness events `witness-history` returns.
+const MAX_HISTORY: usize = 10_000;
+
+impl Node {
+    /// `verify --mesh M --scroll S`: a witness cycle now; the reply is its outcome.
+    pub(super) fn verify_now(
+        &mut self,
+        mesh: &str,
+        scroll: &str,
+        reply: oneshot::Sender<ControlReply>,
+    ) {
+        let parsed = MeshId::parse_flexible(mesh)
+            .map_err(bad)
+            .and_then(|m| Ok((m, scroll.parse::<ScrollName>().map_err(bad)?)));
+        let (peer, scroll) = match parsed {
+            Ok(p) => p,
+            Err(e) => {
+                let _ = reply.send(Err(e));
+                return;
+            }
+        };
+        let agreement = self.agreement_with(&peer);
+        let refusal = match &agreement {
+            None => Some(format!("no agreement in force with {peer}")),
+            Some(a) if a.agreement.trust_level < TrustLevel::VERIFY => Some(format!(
+                "the agreement with {peer} is at level {}; witnessing needs level 2 (verify)",
+                a.agreement.trust_level
+            )),
+            Some(a) if !a.agreement.terms.scrolls_shared.contains(&scroll) => Some(format!(
+                "scroll {scroll} is not shared under the agreement with {peer}"
+            )),
+            Some(_) => None,
+        };
+        if let Some(message) = refusal {
+            let _ = reply.send(Err(err(StatusCode::CONFLICT, "not_witnessing", message)));
+            return;
+        }
+        self.witness(peer, scroll, None, false, Some(reply));
+    }
+
+    /// `fed_witness_event` receipts of the Federation scroll with `mesh` on either side, in
+    /// the last `since_secs` seconds, newest first.
+    pub(super) fn witness_history(&self, mesh: &str, since_secs: u64) -> ControlReply {
+        let mesh = MeshId::parse_flexible(mesh).map_err(bad)?;
+        let since = self
+            .now()
+            .plus_seconds(-i64::try_from(since_secs).unwrap_or(i64::MAX / 2));
+        let mut events = Vec::new();
+        for sequence in (0..self.scroll.len()).rev() {
+            let line = self.scroll.read_line(sequence).map_err(internal)?;
+            let Ok(Value::Object(receipt)) = serde_json::from_slice::<Value>(&line) else {
+                continue;
+            };
+            if receipt.get("type").and_then(Value::as_str) != Some("fed_witness_event") {
+                continue;
+            }
+            let names = |field: &str| receipt.get(field).and_then(Value::as_str) == Some(mesh.as_str());
+            let recent = receipt
+                .get("timestamp")
+                .and_then(Value::as_str)
+                .and_then(|t| t.parse::<Timestamp>().ok())
+                .is_some_and(|t| t >= since);
+            if (names("witnessed_mesh") || names("witnessing_mesh")) && recent {
+                let mut entry = receipt.clone();
+                entry.insert("sequence".into(), sequence.into());
+                events.push(Value::Object(entry));
+                if events.len() >= MAX_HISTORY {
+                    break;
+                }
+            }
+        }
+        Ok(json!({"mesh": mesh, "since": since, "events": events}))
+    }
+
+    /// Every discrepancy, with its evidence and what the evidence amounts to when checked
+    /// with the reported mesh's key.
+    pub(super) fn list_discrepancies(&self) -> ControlReply {
+        let records = self
+            .engine
+            .store()
+            .all::<DiscrepancyRecord>()
+            .map_err(store_error)?;
+        let me = self.dir.mesh_id();
+        let list: Vec<Value> = records
+            .into_iter()
+            .map(|r| {
+                let reported = &r.report.body.reported_mesh;
+                let key = if reported == me {
+                    Some(self.dir.key().public_key())
+                } else {
+                    self.route(reported).map(|(k, _)| k)
+                };
+                let check = r.evidence.first().map(|v| {
+                    match (serde_json::from_value::<ConflictEvidence>(v.clone()), key) {
+                        (Ok(e), Some(k)) => match e.verify(&k) {
+                            Ok(Standing::Proof) => json!({"standing": "proof", "kind": e.kind()}),
+                            Ok(Standing::Claim) => json!({"standing": "claim", "kind": e.kind()}),
+                            Err(x) => json!({"standing": "invalid", "error": x.to_string()}),
+                        },
+                        (Ok(_), None) => json!({"standing": "unchecked", "error": "no key for the mesh"}),
+                        (Err(x), _) => json!({"standing": "invalid", "error": x.to_string()}),
+                    }
+                });
+                json!({
+                    "report": r.report,
+                    "evidence": r.evidence,
+                    "evidence_check": check,
+                    "resolved_at": r.resolved_at,
+                })
+            })
+            .collect();
+        Ok(Value::Array(list))
+    }
+
+    /// `scroll append` while the node runs (it owns the scroll files).
+    pub(super) fn append(&mut self, scroll: &str, receipts: Vec<Value>) -> ControlReply {
+        let name: ScrollName = scroll.parse().map_err(bad)?;
+        if name == ScrollName::federation() {
+            return Err(bad(
+                "the Federation scroll is written by the node itself; append to another scroll",
+            ));
+        }
+        let mut batch: Vec<Map<String, Value>> = Vec::with_capacity(receipts.len());
+        for (i, r) in receipts.into_iter().enumerate() {
+            match r {
+                Value::Object(map) => batch.push(map),
+                _ => return Err(bad(format!("receipt {i} is not a JSON object"))),
+            }
+        }
+        let stem = name.file_stem();
+        let now = self.now();
+        if !self.scrolls.contains_key(&stem) {
+            let (opened, _) = Scroll::open(self.dir.root(), &name).map_err(internal)?;
+            self.scrolls.insert(stem.clone(), opened);
+        }
+        let Some(target) = self.scrolls.get_mut(&stem) else {
+            return Err(internal("the scroll just opened is gone"));
+        };
+        // A refused receipt stops the batch before anything is written.
+        let appended = target.append_batch(&batch).map_err(|e| {
+            ControlError::new(StatusCode::UNPROCESSABLE_ENTITY, "refused", e.to_string())
+        })?;
+        let signed = target
+            .sign_root(self.dir.key(), self.dir.mesh_id(), now)
+            .map_err(internal)?;
+        write_root_file(self.dir.root(), &signed).map_err(internal)?;
+        Ok(json!({
+            "scroll": target.name(),
+            "size": target.len(),
+            "root": target.root(),
+            "appended": appended.iter().map(|a| json!({"sequence": a.sequence, "root_hash": a.root_hash})).collect::<Vec<_>>(),
+        }))
+    }
+
+    /// An inclusion proof of receipt `sequence` against our latest *anchored* root, with its
+    /// anchor proof: a third party checks it with our key (and, for `rfc3161`, the TSA's
+    /// certificate) alone.
+    pub(super) fn scroll_proof(&self, scroll: &str, sequence: u64) -> ControlReply {
+        let name: ScrollName = scroll.parse().map_err(bad)?;
+        let target = self.scroll_named(&name).ok_or_else(|| {
+            err(StatusCode::NOT_FOUND, "unknown_scroll", format!("no scroll {name}"))
+        })?;
+        let anchored = self
+            .engine
+            .store()
+            .get::<AnchoredRoot>(&name.file_stem())
+            .map_err(store_error)?
+            .ok_or_else(|| {
+                err(
+                    StatusCode::CONFLICT,
+                    "not_anchored",
+                    format!("scroll {name} has not been anchored yet: run `vm-federation anchor now`"),
+                )
+            })?;
+        let n = anchored.notification;
+        if sequence >= n.size {
+            return Err(err(
+                StatusCode::CONFLICT,
+                "not_anchored",
+                format!(
+                    "receipt-sequence-{sequence} is not covered by the latest anchor ({} receipts): run `vm-federation anchor now`",
+                    n.size
+                ),
+            ));
+        }
+        let line = target.read_line(sequence).map_err(internal)?;
+        let receipt: Value = serde_json::from_slice(&line).map_err(internal)?;
+        let proof = ReceiptProof {
+            receipt,
+            inclusion: target.prove_inclusion(sequence, n.size).map_err(internal)?,
+            signed_root: n.signed_root(),
+            anchor_proof: Some(n.anchor_proof.clone()),
+        };
+        serde_json::to_value(&proof).map_err(internal)
+    }
+
+    /// Sizes and roots of our scrolls.
+    pub(super) fn scroll_summaries(&self) -> Vec<Value> {
+        std::iter::once(&self.scroll)
+            .chain(self.scrolls.values())
+            .map(|s| json!({"scroll": s.name(), "size": s.len(), "root": s.root()}))
+            .collect()
+    }
+
+    /// What `status` shows of witnessing: what we last witnessed of each peer, what each
+    /// peer last attested of us, and the discrepancies.
+    pub(super) fn witness_status(&self) -> Result<Value, ControlError> {
+        let store = self.engine.store();
+        let witnessed: Vec<Value> = store
+            .all::<WitnessState>()
+            .map_err(store_error)?
+            .into_iter()
+            .map(|s| {
+                json!({
+                    "peer": s.peer, "scroll": s.scroll, "size": s.latest.size,
+                    "root": s.latest.root, "root_signed_at": s.latest.timestamp,
+                    "witnessed_at": s.witnessed_at, "result": s.result,
+                    "cross_anchored_size": s.cross_anchored_size,
+                })
+            })
+            .collect();
+        let attested: Vec<Value> = store
+            .all::<ReceivedAttestation>()
+            .map_err(store_error)?
+            .into_iter()
+            .map(|r| {
+                let a = r.attestation;
+                json!({
+                    "by": a.witnessing_mesh, "scroll": a.scroll, "size": a.witnessed_size,
+                    "root": a.witnessed_root, "result": a.witness_result,
+                    "timestamp": a.timestamp, "received_at": r.received_at,
+                })
+            })
+            .collect();
+        let discrepancies = store.all::<DiscrepancyRecord>().map_err(store_error)?;
+        let me = self.dir.mesh_id();
+        let found = discrepancies
+            .iter()
+            .filter(|d| &d.report.body.reporting_mesh == me)
+            .count();
+        Ok(json!({
+            "witnessed": witnessed,
+            "attested_by_peers": attested,
+            "checks_in_flight": self.witnessing.len(),
+            "discrepancies": {
+                "found_by_us": found,
+                "reported_to_us": discrepancies.len() - found,
+                "unresolved": discrepancies.iter().filter(|d| d.resolved_at.is_none()).count(),
+            },
+        }))
+    }
+}
