@@ -271,10 +271,15 @@ fn open_scrolls(root: &Path) -> anyhow::Result<BTreeMap<String, Scroll>> {
         {
             continue;
         }
-        let Ok(name) = stem.parse::<ScrollName>() else {
+        let Ok(lower) = stem.parse::<ScrollName>() else {
             tracing::warn!(%stem, "ignoring a directory under receipts/ that is not a scroll name");
             continue;
         };
+        // The name as written (`Compliance`) is in the signed ROOT file; files are lower case.
+        let name = vm_receipts::scroll::read_root_file(root, &lower)
+            .ok()
+            .flatten()
+            .map_or(lower, |r| r.scroll);
         let (scroll, _) =
             Scroll::open(root, &name).with_context(|| format!("opening scroll {name}"))?;
         scrolls.insert(stem, scroll);

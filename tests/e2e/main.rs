@@ -5,3 +5,4 @@ mod daemon;
 mod dns;
 mod federation;
 mod support;
+mod witness;

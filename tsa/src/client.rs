@@ -71,16 +71,17 @@ impl TsaClient {
         if host.is_empty() {
             return Err(invalid("no host"));
         }
-        let path = uri
-            .path_and_query()
-            .map_or("/", |p| p.as_str())
-            .to_owned();
+        let path = uri.path_and_query().map_or("/", |p| p.as_str()).to_owned();
         Ok(Self {
             url: url.to_owned(),
             authority: authority.as_str().to_owned(),
             host,
             port: uri.port_u16().unwrap_or(80),
-            path: if path.is_empty() { "/".to_owned() } else { path },
+            path: if path.is_empty() {
+                "/".to_owned()
+            } else {
+                path
+            },
             timeout,
         })
     }
@@ -117,10 +118,9 @@ impl TsaClient {
         let stream = TcpStream::connect((self.host.as_str(), self.port))
             .await
             .map_err(|e| http("connect to", &e))?;
-        let (mut sender, connection) =
-            hyper::client::conn::http1::handshake(TokioIo::new(stream))
-                .await
-                .map_err(|e| http("handshake with", &e))?;
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| http("handshake with", &e))?;
         // The connection future drives the socket; it ends when the request is done and the
         // sender dropped, or is aborted with this guard when we return early.
         let _connection = AbortOnDrop(tokio::spawn(connection));
@@ -228,10 +228,16 @@ mod tests {
     fn urls() {
         let t = Duration::from_secs(1);
         let c = TsaClient::new("http://127.0.0.1:8080/tsa?x=1", t).unwrap();
-        assert_eq!((c.host.as_str(), c.port, c.path.as_str()), ("127.0.0.1", 8080, "/tsa?x=1"));
+        assert_eq!(
+            (c.host.as_str(), c.port, c.path.as_str()),
+            ("127.0.0.1", 8080, "/tsa?x=1")
+        );
         assert_eq!(c.authority, "127.0.0.1:8080");
         let c = TsaClient::new("HTTP://tsa.example", t).unwrap();
-        assert_eq!((c.host.as_str(), c.port, c.path.as_str()), ("tsa.example", 80, "/"));
+        assert_eq!(
+            (c.host.as_str(), c.port, c.path.as_str()),
+            ("tsa.example", 80, "/")
+        );
         let c = TsaClient::new("http://[::1]:3180/", t).unwrap();
         assert_eq!((c.host.as_str(), c.port), ("::1", 3180));
         for bad in [
@@ -252,10 +258,7 @@ mod tests {
 
     #[test]
     fn rejected_and_empty_responses() {
-        let info = der::encode(
-            der::tag::SEQUENCE,
-            &der::encode(der::tag::INTEGER, &[2]),
-        );
+        let info = der::encode(der::tag::SEQUENCE, &der::encode(der::tag::INTEGER, &[2]));
         let resp = der::encode(der::tag::SEQUENCE, &info);
         assert!(matches!(
             check_response(&resp, &[0; 32], 1),
@@ -269,6 +272,9 @@ mod tests {
             check_response(&granted, &[0; 32], 1),
             Err(TsaError::Malformed(_))
         ));
-        assert!(matches!(check_response(b"", &[0; 32], 1), Err(TsaError::Malformed(_))));
+        assert!(matches!(
+            check_response(b"", &[0; 32], 1),
+            Err(TsaError::Malformed(_))
+        ));
     }
 }

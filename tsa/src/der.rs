@@ -290,11 +290,7 @@ pub(crate) fn encode(tag: u8, contents: &[u8]) -> Vec<u8> {
 /// The contents of a minimal, non-negative DER INTEGER holding `value`.
 pub(crate) fn uint_contents(value: u64) -> Vec<u8> {
     let be = value.to_be_bytes();
-    let skip = be
-        .iter()
-        .take_while(|&&b| b == 0)
-        .count()
-        .min(be.len() - 1);
+    let skip = be.iter().take_while(|&&b| b == 0).count().min(be.len() - 1);
     let mut out = Vec::with_capacity(9);
     let magnitude = be.get(skip..).unwrap_or_default();
     // A set high bit would read as negative: DER needs a leading zero octet then.
@@ -370,7 +366,11 @@ mod tests {
         assert!(small_uint(&tlv(&[0x80]), "i").is_err());
         assert!(small_uint(&tlv(&[1, 2, 3, 4, 5, 6, 7, 8, 9]), "i").is_err());
         assert_eq!(
-            small_uint(&tlv(&[0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]), "i").unwrap(),
+            small_uint(
+                &tlv(&[0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]),
+                "i"
+            )
+            .unwrap(),
             u64::MAX
         );
     }
@@ -390,7 +390,11 @@ mod tests {
 
     #[test]
     fn booleans_and_bit_strings_are_strict() {
-        let t = |tag, v: &'static [u8]| Tlv { tag, raw: v, value: v };
+        let t = |tag, v: &'static [u8]| Tlv {
+            tag,
+            raw: v,
+            value: v,
+        };
         assert!(boolean(&t(tag::BOOLEAN, &[0xff]), "b").unwrap());
         assert!(boolean(&t(tag::BOOLEAN, &[0x01]), "b").is_err());
         assert!(boolean(&t(tag::BOOLEAN, &[]), "b").is_err());

@@ -112,7 +112,9 @@ pub enum TsaError {
         gen_time: i64,
     },
     /// A certificate on the chain was not yet valid at genTime.
-    #[error("certificate {subject:?} is valid from {not_before} (Unix s), after genTime {gen_time}")]
+    #[error(
+        "certificate {subject:?} is valid from {not_before} (Unix s), after genTime {gen_time}"
+    )]
     NotYetValid {
         /// The certificate's subject.
         subject: String,

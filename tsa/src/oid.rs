@@ -149,7 +149,12 @@ mod tests {
         assert_eq!(to_dotted(&[]), None);
         assert_eq!(to_dotted(&[0x2a, 0x86]), None); // unterminated arc
         assert_eq!(to_dotted(&[0x2a, 0x80, 0x01]), None); // non-minimal arc
-        assert_eq!(to_dotted(&[0x2a, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f]), None);
+        assert_eq!(
+            to_dotted(&[
+                0x2a, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f
+            ]),
+            None
+        );
         assert_eq!(to_dotted(&[0x00]).unwrap(), "0.0");
         assert_eq!(to_dotted(&[0x88, 0x37]).unwrap(), "2.999");
     }

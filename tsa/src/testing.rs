@@ -19,6 +19,7 @@
 //! Files in the directory, for tests that issue more certificates: `openssl.cnf` (sections
 //! `v3_ca`, `v3_tsa`, `tsa_config`), `ca.key`, `ca.pem`, `tsa.key`, `tsa.csr`, `tsa.pem`
 //! (serial number 2), `tsaserial`, and `request-N.tsq`/`.tsr` while request N is answered.
+//!
 //! Requires the `openssl` command (OpenSSL 1.1.1 or 3.x) on `PATH`.
 
 use std::convert::Infallible;
@@ -197,9 +198,9 @@ impl OpensslTsa {
                 // Dropping the runtime here cancels in-flight requests; their `openssl`
                 // children were spawned with kill_on_drop.
             })?;
-        let addr = ready_rx.recv().map_err(|_| {
-            io::Error::other("the test TSA thread ended before it was ready")
-        })??;
+        let addr = ready_rx
+            .recv()
+            .map_err(|_| io::Error::other("the test TSA thread ended before it was ready"))??;
         Ok(Self {
             addr,
             files,
@@ -294,8 +295,18 @@ async fn make_pki(files: &Files, key: TsaKey) -> io::Result<()> {
     run(cmd, "genpkey (CA)").await?;
 
     let mut cmd = openssl(files);
-    cmd.args(["req", "-x509", "-new", "-days", "3650", "-extensions", "v3_ca", &digest]);
-    cmd.arg("-subj").arg(format!("/O=vm-tsa tests/CN=test root {label}"));
+    cmd.args([
+        "req",
+        "-x509",
+        "-new",
+        "-days",
+        "3650",
+        "-extensions",
+        "v3_ca",
+        &digest,
+    ]);
+    cmd.arg("-subj")
+        .arg(format!("/O=vm-tsa tests/CN=test root {label}"));
     cmd.arg("-key").arg(&files.ca_key);
     cmd.arg("-out").arg(&files.ca_cert);
     run(cmd, "req -x509 (CA)").await?;
@@ -307,13 +318,23 @@ async fn make_pki(files: &Files, key: TsaKey) -> io::Result<()> {
 
     let mut cmd = openssl(files);
     cmd.args(["req", "-new"]);
-    cmd.arg("-subj").arg(format!("/O=vm-tsa tests/CN=test TSA {label}"));
+    cmd.arg("-subj")
+        .arg(format!("/O=vm-tsa tests/CN=test TSA {label}"));
     cmd.arg("-key").arg(&files.tsa_key);
     cmd.arg("-out").arg(&files.tsa_csr);
     run(cmd, "req -new (TSA)").await?;
 
     let mut cmd = openssl(files);
-    cmd.args(["x509", "-req", "-set_serial", "2", "-days", "3650", "-extensions", "v3_tsa"]);
+    cmd.args([
+        "x509",
+        "-req",
+        "-set_serial",
+        "2",
+        "-days",
+        "3650",
+        "-extensions",
+        "v3_tsa",
+    ]);
     cmd.arg(&digest);
     cmd.arg("-in").arg(&files.tsa_csr);
     cmd.arg("-CA").arg(&files.ca_cert);
@@ -340,7 +361,9 @@ async fn run(mut cmd: Command, what: &str) -> io::Result<()> {
     let child = cmd.spawn()?;
     let output = tokio::time::timeout(OPENSSL_TIMEOUT, child.wait_with_output())
         .await
-        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, format!("openssl {what} timed out")))??;
+        .map_err(|_| {
+            io::Error::new(io::ErrorKind::TimedOut, format!("openssl {what} timed out"))
+        })??;
     if output.status.success() {
         Ok(())
     } else {
@@ -421,7 +444,10 @@ async fn handle(
             "expected application/timestamp-query",
         );
     }
-    let query = match Limited::new(req.into_body(), MAX_REQUEST_BYTES).collect().await {
+    let query = match Limited::new(req.into_body(), MAX_REQUEST_BYTES)
+        .collect()
+        .await
+    {
         Ok(body) => body.to_bytes(),
         Err(_) => return text(StatusCode::PAYLOAD_TOO_LARGE, "request too large or cut"),
     };

@@ -26,7 +26,11 @@ pub(crate) const MAX_TOKEN_CERTS: usize = 16;
 pub(crate) fn encode_request(sha256_imprint: &[u8], nonce: u64) -> Vec<u8> {
     let alg = der::encode(
         tag::SEQUENCE,
-        &[der::encode(tag::OID, oid::SHA256), der::encode(tag::NULL, &[])].concat(),
+        &[
+            der::encode(tag::OID, oid::SHA256),
+            der::encode(tag::NULL, &[]),
+        ]
+        .concat(),
     );
     let imprint = der::encode(
         tag::SEQUENCE,
@@ -94,7 +98,9 @@ pub(crate) fn parse_response(input: &[u8]) -> Result<Response<'_>, TsaError> {
     }
     let mut reader = outer.reader(WHAT);
     let status_info = reader.expect(tag::SEQUENCE, "PKIStatusInfo")?;
-    let token = reader.optional(tag::SEQUENCE, "timeStampToken")?.map(|t| t.raw);
+    let token = reader
+        .optional(tag::SEQUENCE, "timeStampToken")?
+        .map(|t| t.raw);
     reader.finish()?;
 
     let mut info = status_info.reader("PKIStatusInfo");
@@ -114,7 +120,13 @@ pub(crate) fn parse_response(input: &[u8]) -> Result<Response<'_>, TsaError> {
         }
     }
     info.finish()?;
-    let mut text: String = parts.join("; ").chars().take(MAX_STATUS_TEXT_CHARS).collect();
+    // The text is the peer's and ends up in logs: no control characters, bounded length.
+    let mut text: String = parts
+        .join("; ")
+        .chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .take(MAX_STATUS_TEXT_CHARS)
+        .collect();
     if text.is_empty() {
         text.push_str("no status text");
     }
@@ -186,7 +198,10 @@ pub(crate) fn parse_token(input: &[u8]) -> Result<SignedToken<'_>, TsaError> {
     wrapper.finish()?;
 
     let mut sd = signed_data.reader("SignedData");
-    let version = der::small_uint(&sd.expect(tag::INTEGER, "SignedData.version")?, "SignedData.version")?;
+    let version = der::small_uint(
+        &sd.expect(tag::INTEGER, "SignedData.version")?,
+        "SignedData.version",
+    )?;
     if !(1..=5).contains(&version) {
         return Err(der::malformed("SignedData.version", "not 1 to 5"));
     }
@@ -223,7 +238,10 @@ pub(crate) fn parse_token(input: &[u8]) -> Result<SignedToken<'_>, TsaError> {
     }
 
     let mut si = signer_info.reader("SignerInfo");
-    let si_version = der::small_uint(&si.expect(tag::INTEGER, "SignerInfo.version")?, "SignerInfo.version")?;
+    let si_version = der::small_uint(
+        &si.expect(tag::INTEGER, "SignerInfo.version")?,
+        "SignerInfo.version",
+    )?;
     let sid = match si.peek_tag() {
         Some(tag::SEQUENCE) => {
             let ias = si.any("SignerInfo.sid")?;
@@ -237,7 +255,12 @@ pub(crate) fn parse_token(input: &[u8]) -> Result<SignedToken<'_>, TsaError> {
             SignerId::IssuerSerial { issuer, serial }
         }
         Some(tag::CTX0_PRIMITIVE) => SignerId::KeyId(si.any("SignerInfo.sid")?.value),
-        _ => return Err(der::malformed("SignerInfo.sid", "neither issuerAndSerialNumber nor subjectKeyIdentifier")),
+        _ => {
+            return Err(der::malformed(
+                "SignerInfo.sid",
+                "neither issuerAndSerialNumber nor subjectKeyIdentifier",
+            ));
+        }
     };
     // RFC 5652 §5.3: version 1 goes with issuerAndSerialNumber, 3 with subjectKeyIdentifier.
     let expected_version = match sid {
@@ -245,7 +268,10 @@ pub(crate) fn parse_token(input: &[u8]) -> Result<SignedToken<'_>, TsaError> {
         SignerId::KeyId(_) => 3,
     };
     if si_version != expected_version {
-        return Err(der::malformed("SignerInfo.version", "does not match the sid choice"));
+        return Err(der::malformed(
+            "SignerInfo.version",
+            "does not match the sid choice",
+        ));
     }
     let digest_alg = AlgorithmId::read(&mut si, "SignerInfo.digestAlgorithm")?;
     // A TSTInfo is not id-data, so RFC 5652 §5.3 requires signed attributes: they carry
@@ -307,7 +333,10 @@ pub(crate) fn parse_signed_attrs<'a>(attrs: &Tlv<'a>) -> Result<SignedAttrs<'a>,
     while !reader.is_empty() {
         let attr = reader.expect(tag::SEQUENCE, "Attribute")?;
         let mut a = attr.reader("Attribute");
-        let attr_type = der::oid(&a.expect(tag::OID, "Attribute.attrType")?, "Attribute.attrType")?;
+        let attr_type = der::oid(
+            &a.expect(tag::OID, "Attribute.attrType")?,
+            "Attribute.attrType",
+        )?;
         let values = a.expect(tag::SET, "Attribute.attrValues")?;
         a.finish()?;
         let slot = match attr_type {
@@ -321,7 +350,10 @@ pub(crate) fn parse_signed_attrs<'a>(attrs: &Tlv<'a>) -> Result<SignedAttrs<'a>,
         let mut v = values.reader("Attribute.attrValues");
         let value = v.any("Attribute.attrValues")?;
         if !v.is_empty() {
-            return Err(der::malformed(WHAT, "a single-valued attribute has several values"));
+            return Err(der::malformed(
+                WHAT,
+                "a single-valued attribute has several values",
+            ));
         }
         let duplicate = match slot {
             Slot::ContentType => {
@@ -330,7 +362,10 @@ pub(crate) fn parse_signed_attrs<'a>(attrs: &Tlv<'a>) -> Result<SignedAttrs<'a>,
             }
             Slot::MessageDigest => {
                 if value.tag != tag::OCTET_STRING {
-                    return Err(der::malformed("message-digest attribute", "not an OCTET STRING"));
+                    return Err(der::malformed(
+                        "message-digest attribute",
+                        "not an OCTET STRING",
+                    ));
                 }
                 out.message_digest.replace(value.value).is_some()
             }
@@ -395,7 +430,10 @@ pub(crate) fn first_ess_cert_id<'a>(value: &Tlv<'a>, v2: bool) -> Result<EssCert
         Some(is) => {
             let mut r = is.reader("IssuerSerial");
             let names = r.expect(tag::SEQUENCE, "IssuerSerial.issuer")?;
-            let serial = der::integer(&r.expect(tag::INTEGER, "IssuerSerial.serialNumber")?, "IssuerSerial.serialNumber")?;
+            let serial = der::integer(
+                &r.expect(tag::INTEGER, "IssuerSerial.serialNumber")?,
+                "IssuerSerial.serialNumber",
+            )?;
             r.finish()?;
             let mut directory_names = Vec::new();
             let mut gn = names.reader("IssuerSerial.issuer");
@@ -442,18 +480,30 @@ pub(crate) fn parse_tst_info(input: &[u8]) -> Result<TstInfo<'_>, TsaError> {
         return Err(der::malformed(WHAT, "not a SEQUENCE"));
     }
     let mut r = outer.reader(WHAT);
-    if der::small_uint(&r.expect(tag::INTEGER, "TSTInfo.version")?, "TSTInfo.version")? != 1 {
+    if der::small_uint(
+        &r.expect(tag::INTEGER, "TSTInfo.version")?,
+        "TSTInfo.version",
+    )? != 1
+    {
         return Err(der::malformed("TSTInfo.version", "not v1"));
     }
     let policy = der::oid(&r.expect(tag::OID, "TSTInfo.policy")?, "TSTInfo.policy")?;
     let mi = r.expect(tag::SEQUENCE, "TSTInfo.messageImprint")?;
     let mut mr = mi.reader("TSTInfo.messageImprint");
     let imprint_alg = AlgorithmId::read(&mut mr, "messageImprint.hashAlgorithm")?;
-    let imprint = mr.expect(tag::OCTET_STRING, "messageImprint.hashedMessage")?.value;
+    let imprint = mr
+        .expect(tag::OCTET_STRING, "messageImprint.hashedMessage")?
+        .value;
     mr.finish()?;
-    let serial = der::integer(&r.expect(tag::INTEGER, "TSTInfo.serialNumber")?, "TSTInfo.serialNumber")?;
-    let gen_time = parse_generalized_time(r.expect(tag::GENERALIZED_TIME, "TSTInfo.genTime")?.value)
-        .ok_or_else(|| der::malformed("TSTInfo.genTime", "not a valid YYYYMMDDhhmmss[.f]Z time"))?;
+    let serial = der::integer(
+        &r.expect(tag::INTEGER, "TSTInfo.serialNumber")?,
+        "TSTInfo.serialNumber",
+    )?;
+    let gen_time =
+        parse_generalized_time(r.expect(tag::GENERALIZED_TIME, "TSTInfo.genTime")?.value)
+            .ok_or_else(|| {
+                der::malformed("TSTInfo.genTime", "not a valid YYYYMMDDhhmmss[.f]Z time")
+            })?;
     r.optional(tag::SEQUENCE, "TSTInfo.accuracy")?;
     if let Some(ordering) = r.optional(tag::BOOLEAN, "TSTInfo.ordering")? {
         der::boolean(&ordering, "TSTInfo.ordering")?;
@@ -505,10 +555,16 @@ pub(crate) fn parse_generalized_time(s: &[u8]) -> Option<OffsetDateTime> {
     let nanos = match fraction {
         None => 0,
         Some(f) => {
-            if f.is_empty() || f.len() > 9 || !f.iter().all(u8::is_ascii_digit) || f.last() == Some(&b'0') {
+            if f.is_empty()
+                || f.len() > 9
+                || !f.iter().all(u8::is_ascii_digit)
+                || f.last() == Some(&b'0')
+            {
                 return None;
             }
-            let digits = f.iter().fold(0u32, |acc, &d| acc * 10 + u32::from(d - b'0'));
+            let digits = f
+                .iter()
+                .fold(0u32, |acc, &d| acc * 10 + u32::from(d - b'0'));
             let missing = u32::try_from(9 - f.len()).ok()?;
             digits * 10u32.pow(missing)
         }
@@ -547,7 +603,11 @@ mod tests {
             b"2026112603133aZ",
             b"+0261126031332Z",
         ] {
-            assert!(parse_generalized_time(bad).is_none(), "{:?}", String::from_utf8_lossy(bad));
+            assert!(
+                parse_generalized_time(bad).is_none(),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
         }
     }
 
@@ -563,7 +623,10 @@ mod tests {
         let mut mr = mi.reader("mi");
         let alg = AlgorithmId::read(&mut mr, "alg").unwrap();
         assert_eq!(alg.oid, oid::SHA256);
-        assert_eq!(mr.expect(tag::OCTET_STRING, "h").unwrap().value, &[0xab; 32]);
+        assert_eq!(
+            mr.expect(tag::OCTET_STRING, "h").unwrap().value,
+            &[0xab; 32]
+        );
         assert_eq!(
             r.expect(tag::INTEGER, "n").unwrap().value,
             &[0, 0x80, 0, 0, 0, 0, 0, 0, 1]
@@ -575,7 +638,7 @@ mod tests {
     #[test]
     fn response_status_text_and_fail_info() {
         // SEQUENCE { SEQUENCE { INTEGER 2, SEQUENCE { UTF8String "bad" }, BIT STRING badAlg|badRequest } }
-        let text = der::encode(tag::SEQUENCE, &der::encode(tag::UTF8_STRING, b"bad"));
+        let text = der::encode(tag::SEQUENCE, &der::encode(tag::UTF8_STRING, b"b\nad"));
         let bits = der::encode(tag::BIT_STRING, &[0x05, 0xa0]);
         let info = der::encode(
             tag::SEQUENCE,
@@ -584,13 +647,13 @@ mod tests {
         let resp = der::encode(tag::SEQUENCE, &info);
         let parsed = parse_response(&resp).unwrap();
         assert_eq!(parsed.status, 2);
-        assert_eq!(parsed.text, "bad; failInfo: badAlg, badRequest");
+        assert_eq!(parsed.text, "b?ad; failInfo: badAlg, badRequest");
         assert!(parsed.token.is_none());
     }
 
     #[test]
     fn signed_attrs_refuse_duplicates_and_multi_values() {
-        let ct = |values: &[Vec<u8>]| {
+        let ct = |values: &[&[u8]]| {
             der::encode(
                 tag::SEQUENCE,
                 &[
@@ -603,11 +666,12 @@ mod tests {
         let one = der::encode(tag::OID, oid::CT_TST_INFO);
         let parse = |body: Vec<u8>| {
             let raw = der::encode(tag::CTX0, &body);
-            parse_signed_attrs(&der::parse_one(&raw, "a").unwrap()).map(|a| a.content_type.map(<[u8]>::to_vec))
+            parse_signed_attrs(&der::parse_one(&raw, "a").unwrap())
+                .map(|a| a.content_type.map(<[u8]>::to_vec))
         };
-        assert_eq!(parse(ct(&[one.clone()])).unwrap(), Some(oid::CT_TST_INFO.to_vec()));
-        assert!(parse([ct(&[one.clone()]), ct(&[one.clone()])].concat()).is_err());
-        assert!(parse(ct(&[one.clone(), one.clone()])).is_err());
+        assert_eq!(parse(ct(&[&one])).unwrap(), Some(oid::CT_TST_INFO.to_vec()));
+        assert!(parse([ct(&[&one]), ct(&[&one])].concat()).is_err());
+        assert!(parse(ct(&[&one, &one])).is_err());
         assert!(parse(ct(&[])).is_err());
     }
 }

@@ -39,8 +39,8 @@ impl TsaTrust {
     /// skipped). Refuses text with no certificate at all, which is a misconfiguration: an
     /// empty trust store would refuse every token, and [`Self::default`] says so openly.
     pub fn from_pem(pem: &[u8]) -> Result<Self, TsaError> {
-        let blocks = pem::parse_many(pem)
-            .map_err(|e| TsaError::InvalidTrust(format!("not PEM: {e}")))?;
+        let blocks =
+            pem::parse_many(pem).map_err(|e| TsaError::InvalidTrust(format!("not PEM: {e}")))?;
         let mut certs = Vec::new();
         for (index, block) in blocks.into_iter().enumerate() {
             if block.tag() != "CERTIFICATE" {
@@ -178,7 +178,12 @@ pub fn verify_token_with_skew(
     let attrs = token::parse_signed_attrs(&token.signed_attrs)?;
     match attrs.content_type {
         Some(oid::CT_TST_INFO) => {}
-        Some(_) => return Err(der::malformed("content-type attribute", "not id-ct-TSTInfo")),
+        Some(_) => {
+            return Err(der::malformed(
+                "content-type attribute",
+                "not id-ct-TSTInfo",
+            ));
+        }
         None => return Err(der::malformed("signedAttrs", "no content-type attribute")),
     }
     let message_digest = attrs
@@ -238,7 +243,10 @@ pub fn verify_token_with_skew(
     // 8. Over this data.
     let imprint_alg = DigestAlg::strong_from_alg(&tst.imprint_alg, "messageImprint.hashAlgorithm")?;
     if !tst.imprint_alg.params_absent_or_null() {
-        return Err(der::malformed("messageImprint.hashAlgorithm", "unexpected parameters"));
+        return Err(der::malformed(
+            "messageImprint.hashAlgorithm",
+            "unexpected parameters",
+        ));
     }
     if imprint_alg.digest(data).as_ref() != tst.imprint {
         return Err(TsaError::ImprintMismatch);
@@ -318,8 +326,14 @@ impl<'a> Cert<'a> {
     /// signature.
     fn is_signed_by(&self, issuer: &Cert<'_>) -> bool {
         self.x509.issuer().as_raw() == issuer.x509.subject().as_raw()
-            && crypto::verify_signature(issuer.spki(), &self.sig_alg, None, self.tbs, self.signature)
-                .is_ok()
+            && crypto::verify_signature(
+                issuer.spki(),
+                &self.sig_alg,
+                None,
+                self.tbs,
+                self.signature,
+            )
+            .is_ok()
     }
 
     fn bad(&self, reason: impl Into<String>) -> TsaError {
@@ -457,12 +471,14 @@ fn check_time_stamping_usage(signer: &Cert<'_>) -> Result<(), TsaError> {
         || usage.ocsp_signing
         || !usage.other.is_empty()
     {
-        return Err(refuse("extendedKeyUsage has purposes besides id-kp-timeStamping"));
+        return Err(refuse(
+            "extendedKeyUsage has purposes besides id-kp-timeStamping",
+        ));
     }
     match signer.x509.key_usage() {
-        Ok(Some(ku)) if !(ku.value.digital_signature() || ku.value.non_repudiation()) => {
-            Err(refuse("keyUsage allows neither digitalSignature nor nonRepudiation"))
-        }
+        Ok(Some(ku)) if !(ku.value.digital_signature() || ku.value.non_repudiation()) => Err(
+            refuse("keyUsage allows neither digitalSignature nor nonRepudiation"),
+        ),
         Ok(_) => Ok(()),
         Err(_) => Err(refuse("keyUsage is malformed or repeated")),
     }
@@ -552,13 +568,21 @@ mod tests {
 
     /// Runs check_chain for the named signer, token certificates and trusted certificates
     /// at `at` (Unix seconds; `None`: the signer's notBefore).
-    fn chain(signer: &str, token: &[&str], trusted: &[&str], at: Option<i64>) -> Result<(), TsaError> {
+    fn chain(
+        signer: &str,
+        token: &[&str],
+        trusted: &[&str],
+        at: Option<i64>,
+    ) -> Result<(), TsaError> {
         let signer_der = data(signer);
         let token_der: Vec<_> = token.iter().map(|n| data(n)).collect();
         let trusted_der: Vec<_> = trusted.iter().map(|n| data(n)).collect();
         let signer = Cert::parse(&signer_der).unwrap();
         let token: Vec<_> = token_der.iter().map(|d| Cert::parse(d).unwrap()).collect();
-        let trusted: Vec<_> = trusted_der.iter().map(|d| Cert::parse(d).unwrap()).collect();
+        let trusted: Vec<_> = trusted_der
+            .iter()
+            .map(|d| Cert::parse(d).unwrap())
+            .collect();
         let at = at.unwrap_or_else(|| signer.x509.validity().not_before.timestamp());
         check_chain(&signer, &token, &trusted, at)
     }
@@ -650,7 +674,12 @@ mod tests {
         ess(false, sha256.as_ref(), None).unwrap_err();
         ess(true, sha1.as_ref(), None).unwrap_err();
         ess(true, sha256.as_ref(), Some((issuer, &[0x7f]))).unwrap_err();
-        ess(true, sha256.as_ref(), Some((signer.x509.subject().as_raw(), serial))).unwrap_err();
+        ess(
+            true,
+            sha256.as_ref(),
+            Some((signer.x509.subject().as_raw(), serial)),
+        )
+        .unwrap_err();
     }
 
     #[test]
@@ -663,12 +692,30 @@ mod tests {
 
     #[test]
     fn trust_refuses_non_certificates() {
-        assert!(matches!(TsaTrust::from_pem(b""), Err(TsaError::InvalidTrust(_))));
+        assert!(matches!(
+            TsaTrust::from_pem(b""),
+            Err(TsaError::InvalidTrust(_))
+        ));
         let not_cert = b"-----BEGIN CERTIFICATE-----\nAAECAw==\n-----END CERTIFICATE-----\n";
-        assert!(matches!(TsaTrust::from_pem(not_cert), Err(TsaError::InvalidTrust(_))));
+        assert!(matches!(
+            TsaTrust::from_pem(not_cert),
+            Err(TsaError::InvalidTrust(_))
+        ));
         let key_only = b"-----BEGIN PRIVATE KEY-----\nAAECAw==\n-----END PRIVATE KEY-----\n";
-        assert!(matches!(TsaTrust::from_pem(key_only), Err(TsaError::InvalidTrust(_))));
+        assert!(matches!(
+            TsaTrust::from_pem(key_only),
+            Err(TsaError::InvalidTrust(_))
+        ));
         assert!(TsaTrust::from_pem_files(&[]).unwrap().is_empty());
+        // Text around the blocks (as in CA bundles) and other block types are skipped.
+        let bundle = [
+            &b"# test root\n"[..],
+            key_only,
+            include_bytes!("../tests/data/root.pem"),
+            include_bytes!("../tests/data/tsa_ok.pem"),
+        ]
+        .concat();
+        assert_eq!(TsaTrust::from_pem(&bundle).unwrap().len(), 2);
         assert!(matches!(
             TsaTrust::from_pem_files(&[PathBuf::from("/nonexistent/ca.pem")]),
             Err(TsaError::Io { .. })
@@ -678,7 +725,13 @@ mod tests {
     #[test]
     fn malformed_tokens_are_refused_without_panic() {
         let trust = TsaTrust::default();
-        for input in [&[][..], &[0x30], &[0x30, 0x00], &[0x30, 0x80, 0, 0], &[0xff; 40]] {
+        for input in [
+            &[][..],
+            &[0x30],
+            &[0x30, 0x00],
+            &[0x30, 0x80, 0, 0],
+            &[0xff; 40],
+        ] {
             assert!(matches!(
                 verify_token(input, b"data", &trust, 0),
                 Err(TsaError::Malformed(_))

@@ -55,7 +55,11 @@ fn fixture(key: TsaKey) -> Fixture {
 async fn token_verifies(key: TsaKey) -> (Fixture, Vec<u8>, VerifiedToken) {
     let f = fixture(key);
     let before = wall_clock_unix();
-    let token = f.client.timestamp(DATA, 0x0123_4567_89ab_cdef).await.unwrap();
+    let token = f
+        .client
+        .timestamp(DATA, 0x0123_4567_89ab_cdef)
+        .await
+        .unwrap();
     let after = wall_clock_unix();
     let verified = verify_token(&token, DATA, &f.trust, after).unwrap();
     // openssl writes whole seconds; allow for the truncation and a slow machine.
@@ -65,7 +69,11 @@ async fn token_verifies(key: TsaKey) -> (Fixture, Vec<u8>, VerifiedToken) {
         "genTime {gen_time} not within [{before}, {after}]"
     );
     assert_eq!(verified.policy, TEST_POLICY);
-    assert!(verified.tsa_subject.contains("test TSA"), "{}", verified.tsa_subject);
+    assert!(
+        verified.tsa_subject.contains("test TSA"),
+        "{}",
+        verified.tsa_subject
+    );
     assert!(!verified.serial.is_empty());
     (f, token, verified)
 }
@@ -123,7 +131,10 @@ async fn tampered_tokens_are_refused() {
         let mut bad_sig = token.clone();
         *bad_sig.last_mut().unwrap() ^= 0x01;
         assert!(
-            matches!(verify_token(&bad_sig, DATA, &f.trust, now), Err(TsaError::BadSignature)),
+            matches!(
+                verify_token(&bad_sig, DATA, &f.trust, now),
+                Err(TsaError::BadSignature)
+            ),
             "{key:?}"
         );
 
@@ -165,7 +176,10 @@ async fn malformed_tokens_are_refused_without_panic() {
         Err(TsaError::Malformed(_))
     ));
     for cut in 0..token.len() {
-        assert!(verify_token(&token[..cut], DATA, &f.trust, now).is_err(), "cut {cut}");
+        assert!(
+            verify_token(&token[..cut], DATA, &f.trust, now).is_err(),
+            "cut {cut}"
+        );
     }
     let mut extended = token.clone();
     extended.push(0);
@@ -195,7 +209,10 @@ async fn malformed_tokens_are_refused_without_panic() {
 async fn wrong_data_is_an_imprint_mismatch() {
     let (f, token, verified) = token_verifies(TsaKey::EcP256Sha256).await;
     let result = verify_token(&token, b"other bytes", &f.trust, verified.gen_time_unix());
-    assert!(matches!(result, Err(TsaError::ImprintMismatch)), "{result:?}");
+    assert!(
+        matches!(result, Err(TsaError::ImprintMismatch)),
+        "{result:?}"
+    );
 }
 
 #[tokio::test]
@@ -204,14 +221,23 @@ async fn another_tsa_is_untrusted() {
     // Same key type, hence the same CA and TSA names: only the signatures tell them apart.
     let other = fixture(TsaKey::EcP256Sha256);
     let result = verify_token(&token, DATA, &other.trust, verified.gen_time_unix());
-    assert!(matches!(result, Err(TsaError::UntrustedSigner(_))), "{result:?}");
+    assert!(
+        matches!(result, Err(TsaError::UntrustedSigner(_))),
+        "{result:?}"
+    );
     // Trusting other TSAs' leaf certificates does not help either.
     let leaf = TsaTrust::from_pem_files(&[other.tsa.tsa_cert_pem_path()]).unwrap();
     let result = verify_token(&token, DATA, &leaf, verified.gen_time_unix());
-    assert!(matches!(result, Err(TsaError::UntrustedSigner(_))), "{result:?}");
+    assert!(
+        matches!(result, Err(TsaError::UntrustedSigner(_))),
+        "{result:?}"
+    );
     // An empty trust store trusts nothing.
     let result = verify_token(&token, DATA, &TsaTrust::default(), verified.gen_time_unix());
-    assert!(matches!(result, Err(TsaError::UntrustedSigner(_))), "{result:?}");
+    assert!(
+        matches!(result, Err(TsaError::UntrustedSigner(_))),
+        "{result:?}"
+    );
     // Both CAs together: the right one is found.
     let both = TsaTrust::from_pem_files(&[other.tsa.ca_pem_path(), _f.tsa.ca_pem_path()]).unwrap();
     assert_eq!(both.len(), 2);
@@ -225,17 +251,31 @@ async fn a_token_from_the_future_is_refused() {
     // Exactly at the skew limit is fine; one second further is not.
     verify_token(&token, DATA, &f.trust, gen_time - DEFAULT_MAX_SKEW_SECS).unwrap();
     let result = verify_token(&token, DATA, &f.trust, gen_time - DEFAULT_MAX_SKEW_SECS - 1);
-    assert!(matches!(result, Err(TsaError::FutureTime { .. })), "{result:?}");
+    assert!(
+        matches!(result, Err(TsaError::FutureTime { .. })),
+        "{result:?}"
+    );
     let result = verify_token_with_skew(&token, DATA, &f.trust, gen_time - 1, 0);
-    assert!(matches!(result, Err(TsaError::FutureTime { .. })), "{result:?}");
+    assert!(
+        matches!(result, Err(TsaError::FutureTime { .. })),
+        "{result:?}"
+    );
     verify_token_with_skew(&token, DATA, &f.trust, gen_time, 0).unwrap();
 }
 
 #[test]
 fn non_http_urls_are_refused() {
-    for url in ["https://127.0.0.1/tsa", "ftp://127.0.0.1/", "127.0.0.1:318", "file:///tmp/x"] {
+    for url in [
+        "https://127.0.0.1/tsa",
+        "ftp://127.0.0.1/",
+        "127.0.0.1:318",
+        "file:///tmp/x",
+    ] {
         let result = TsaClient::new(url, TIMEOUT);
-        assert!(matches!(result, Err(TsaError::InvalidUrl { .. })), "{url}: {result:?}");
+        assert!(
+            matches!(result, Err(TsaError::InvalidUrl { .. })),
+            "{url}: {result:?}"
+        );
     }
 }
 
@@ -252,7 +292,9 @@ async fn fake_server(response: Option<Vec<u8>>) -> String {
                 let mut buf = [0u8; 4096];
                 // Read until the end of the headers plus Content-Length bytes of body.
                 loop {
-                    let Ok(n) = stream.read(&mut buf).await else { return };
+                    let Ok(n) = stream.read(&mut buf).await else {
+                        return;
+                    };
                     if n == 0 {
                         return;
                     }
@@ -306,7 +348,10 @@ fn der(tag: u8, contents: &[u8]) -> Vec<u8> {
 
 async fn timestamp_from(response: Option<Vec<u8>>, timeout: Duration) -> Result<Vec<u8>, TsaError> {
     let url = fake_server(response).await;
-    TsaClient::new(&url, timeout).unwrap().timestamp(DATA, 7).await
+    TsaClient::new(&url, timeout)
+        .unwrap()
+        .timestamp(DATA, 7)
+        .await
 }
 
 const REPLY: &str = "application/timestamp-reply";
@@ -314,17 +359,39 @@ const REPLY: &str = "application/timestamp-reply";
 #[tokio::test]
 async fn garbage_answers_are_refused() {
     // A DER-less body with the right media type.
-    let r = timestamp_from(Some(http_response("200 OK", REPLY, b"hello, not DER")), TIMEOUT).await;
+    let r = timestamp_from(
+        Some(http_response("200 OK", REPLY, b"hello, not DER")),
+        TIMEOUT,
+    )
+    .await;
     assert!(matches!(r, Err(TsaError::Malformed(_))), "{r:?}");
     // Not HTTP at all.
     let r = timestamp_from(Some(b"SSH-2.0-OpenSSH_9.6\r\n".to_vec()), TIMEOUT).await;
     assert!(matches!(r, Err(TsaError::Http(_))), "{r:?}");
     // An HTTP error.
-    let r = timestamp_from(Some(http_response("500 Internal Server Error", "text/plain", b"x")), TIMEOUT).await;
-    assert!(matches!(&r, Err(TsaError::Http(m)) if m.contains("500")), "{r:?}");
+    let r = timestamp_from(
+        Some(http_response(
+            "500 Internal Server Error",
+            "text/plain",
+            b"x",
+        )),
+        TIMEOUT,
+    )
+    .await;
+    assert!(
+        matches!(&r, Err(TsaError::Http(m)) if m.contains("500")),
+        "{r:?}"
+    );
     // The wrong media type.
-    let r = timestamp_from(Some(http_response("200 OK", "text/html", b"<html>")), TIMEOUT).await;
-    assert!(matches!(&r, Err(TsaError::Http(m)) if m.contains("text/html")), "{r:?}");
+    let r = timestamp_from(
+        Some(http_response("200 OK", "text/html", b"<html>")),
+        TIMEOUT,
+    )
+    .await;
+    assert!(
+        matches!(&r, Err(TsaError::Http(m)) if m.contains("text/html")),
+        "{r:?}"
+    );
     // Too large.
     let big = vec![0x30; vm_tsa::MAX_RESPONSE_BYTES + 1];
     let r = timestamp_from(Some(http_response("200 OK", REPLY, &big)), TIMEOUT).await;
@@ -332,12 +399,18 @@ async fn garbage_answers_are_refused() {
     // No answer at all.
     let short = Duration::from_millis(300);
     let r = timestamp_from(None, short).await;
-    assert!(matches!(r, Err(TsaError::Timeout(t)) if t == short), "{r:?}");
+    assert!(
+        matches!(r, Err(TsaError::Timeout(t)) if t == short),
+        "{r:?}"
+    );
     // Nobody listening.
     let closed = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/", closed.local_addr().unwrap());
     drop(closed);
-    let r = TsaClient::new(&url, TIMEOUT).unwrap().timestamp(DATA, 1).await;
+    let r = TsaClient::new(&url, TIMEOUT)
+        .unwrap()
+        .timestamp(DATA, 1)
+        .await;
     assert!(matches!(r, Err(TsaError::Http(_))), "{r:?}");
 }
 
@@ -346,7 +419,12 @@ async fn rejections_and_replayed_tokens_are_refused() {
     // status rejection (2), statusString "no", failInfo badAlg.
     let info = der(
         0x30,
-        &[der(0x02, &[2]), der(0x30, &der(0x0c, b"no")), der(0x03, &[0x07, 0x80])].concat(),
+        &[
+            der(0x02, &[2]),
+            der(0x30, &der(0x0c, b"no")),
+            der(0x03, &[0x07, 0x80]),
+        ]
+        .concat(),
     );
     let rejection = der(0x30, &info);
     let r = timestamp_from(Some(http_response("200 OK", REPLY, &rejection)), TIMEOUT).await;
@@ -361,7 +439,10 @@ async fn rejections_and_replayed_tokens_are_refused() {
     let token = f.client.timestamp(DATA, 7).await.unwrap();
     let granted = der(0x30, &[der(0x30, &der(0x02, &[0])), token.clone()].concat());
     let replay = Some(http_response("200 OK", REPLY, &granted));
-    assert_eq!(timestamp_from(replay.clone(), TIMEOUT).await.unwrap(), token);
+    assert_eq!(
+        timestamp_from(replay.clone(), TIMEOUT).await.unwrap(),
+        token
+    );
     let url = fake_server(replay).await;
     let client = TsaClient::new(&url, TIMEOUT).unwrap();
     let r = client.timestamp(DATA, 8).await;
@@ -383,7 +464,15 @@ async fn a_substituted_signer_certificate_is_refused() {
         let substitute = dir.join("substitute.pem");
         let status = std::process::Command::new("openssl")
             .env("OPENSSL_CONF", dir.join("openssl.cnf"))
-            .args(["x509", "-req", "-set_serial", "2", "-days", "1000", "-sha256"])
+            .args([
+                "x509",
+                "-req",
+                "-set_serial",
+                "2",
+                "-days",
+                "1000",
+                "-sha256",
+            ])
             .args(["-extensions", "v3_tsa", "-extfile"])
             .arg(dir.join("openssl.cnf"))
             .arg("-in")
@@ -409,14 +498,22 @@ async fn a_substituted_signer_certificate_is_refused() {
         let mut swapped = token.clone();
         swapped[at..at + original.len()].copy_from_slice(&replacement);
         let result = verify_token(&swapped, DATA, &f.trust, verified.gen_time_unix());
-        assert!(matches!(result, Err(TsaError::SignerCertMismatch)), "{key:?}: {result:?}");
+        assert!(
+            matches!(result, Err(TsaError::SignerCertMismatch)),
+            "{key:?}: {result:?}"
+        );
     }
 }
 
 #[tokio::test]
 async fn the_test_tsa_answers_only_timestamp_queries() {
     let f = fixture(TsaKey::EcP256Sha256);
-    let addr = f.tsa.url().trim_start_matches("http://").trim_end_matches("/tsa").to_owned();
+    let addr = f
+        .tsa
+        .url()
+        .trim_start_matches("http://")
+        .trim_end_matches("/tsa")
+        .to_owned();
     let send = |method: &'static str, content_type: &'static str, body: &'static [u8]| {
         let addr = addr.clone();
         async move {
@@ -428,11 +525,15 @@ async fn the_test_tsa_answers_only_timestamp_queries() {
                 .method(method)
                 .uri("/tsa")
                 .header("content-type", content_type)
-                .body(http_body_util::Full::new(hyper::body::Bytes::from_static(body)))
+                .body(http_body_util::Full::new(hyper::body::Bytes::from_static(
+                    body,
+                )))
                 .unwrap();
             let response = sender.send_request(req).await.unwrap();
             let status = response.status().as_u16();
-            let body = http_body_util::BodyExt::collect(response.into_body()).await.unwrap();
+            let body = http_body_util::BodyExt::collect(response.into_body())
+                .await
+                .unwrap();
             (status, body.to_bytes().to_vec())
         }
     };
@@ -442,5 +543,8 @@ async fn the_test_tsa_answers_only_timestamp_queries() {
     // Not a TimeStampReq: openssl answers with a TimeStampResp of status rejection (2).
     let (status, body) = send("POST", query, b"junk").await;
     assert_eq!(status, 200);
-    assert!(body.windows(3).take(8).any(|w| w == [0x02, 0x01, 0x02]), "{body:02x?}");
+    assert!(
+        body.windows(3).take(8).any(|w| w == [0x02, 0x01, 0x02]),
+        "{body:02x?}"
+    );
 }

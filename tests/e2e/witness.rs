@@ -1,0 +1,401 @@
+//! The witness protocol with three real daemons on 127.0.0.1 (issue 5's scenario): Dublin,
+//! Berlin and Singapore federate (Dublin–Berlin at level 3, Dublin–Singapore at level 2);
+//! Singapore anchors through a real RFC 3161 TSA (`openssl ts`), the others locally.
+//! Receipts appended to Dublin's Compliance scroll are witnessed by both within one anchor
+//! cycle, Berlin cross-anchors Dublin, a hundred clean cycles raise no discrepancy anywhere,
+//! and then Dublin's history is rewritten on disk twice (a receipt changed; a scroll
+//! truncated and regrown): both witnesses record `root_mismatch` within one cycle, with
+//! evidence that proves it from Dublin's signatures alone, and nobody accuses the honest.
+
+use std::fs;
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::{Map, Value, json};
+use vaultmesh_federation::witness::{ConflictEvidence, Standing};
+use vm_receipts::scroll::Scroll;
+use vm_receipts::{PublicKey, ScrollName};
+use vm_tsa::testing::OpensslTsa;
+
+use crate::support::{Daemon, poll_n, run, shown};
+
+/// Witnessing is a few loopback round trips after a notification; allow a restart's worth
+/// of slack (dead QUIC connections close after 3 s).
+fn poll_witness<T>(what: &str, attempt: impl FnMut() -> Result<T, String>) -> T {
+    poll_n(what, 200, Duration::from_millis(100), attempt)
+}
+
+fn key_of(d: &Daemon) -> String {
+    d.json(&["status"])["public_key"]
+        .as_str()
+        .expect("status names the key")
+        .to_owned()
+}
+
+fn add_peer(on: &Daemon, other: &Daemon, key: &str) {
+    on.json(&[
+        "peers",
+        "add",
+        "--mesh",
+        &other.mesh_id(),
+        "--public-key",
+        key,
+        "--address",
+        &other.tcp,
+    ]);
+}
+
+/// `proposer` proposes to `target` at `level`, sharing `scrolls`; `target` accepts; both
+/// hold the agreement active.
+fn federate(proposer: &Daemon, target: &Daemon, level: &str, scrolls: &str) -> String {
+    let proposed = proposer.json(&[
+        "propose",
+        "--target",
+        &target.mesh_id(),
+        "--trust-level",
+        level,
+        "--scrolls",
+        scrolls,
+        "--frequency",
+        "1h",
+    ]);
+    let id = proposed["events"]
+        .as_array()
+        .and_then(|es| es.iter().find(|e| e["event"] == "sent"))
+        .and_then(|e| e["proposal_id"].as_str())
+        .unwrap_or_else(|| panic!("no sent proposal: {proposed}"))
+        .to_owned();
+    poll_witness(&format!("{} to receive {id}", target.name), || {
+        let list = target.try_json(&["proposals", "list"])?;
+        list.as_array()
+            .into_iter()
+            .flatten()
+            .find(|p| p["proposal_id"] == id.as_str() && p["status"]["state"] == "open")
+            .map(|_| ())
+            .ok_or_else(|| list.to_string())
+    });
+    target.json(&["proposals", "accept", &id]);
+    let mut agreement = String::new();
+    for d in [proposer, target] {
+        agreement = poll_witness(&format!("{}'s agreement to be active", d.name), || {
+            let list = d.try_json(&["agreements", "list"])?;
+            list.as_array()
+                .into_iter()
+                .flatten()
+                .find(|a| {
+                    a["status"]["state"] == "active"
+                        && a["parties"].as_array().is_some_and(|p| {
+                            p.contains(&json!(proposer.mesh_id()))
+                                && p.contains(&json!(target.mesh_id()))
+                        })
+                })
+                .and_then(|a| a["agreement_id"].as_str().map(str::to_owned))
+                .ok_or_else(|| list.to_string())
+        });
+    }
+    agreement
+}
+
+/// Appends `n` receipts to `scroll` through the running node; returns the new size.
+fn append(d: &Daemon, scroll: &str, n: usize, tag: &str) -> u64 {
+    let file = d.dir.with_extension(format!("{tag}.jsonl"));
+    let body: String = (0..n)
+        .map(|i| format!("{{\"type\":\"compliance_check\",\"check\":\"{tag}-{i}\",\"passed\":true}}\n"))
+        .collect();
+    fs::write(&file, body).expect("write receipts");
+    let out = d.cli(&[
+        "scroll",
+        "append",
+        "--scroll",
+        scroll,
+        "--file",
+        file.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "append: {}", shown(&out));
+    scroll_size(d, scroll)
+}
+
+fn scroll_size(d: &Daemon, scroll: &str) -> u64 {
+    let status = d.json(&["status"]);
+    status["scrolls"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|s| s["scroll"].as_str().is_some_and(|n| n.eq_ignore_ascii_case(scroll)))
+        .and_then(|s| s["size"].as_u64())
+        .unwrap_or(0)
+}
+
+fn anchor(d: &Daemon) -> Value {
+    d.json(&["anchor", "now"])
+}
+
+/// What `on` last witnessed of `peer`'s `scroll`.
+fn witnessed(on: &Daemon, peer: &Daemon, scroll: &str) -> Option<Value> {
+    let status = on.json(&["status"]);
+    status["witness"]["witnessed"]
+        .as_array()?
+        .iter()
+        .find(|w| {
+            w["peer"] == peer.mesh_id().as_str()
+                && w["scroll"].as_str().is_some_and(|s| s.eq_ignore_ascii_case(scroll))
+        })
+        .cloned()
+}
+
+/// Waits until `on` has witnessed `peer`'s `scroll` at `size`, verified.
+fn wait_witnessed(on: &Daemon, peer: &Daemon, scroll: &str, size: u64) -> Value {
+    poll_witness(
+        &format!("{} to witness {} {scroll} at {size}", on.name, peer.name),
+        || match witnessed(on, peer, scroll) {
+            Some(w) if w["size"] == size && w["result"] == "verified" => Ok(w),
+            other => Err(format!("{other:?}")),
+        },
+    )
+}
+
+fn discrepancies(d: &Daemon) -> Vec<Value> {
+    d.json(&["discrepancies", "list"])
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// Waits for `on` to record a `root_mismatch` about `about`'s `scroll` beyond the
+/// `already` it had, and checks its evidence with `about`'s key alone.
+fn wait_mismatch(on: &Daemon, about: &Daemon, scroll: &str, already: usize, key: &PublicKey) -> Value {
+    let found = poll_witness(&format!("{} to catch {}'s rewrite", on.name, about.name), || {
+        let list: Vec<Value> = discrepancies(on)
+            .into_iter()
+            .filter(|d| {
+                d["report"]["reported_mesh"] == about.mesh_id().as_str()
+                    && d["report"]["reporting_mesh"] == on.mesh_id().as_str()
+                    && d["report"]["details"]["scroll"]
+                        .as_str()
+                        .is_some_and(|s| s.eq_ignore_ascii_case(scroll))
+            })
+            .collect();
+        if list.len() > already {
+            Ok(list[list.len() - 1].clone())
+        } else {
+            Err(format!("{list:?}"))
+        }
+    });
+    assert_eq!(found["report"]["discrepancy_type"], "root_mismatch", "{found}");
+    assert_eq!(found["report"]["severity"], "critical", "{found}");
+    assert_eq!(found["evidence_check"]["standing"], "proof", "{found}");
+    // The test checks the evidence itself, with nothing but Dublin's public key.
+    let evidence: ConflictEvidence =
+        serde_json::from_value(found["evidence"][0].clone()).expect("typed evidence");
+    assert_eq!(evidence.verify(key), Ok(Standing::Proof), "{found}");
+    found
+}
+
+/// Rewrites `scroll` of the stopped daemon `d` from `receipts` (without `root_hash`): a
+/// history with consistent roots, and no checkpoint, as a forger with the mesh key would
+/// leave it.
+fn rewrite_scroll(d: &Daemon, scroll: &str, receipts: &[Map<String, Value>]) {
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let name: ScrollName = scroll.parse().expect("scroll name");
+    {
+        let (mut forged, _) = Scroll::open(scratch.path(), &name).expect("scratch scroll");
+        forged.append_batch(receipts).expect("forge");
+    }
+    let stem = name.file_stem();
+    let from = scratch
+        .path()
+        .join(format!("receipts/{stem}/{stem}_events.jsonl"));
+    let dir = d.dir.join(format!("receipts/{stem}"));
+    fs::copy(&from, dir.join(format!("{stem}_events.jsonl"))).expect("replace the scroll");
+    let _ = fs::remove_file(dir.join(format!("{stem}_events.checkpoint")));
+}
+
+/// The receipts of a scroll file, without `root_hash`.
+fn read_receipts(dir: &Path, scroll: &str) -> Vec<Map<String, Value>> {
+    let stem = scroll.to_ascii_lowercase();
+    fs::read_to_string(dir.join(format!("receipts/{stem}/{stem}_events.jsonl")))
+        .expect("read scroll")
+        .lines()
+        .map(|l| {
+            let mut m: Map<String, Value> = serde_json::from_str(l).expect("receipt");
+            m.remove("root_hash");
+            m
+        })
+        .collect()
+}
+
+fn scroll_verify(d: &Daemon, scroll: &str) {
+    let out = run(&["scroll", "verify", "--data-dir", d.d(), "--scroll", scroll]);
+    assert_eq!(out.status.code(), Some(0), "{} {scroll}: {}", d.name, shown(&out));
+}
+
+#[test]
+fn three_meshes_witness_cross_anchor_and_catch_rewritten_history() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let tsa_dir = tmp.path().join("tsa");
+    fs::create_dir(&tsa_dir).expect("tsa dir");
+    let tsa = OpensslTsa::start(&tsa_dir).expect("start the openssl TSA");
+    let ca = tsa.ca_pem_path();
+    let trust = format!(
+        "\n[witness]\ntsa_trust = [\"{}\"]\n",
+        ca.to_str().expect("utf-8")
+    );
+    // Cycles run on demand (`anchor now`); the interval is long enough never to fire.
+    let manual = "\n[anchor]\ninterval_secs = 86400\n";
+
+    let mut dublin = Daemon::new(tmp.path(), "vaultmesh-dublin");
+    let mut berlin = Daemon::new(tmp.path(), "vaultmesh-berlin");
+    let mut singapore = Daemon::new(tmp.path(), "vaultmesh-singapore");
+    for d in [&dublin, &berlin] {
+        d.init();
+        d.append_config(&format!("{manual}{trust}"));
+    }
+    singapore.init();
+    singapore.append_config(&format!(
+        "\n[anchor]\ninterval_secs = 86400\nbackend = \"rfc3161\"\ntsa_url = \"{}\"\n{trust}",
+        tsa.url()
+    ));
+    for d in [&mut dublin, &mut berlin, &mut singapore] {
+        d.start();
+        // Every mesh keeps a Compliance scroll.
+        append(d, "Compliance", 3, &format!("{}-seed", d.name));
+    }
+    let keys: Vec<String> = [&dublin, &berlin, &singapore].iter().map(|d| key_of(d)).collect();
+    add_peer(&dublin, &berlin, &keys[1]);
+    add_peer(&dublin, &singapore, &keys[2]);
+    add_peer(&berlin, &dublin, &keys[0]);
+    add_peer(&singapore, &dublin, &keys[0]);
+    add_peer(&berlin, &singapore, &keys[2]);
+    let dublin_key: PublicKey = keys[0].parse().expect("key");
+
+    federate(&dublin, &berlin, "3", "Compliance,Drills");
+    federate(&dublin, &singapore, "2", "Compliance");
+
+    // Receipts on Dublin's Compliance scroll are witnessed by both within one cycle.
+    let size = append(&dublin, "Compliance", 10, "first");
+    assert_eq!(size, 13);
+    append(&dublin, "Drills", 10, "drill");
+    anchor(&dublin);
+    let by_berlin = wait_witnessed(&berlin, &dublin, "Compliance", 13);
+    wait_witnessed(&singapore, &dublin, "Compliance", 13);
+    wait_witnessed(&berlin, &dublin, "Drills", 10);
+    // Dublin holds both attestations, and both Federation scrolls the witness events.
+    poll_witness("Dublin to hold both attestations", || {
+        let status = dublin.json(&["status"]);
+        let attested = status["witness"]["attested_by_peers"].as_array().cloned().unwrap_or_default();
+        let at13 = |m: &Daemon| attested.iter().any(|a| a["by"] == m.mesh_id().as_str() && a["size"] == 13 && a["result"] == "verified");
+        if at13(&berlin) && at13(&singapore) { Ok(()) } else { Err(format!("{attested:?}")) }
+    });
+    let history = dublin.json(&["witness-history", "--mesh", &berlin.mesh_id(), "--last", "1h"]);
+    assert!(
+        history["events"].as_array().is_some_and(|e| e.iter().any(|e| e["witnessed_size"] == 13 && e["verification_result"] == "verified")),
+        "{history}"
+    );
+    // Singapore's root is anchored by the TSA; Dublin verifies it against the CA it trusts.
+    anchor(&singapore);
+    wait_witnessed(&dublin, &singapore, "Compliance", 3);
+    let verify = singapore.cli(&["verify", "--mesh", "vaultmesh-dublin", "--scroll", "Compliance", "--json"]);
+    assert_eq!(verify.status.code(), Some(0), "verify: {}", shown(&verify));
+    let verdict: Value = serde_json::from_slice(&verify.stdout).expect("json");
+    assert_eq!(verdict["verdict"]["result"], "verified", "{verdict}");
+    assert_eq!(verdict["verdict"]["anchor"], "local", "{verdict}");
+
+    // Berlin cross-anchors Dublin's witnessed roots in its next cycle.
+    let cycle = anchor(&berlin);
+    assert_eq!(cycle["cross_anchored"], 2, "{cycle}");
+    let cross: Vec<Value> = berlin
+        .federation_receipts()
+        .into_iter()
+        .filter(|r| r["type"] == "fed_cross_anchor" && r["anchored_mesh"] == dublin.mesh_id().as_str())
+        .collect();
+    assert_eq!(cross.len(), 2, "{cross:?}");
+    let compliance = cross
+        .iter()
+        .find(|r| r["vaultmesh-dublin_roots_included"].get("Compliance").is_some())
+        .unwrap_or_else(|| panic!("{cross:?}"));
+    assert_eq!(
+        compliance["vaultmesh-dublin_roots_included"]["Compliance"], by_berlin["root"],
+        "{compliance}"
+    );
+    assert_eq!(compliance["combined_root"], cycle["batch_root"], "{compliance}");
+
+    // A hundred clean cycles on all three: appends, anchors, witnessing both ways.
+    for round in 0..100 {
+        let d = [&dublin, &berlin, &singapore][round % 3];
+        append(d, "Compliance", 1, &format!("clean-{round}"));
+        anchor(d);
+    }
+    for (on, peer) in [(&berlin, &dublin), (&singapore, &dublin), (&dublin, &berlin), (&dublin, &singapore)] {
+        let size = scroll_size(peer, "Compliance");
+        anchor(peer);
+        wait_witnessed(on, peer, "Compliance", size);
+    }
+    for d in [&dublin, &berlin, &singapore] {
+        assert_eq!(discrepancies(d), Vec::<Value>::new(), "{} after 100 clean cycles", d.name);
+        scroll_verify(d, "Federation");
+        scroll_verify(d, "Compliance");
+    }
+
+    // Tampering 1: one old receipt of Dublin's Compliance scroll is changed, the roots
+    // recomputed to match, and the scroll regrown by two.
+    let witnessed_size = scroll_size(&dublin, "Compliance");
+    dublin.terminate();
+    let mut receipts = read_receipts(&dublin.dir, "Compliance");
+    receipts[5].insert("passed".into(), json!(false));
+    rewrite_scroll(&dublin, "Compliance", &receipts);
+    dublin.start();
+    append(&dublin, "Compliance", 2, "after-rewrite");
+    anchor(&dublin);
+    let first_b = wait_mismatch(&berlin, &dublin, "Compliance", 0, &dublin_key);
+    let first_s = wait_mismatch(&singapore, &dublin, "Compliance", 0, &dublin_key);
+    for found in [&first_b, &first_s] {
+        assert_eq!(found["evidence"][0]["kind"], "inconsistent_extension", "{found}");
+        assert_eq!(found["evidence"][0]["earlier"]["size"], witnessed_size, "{found}");
+    }
+    // The witness state keeps the last good root; Dublin learns of both reports.
+    let kept = witnessed(&berlin, &dublin, "Compliance").expect("state kept");
+    assert_eq!(kept["size"], witnessed_size, "{kept}");
+    assert_eq!(kept["result"], "discrepancy", "{kept}");
+    poll_witness("Dublin to receive both reports", || {
+        let list = discrepancies(&dublin);
+        let reported: Vec<&Value> = list.iter().filter(|d| d["report"]["reported_mesh"] == dublin.mesh_id().as_str()).collect();
+        if reported.len() >= 2 { Ok(()) } else { Err(format!("{list:?}")) }
+    });
+    let verify = singapore.cli(&["verify", "--mesh", "vaultmesh-dublin", "--scroll", "Compliance"]);
+    assert_eq!(verify.status.code(), Some(1), "verify after the rewrite: {}", shown(&verify));
+
+    // Tampering 2: Dublin's Drills scroll is truncated to 4 receipts and regrown to 12.
+    dublin.terminate();
+    let mut drills = read_receipts(&dublin.dir, "Drills");
+    drills.truncate(4);
+    for i in 0..8 {
+        let mut r = Map::new();
+        r.insert("type".into(), json!("drill"));
+        r.insert("check".into(), json!(format!("regrown-{i}")));
+        drills.push(r);
+    }
+    rewrite_scroll(&dublin, "Drills", &drills);
+    dublin.start();
+    anchor(&dublin);
+    let drills_b = wait_mismatch(&berlin, &dublin, "Drills", 0, &dublin_key);
+    assert_eq!(drills_b["evidence"][0]["kind"], "inconsistent_extension", "{drills_b}");
+
+    // The honest meshes are accused by no one: Dublin's witness checks of Berlin and
+    // Singapore still verify, and the only discrepancies anywhere are about Dublin.
+    for (on, peer) in [(&dublin, &berlin), (&dublin, &singapore)] {
+        let size = append(peer, "Compliance", 1, "after");
+        anchor(peer);
+        wait_witnessed(on, peer, "Compliance", size);
+    }
+    for d in [&dublin, &berlin, &singapore] {
+        for found in discrepancies(d) {
+            assert_eq!(found["report"]["reported_mesh"], dublin.mesh_id().as_str(), "{} accuses an honest mesh: {found}", d.name);
+        }
+        // Every receipt on every side passes the foundation's scroll verification.
+        scroll_verify(d, "Federation");
+    }
+    for d in [&mut dublin, &mut berlin, &mut singapore] {
+        let status = d.terminate();
+        assert_eq!(status.code(), Some(0), "{} after SIGTERM: {status}", d.name);
+    }
+}
