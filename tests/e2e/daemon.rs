@@ -74,12 +74,12 @@ fn status_without_a_node_names_the_control_socket() {
 
 // `verify` exits 1 saying the witness protocol is not built, and the node keeps running.
 #[test]
-fn verify_says_the_witness_protocol_is_not_built() {
+fn verify_without_an_agreement_names_the_problem() {
     let mut d = running("witness");
     let out = d.cli(&["verify", "--mesh", "x", "--scroll", "Federation"]);
     assert_eq!(out.status.code(), Some(1), "{}", shown(&out));
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("witness protocol"),
+        String::from_utf8_lossy(&out.stderr).contains("no agreement in force with did:vm:mesh:x"),
         "{}",
         shown(&out)
     );
