@@ -203,6 +203,55 @@ pub fn peer_proof(own: &AnchorProof, anchoring_mesh: &MeshId) -> AnchorProof {
     }
 }
 
+/// A peer root as a `fed_cross_anchor` receipt records it, and the `peer` anchor proof of it
+/// that the receipt carries: a third party checks the root against the anchoring mesh's
+/// anchor with that mesh's key (or the TSA's certificate) alone.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct PeerAnchored {
+    /// The anchored mesh.
+    pub mesh_id: MeshId,
+    /// Its scroll.
+    pub scroll: vm_receipts::ScrollName,
+    /// The size anchored.
+    pub size: u64,
+    /// The root anchored.
+    pub root: Blake3Hash,
+    /// The `peer` proof.
+    pub anchor_proof: AnchorProof,
+}
+
+/// Rebuilds the `peer` anchor proof a `fed_cross_anchor` receipt carries.
+pub fn peer_proof_from_receipt(
+    receipt: &vm_receipts::receipts::CrossAnchorReceipt,
+) -> Result<PeerAnchored, AnchorError> {
+    let (_, roots) = receipt
+        .roots_included()
+        .map_err(|e| field("roots_included", e.to_string()))?;
+    let [(scroll, root)] = <[_; 1]>::try_from(roots.into_iter().collect::<Vec<_>>())
+        .map_err(|_| field("roots_included", "a peer proof covers exactly one root"))?;
+    let size: u64 = typed_field(&receipt.extra, "anchored_size")?;
+    let mut fields = receipt.anchor_proof.extra.clone();
+    let leaf_index: u64 = typed_field(&fields, "leaf_index")?;
+    let batch_size: u64 = typed_field(&fields, "batch_size")?;
+    fields.remove("leaf_index");
+    fields.remove("batch_size");
+    let own = AnchorProof {
+        backend: receipt.anchor_proof.backend.clone(),
+        batch_root: receipt.combined_root,
+        leaf_index,
+        batch_size,
+        merkle_path: receipt.anchor_proof.merkle_path.clone(),
+        extra: fields,
+    };
+    Ok(PeerAnchored {
+        mesh_id: receipt.anchored_mesh.clone(),
+        scroll,
+        size,
+        root,
+        anchor_proof: peer_proof(&own, &receipt.anchoring_mesh),
+    })
+}
+
 /// What a verifier trusts: the keys of meshes it knows, and the TSA certificates.
 pub struct AnchorTrust<'a> {
     /// The key we hold for a mesh (agreement, discovery record or manual entry).
@@ -228,7 +277,33 @@ pub fn verify(
     trust: &AnchorTrust<'_>,
     now: Timestamp,
 ) -> Result<AnchorCheck, AnchorError> {
-    let leaf = Blake3Hasher::leaf(&root.anchor_leaf());
+    verify_leaf(proof, &root.mesh_id, &root.anchor_leaf(), trust, now)
+}
+
+/// As [`verify`], for a root known by its fields (a [`PeerAnchored`] root).
+pub fn verify_peer_anchored(
+    anchored: &PeerAnchored,
+    trust: &AnchorTrust<'_>,
+    now: Timestamp,
+) -> Result<AnchorCheck, AnchorError> {
+    let leaf = SignedRoot::anchor_leaf_of(
+        &anchored.mesh_id,
+        &anchored.scroll,
+        anchored.size,
+        &anchored.root,
+    );
+    verify_leaf(&anchored.anchor_proof, &anchored.mesh_id, &leaf, trust, now)
+}
+
+/// The leaf `leaf` of mesh `mesh` is in the proof's batch, which the backend anchored.
+fn verify_leaf(
+    proof: &AnchorProof,
+    mesh: &MeshId,
+    leaf: &[u8],
+    trust: &AnchorTrust<'_>,
+    now: Timestamp,
+) -> Result<AnchorCheck, AnchorError> {
+    let leaf = Blake3Hasher::leaf(leaf);
     let inclusion = merkle::InclusionProof {
         leaf_index: proof.leaf_index,
         tree_size: proof.batch_size,
@@ -244,7 +319,7 @@ pub fn verify(
             &proof.backend,
             &proof.extra,
             &proof.batch_root,
-            Some(&root.mesh_id),
+            Some(mesh),
             trust,
             now,
         ),

@@ -94,6 +94,10 @@ pub(super) struct CheckProofArgs {
     /// The public key of the mesh whose scroll it is (`ed25519:z6Mk…`).
     #[arg(long)]
     public_key: PublicKey,
+    /// Check the root through another mesh's anchor instead: a `peer` anchor proof from
+    /// `anchor peer-proof` (the anchoring mesh's key goes in `--anchor-key`).
+    #[arg(long, value_name = "FILE")]
+    peer_anchor: Option<PathBuf>,
     /// For an `rfc3161` anchor: PEM files of the TSA certificates to trust.
     #[arg(long, value_name = "PEM")]
     tsa_trust: Vec<PathBuf>,
@@ -123,10 +127,31 @@ fn check_anchor(
     args: &CheckProofArgs,
     tsa: Option<&TsaTrust>,
 ) -> anyhow::Result<Option<AnchorCheck>> {
-    let Some(anchor_proof) = &proof.anchor_proof else {
-        return Ok(None);
-    };
     let mesh = proof.signed_root.mesh_id.clone();
+    let peer_anchored = match &args.peer_anchor {
+        Some(path) => {
+            let bytes =
+                std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+            let value = jcs::parse(bytes.trim_ascii(), Numbers::IntegersOnly)
+                .context("the peer anchor is not valid JSON")?;
+            let anchored: crate::anchor::PeerAnchored =
+                serde_json::from_value(value).context("not a peer anchor proof")?;
+            let r = &proof.signed_root;
+            if (&anchored.mesh_id, &anchored.scroll, anchored.size, &anchored.root)
+                != (&r.mesh_id, &r.scroll, r.size, &r.root)
+            {
+                bail!(
+                    "the peer anchor covers {}'s {} at size {} ({}), not the signed root of the proof ({} at size {})",
+                    anchored.mesh_id, anchored.scroll, anchored.size, anchored.root, r.scroll, r.size
+                );
+            }
+            Some(anchored)
+        }
+        None => None,
+    };
+    if peer_anchored.is_none() && proof.anchor_proof.is_none() {
+        return Ok(None);
+    }
     let key_of = |m: &MeshId| {
         if m == &mesh {
             return Some(args.public_key);
@@ -137,8 +162,13 @@ fn check_anchor(
         key_of: &key_of,
         tsa,
     };
-    let check = crate::anchor::verify(anchor_proof, &proof.signed_root, &trust, SystemClock.now())
-        .context("the anchor proof does not hold")?;
+    let now = SystemClock.now();
+    let check = match (&peer_anchored, &proof.anchor_proof) {
+        (Some(anchored), _) => crate::anchor::verify_peer_anchored(anchored, &trust, now),
+        (None, Some(own)) => crate::anchor::verify(own, &proof.signed_root, &trust, now),
+        (None, None) => return Ok(None),
+    }
+    .context("the anchor proof does not hold")?;
     Ok(Some(check))
 }
 

@@ -3,6 +3,7 @@
 
 use std::process::ExitCode;
 
+use anyhow::Context;
 use hyper::Method;
 use serde_json::{Value, json};
 use vm_receipts::documents::VerificationFrequency;
@@ -43,6 +44,14 @@ pub(super) struct HistoryArgs {
 pub(super) enum AnchorCommand {
     /// Run an anchor cycle now: sign every scroll's root, anchor the batch, notify peers.
     Now(super::remote::ReadArgs),
+    /// From a `fed_cross_anchor` receipt (a line of the anchoring mesh's Federation scroll,
+    /// or its `scroll proof`), the peer's root and the `peer` anchor proof of it, for
+    /// `scroll check-proof --peer-anchor` (offline; no node needed).
+    PeerProof {
+        /// The receipt (or receipt proof) file; default stdin.
+        #[arg(long, value_name = "FILE")]
+        receipt: Option<std::path::PathBuf>,
+    },
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -133,7 +142,10 @@ pub(super) fn history(args: HistoryArgs, out: &mut Output) -> anyhow::Result<Exi
 }
 
 pub(super) fn anchor(command: AnchorCommand, out: &mut Output) -> anyhow::Result<ExitCode> {
-    let AnchorCommand::Now(args) = command;
+    let args = match command {
+        AnchorCommand::Now(args) => args,
+        AnchorCommand::PeerProof { receipt } => return peer_proof(receipt.as_deref(), out),
+    };
     let v = call(&args.dir.data_dir, Method::POST, "/v1/anchor", None)?;
     if args.json.json {
         out.json(&v)?;
@@ -185,5 +197,32 @@ pub(super) fn discrepancies(
             s(&d["evidence_check"]["standing"])
         ))?;
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn peer_proof(path: Option<&std::path::Path>, out: &mut Output) -> anyhow::Result<ExitCode> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    match path {
+        Some(p) => {
+            bytes = std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))?;
+        }
+        None => {
+            std::io::stdin().read_to_end(&mut bytes)?;
+        }
+    }
+    let value = vm_receipts::jcs::parse(bytes.trim_ascii(), vm_receipts::jcs::Numbers::Any)
+        .context("the receipt is not valid JSON")?;
+    // A receipt proof carries the receipt under `receipt`.
+    let receipt = match value.get("receipt") {
+        Some(r) if value.get("inclusion").is_some() => r.clone(),
+        _ => value,
+    };
+    let parsed = vm_receipts::receipts::receipt_from_value(receipt)?;
+    let vm_receipts::receipts::FederationReceipt::CrossAnchor(cross) = parsed else {
+        anyhow::bail!("not a fed_cross_anchor receipt");
+    };
+    let anchored = crate::anchor::peer_proof_from_receipt(&cross)?;
+    out.json(&anchored)?;
     Ok(ExitCode::SUCCESS)
 }

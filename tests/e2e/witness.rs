@@ -319,6 +319,51 @@ fn three_meshes_witness_cross_anchor_and_catch_rewritten_history() {
     );
     assert_eq!(compliance["combined_root"], cycle["batch_root"], "{compliance}");
 
+    // A third party checks a receipt of Dublin's through Dublin's own anchor, and through
+    // Berlin's: Dublin's key for the receipt and root, Berlin's key for Berlin's anchor.
+    let proof = dublin.json(&["scroll", "proof", "--scroll", "Compliance", "--sequence", "5"]);
+    assert_eq!(proof["signed_root"]["size"], 13, "{proof}");
+    assert_eq!(proof["anchor_proof"]["backend"], "local", "{proof}");
+    let proof_file = tmp.path().join("dublin-proof.json");
+    fs::write(&proof_file, proof.to_string()).expect("write proof");
+    let p = proof_file.to_str().expect("utf-8");
+    let own = run(&["scroll", "check-proof", "--proof", p, "--public-key", &keys[0], "--json"]);
+    assert_eq!(own.status.code(), Some(0), "{}", shown(&own));
+    let own: Value = serde_json::from_slice(&own.stdout).expect("json");
+    assert_eq!(own["anchor"]["backend"], "local", "{own}");
+    let receipt_file = tmp.path().join("cross.json");
+    fs::write(&receipt_file, compliance.to_string()).expect("write receipt");
+    let peer_anchor = run(&["anchor", "peer-proof", "--receipt", receipt_file.to_str().expect("utf-8")]);
+    assert_eq!(peer_anchor.status.code(), Some(0), "{}", shown(&peer_anchor));
+    let peer_file = tmp.path().join("peer-anchor.json");
+    fs::write(&peer_file, &peer_anchor.stdout).expect("write peer anchor");
+    let berlin_key = format!("{}={}", berlin.mesh_id(), keys[1]);
+    let through_berlin = run(&[
+        "scroll", "check-proof", "--proof", p, "--public-key", &keys[0],
+        "--peer-anchor", peer_file.to_str().expect("utf-8"), "--anchor-key", &berlin_key, "--json",
+    ]);
+    assert_eq!(through_berlin.status.code(), Some(0), "{}", shown(&through_berlin));
+    let checked: Value = serde_json::from_slice(&through_berlin.stdout).expect("json");
+    assert_eq!(checked["anchor"]["backend"], "peer/local", "{checked}");
+    // Without Berlin's key the peer anchor proves nothing.
+    let unknown = run(&[
+        "scroll", "check-proof", "--proof", p, "--public-key", &keys[0],
+        "--peer-anchor", peer_file.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(unknown.status.code(), Some(1), "{}", shown(&unknown));
+    // Singapore's receipts are anchored by the TSA: checked against its CA certificate.
+    let sg = singapore.json(&["scroll", "proof", "--scroll", "Compliance", "--sequence", "0"]);
+    assert_eq!(sg["anchor_proof"]["backend"], "rfc3161", "{sg}");
+    let sg_file = tmp.path().join("sg-proof.json");
+    fs::write(&sg_file, sg.to_string()).expect("write proof");
+    let sg_check = run(&[
+        "scroll", "check-proof", "--proof", sg_file.to_str().expect("utf-8"), "--public-key", &keys[2],
+        "--tsa-trust", ca.to_str().expect("utf-8"), "--json",
+    ]);
+    assert_eq!(sg_check.status.code(), Some(0), "{}", shown(&sg_check));
+    let no_trust = run(&["scroll", "check-proof", "--proof", sg_file.to_str().expect("utf-8"), "--public-key", &keys[2]]);
+    assert_eq!(no_trust.status.code(), Some(1), "{}", shown(&no_trust));
+
     // A hundred clean cycles on all three: appends, anchors, witnessing both ways.
     for round in 0..100 {
         let d = [&dublin, &berlin, &singapore][round % 3];

@@ -63,11 +63,22 @@ impl SignedRoot {
 
     /// The anchor-batch leaf for this root: `JCS({"mesh_id","scroll","size","root"})`.
     pub fn anchor_leaf(&self) -> Vec<u8> {
+        Self::anchor_leaf_of(&self.mesh_id, &self.scroll, self.size, &self.root)
+    }
+
+    /// The anchor-batch leaf of a root known by its four fields (a cross-anchor receipt
+    /// records them without the root's signature).
+    pub fn anchor_leaf_of(
+        mesh_id: &MeshId,
+        scroll: &ScrollName,
+        size: u64,
+        root: &Blake3Hash,
+    ) -> Vec<u8> {
         let value = json!({
-            "mesh_id": self.mesh_id.to_string(),
-            "scroll": self.scroll.to_string(),
-            "size": self.size,
-            "root": self.root.to_string(),
+            "mesh_id": mesh_id.to_string(),
+            "scroll": scroll.to_string(),
+            "size": size,
+            "root": root.to_string(),
         });
         // Strings and an integer the type system keeps below 2^64; sizes beyond 2^53 cannot
         // occur in a log on one machine, and would fail loudly here rather than round.
