@@ -7,6 +7,7 @@ mod engine;
 mod engine_crash;
 mod engine_props;
 mod engine_refusals;
+mod engine_witness;
 mod net;
 mod node_input;
 mod policy;

@@ -99,13 +99,15 @@ impl Node {
         let store = self.store();
         let pending = self.engine.pending_receipts().expect("pending");
         format!(
-            "{}\n{}\n{}\n{}\n{}\n{}\n{pending:?}\nlog={}",
+            "{}\n{}\n{}\n{}\n{}\n{}\n{}\n{}\n{pending:?}\nlog={}",
             dump::<PeerEntry>(store),
             dump::<ProposalRecord>(store),
             dump::<AgreementRecord>(store),
             dump::<OutgoingMessage>(store),
             dump::<WitnessState>(store),
             dump::<DiscrepancyRecord>(store),
+            dump::<vm_storage::AnchoredRoot>(store),
+            dump::<vm_storage::ReceivedAttestation>(store),
             self.log.len(),
         )
     }
