@@ -290,3 +290,82 @@ async fn bad_requests_and_gossip_are_refused_counted_and_change_nothing() {
         "a graceful stop removes the socket"
     );
 }
+
+/// Witness requests (notify, roots, evidence) from a peer without an agreement, from a
+/// stranger, or malformed: each refused with a named error, nothing stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn witness_requests_outside_an_agreement_are_refused() {
+    use vaultmesh_federation::anchor::{Batch, anchor_local};
+    use vm_receipts::documents::AnchorNotification;
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut node = start_node(dir.path()).await;
+    let st = status(&node).await;
+    let node_peer = st["peer_id"].as_str().unwrap().to_owned();
+    let addrs: Vec<String> = st["network"]["listen_addrs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| format!("{}/p2p/{node_peer}", a.as_str().unwrap()))
+        .collect();
+    let xray = peer(7).await;
+    let stranger = peer(8).await;
+    let xray_key = MeshKey::from_seed(&[7; 32]);
+    call_async(
+        &node.root,
+        Method::POST,
+        "/v1/peers",
+        Some(json!({"op": "add_peer", "mesh_id": "xray", "public_key": xray_key.public_key().to_string()})),
+    )
+    .await
+    .unwrap();
+
+    let xray_mesh = MeshId::from_name("xray").unwrap();
+    let root = SignedRoot::new(
+        &xray_key,
+        xray_mesh.clone(),
+        ScrollName::federation(),
+        3,
+        Blake3Hash::digest(b"root"),
+        SystemClock.now(),
+    )
+    .unwrap();
+    let batch = Batch::new(vec![root.clone()]).unwrap();
+    let anchor = anchor_local(&xray_key, &xray_mesh, &batch.root(), SystemClock.now());
+    let notification =
+        serde_json::to_value(AnchorNotification::new(root, batch.proof(0, &anchor).unwrap()))
+            .unwrap();
+    let mut no_proof = notification.clone();
+    no_proof.as_object_mut().unwrap().remove("anchor_proof");
+    let notify = |n: &Value| serde_json::to_vec(&json!({"request": "notify", "notification": n})).unwrap();
+    let evidence = serde_json::to_vec(&json!({"request": "evidence", "ask": {
+        "scroll": "Federation", "new_size": 1, "samples": [0]
+    }}))
+    .unwrap();
+    let roots = serde_json::to_vec(&json!({"request": "roots"})).unwrap();
+
+    let cases: Vec<(&str, &NetworkHandle, Vec<u8>, &str)> = vec![
+        ("notify without an agreement", &xray, notify(&notification), "forbidden"),
+        ("notify without its anchor proof", &xray, notify(&no_proof), "bad_document"),
+        ("notify from a stranger", &stranger, notify(&notification), "unknown_sender"),
+        ("roots without an agreement", &xray, roots.clone(), "forbidden"),
+        ("roots from a stranger", &stranger, roots, "unknown_sender"),
+        ("evidence without an agreement", &xray, evidence.clone(), "forbidden"),
+        ("evidence from a stranger", &stranger, evidence, "unknown_sender"),
+    ];
+    for (what, from, body, code) in cases {
+        let answer = ask(from, &node_peer, &addrs, body).await;
+        assert_eq!(answer["response"], "error", "{what}: {answer}");
+        assert_eq!(answer["error"], code, "{what}: {answer}");
+        assert!(
+            !answer["message"].as_str().unwrap_or("").is_empty(),
+            "{what}: the refusal names the problem"
+        );
+    }
+    let st = status(&node).await;
+    assert_eq!(st["witness"]["witnessed"], json!([]), "{st}");
+    assert_eq!(st["witness"]["checks_in_flight"], 0, "{st}");
+    assert_eq!(st["federation_scroll"]["size"], 0, "{st}");
+    node.stop.take().unwrap().send(()).unwrap();
+    node.task.await.unwrap().unwrap();
+}
