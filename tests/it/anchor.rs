@@ -8,7 +8,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
 use vaultmesh_federation::anchor::{
-    AnchorCheck, AnchorError, AnchorTrust, Batch, BackendAnchor, Rfc3161Backend, TsaTrust,
+    AnchorCheck, AnchorError, AnchorTrust, BackendAnchor, Batch, Rfc3161Backend, TsaTrust,
     anchor_local, peer_proof, verify,
 };
 use vaultmesh_federation::clock::{Clock, SystemClock};
@@ -141,7 +141,10 @@ fn every_leaf_of_a_local_batch_verifies_with_the_right_key() {
                 tsa: None,
             };
             let err = refused(verify(&proof, l.root(i), &trust, at(START + 60)));
-            assert!(matches!(err, AnchorError::BadSignature(ref m) if m == &l.id), "{err:?}");
+            assert!(
+                matches!(err, AnchorError::BadSignature(ref m) if m == &l.id),
+                "{err:?}"
+            );
         }
     }
 }
@@ -153,7 +156,8 @@ fn a_proof_survives_a_json_round_trip() {
     let text = serde_json::to_string(&proof).expect("json");
     let back: AnchorProof = serde_json::from_str(&text).expect("parse");
     assert_eq!(back, proof);
-    l.verify(&back, l.root(3)).expect("verifies after the round trip");
+    l.verify(&back, l.root(3))
+        .expect("verifies after the round trip");
 }
 
 #[test]
@@ -253,10 +257,18 @@ fn an_altered_anchor_signature_or_time_is_a_bad_signature() {
         serde_json::to_value(other).expect("json"),
     );
     let err = refused(l.verify(&proof, l.root(2)));
-    assert!(matches!(err, AnchorError::BadSignature(ref m) if m == &l.id), "{err:?}");
+    assert!(
+        matches!(err, AnchorError::BadSignature(ref m) if m == &l.id),
+        "{err:?}"
+    );
 
     // The anchor signature of another batch root by the same mesh.
-    let elsewhere = anchor_local(&l.key, &l.id, &Blake3Hash::digest(b"other batch"), at(START));
+    let elsewhere = anchor_local(
+        &l.key,
+        &l.id,
+        &Blake3Hash::digest(b"other batch"),
+        at(START),
+    );
     let mut proof = l.proof(2);
     proof
         .extra
@@ -274,8 +286,7 @@ fn an_altered_anchor_signature_or_time_is_a_bad_signature() {
     let mut proof = l.proof(2);
     proof.extra.insert(
         "signature".into(),
-        serde_json::to_value(SignatureField::new(l.key.sign(Kind::Root, &message)))
-            .expect("json"),
+        serde_json::to_value(SignatureField::new(l.key.sign(Kind::Root, &message))).expect("json"),
     );
     let err = refused(l.verify(&proof, l.root(2)));
     assert!(matches!(err, AnchorError::BadSignature(_)), "{err:?}");
@@ -312,7 +323,10 @@ fn a_local_anchor_by_another_mesh_is_foreign() {
         tsa: None,
     };
     let err = refused(verify(&proof, l.root(1), &trust, at(START)));
-    assert!(matches!(err, AnchorError::ForeignLocalAnchor { .. }), "{err:?}");
+    assert!(
+        matches!(err, AnchorError::ForeignLocalAnchor { .. }),
+        "{err:?}"
+    );
 }
 
 #[test]
@@ -325,7 +339,10 @@ fn an_unknown_signer_is_refused() {
         tsa: None,
     };
     let err = refused(verify(&proof, l.root(0), &trust, at(START)));
-    assert!(matches!(err, AnchorError::UnknownSigner(ref m) if m == &l.id), "{err:?}");
+    assert!(
+        matches!(err, AnchorError::UnknownSigner(ref m) if m == &l.id),
+        "{err:?}"
+    );
 }
 
 #[test]
@@ -333,7 +350,10 @@ fn a_missing_or_malformed_field_is_refused() {
     let l = local_batch(3);
     for name in ["anchored_by", "anchored_at", "signature"] {
         let mut proof = l.proof(1);
-        assert!(proof.extra.remove(name).is_some(), "{name} is a local field");
+        assert!(
+            proof.extra.remove(name).is_some(),
+            "{name} is a local field"
+        );
         let err = refused(l.verify(&proof, l.root(1)));
         assert!(
             matches!(err, AnchorError::Field { field, .. } if field == name),
@@ -367,23 +387,32 @@ fn an_unknown_backend_is_refused() {
 fn a_batch_has_one_to_max_roots_and_proofs_only_for_its_leaves() {
     let err = Batch::new(Vec::new()).expect_err("an empty batch");
     assert!(
-        matches!(err, AnchorError::Field { field: "batch_size", .. }),
+        matches!(
+            err,
+            AnchorError::Field {
+                field: "batch_size",
+                ..
+            }
+        ),
         "{err:?}"
     );
     let l = local_batch(3);
     let err = l.batch.proof(3, &l.anchor).expect_err("no leaf 3");
     assert!(
-        matches!(err, AnchorError::Field { field: "leaf_index", .. }),
+        matches!(
+            err,
+            AnchorError::Field {
+                field: "leaf_index",
+                ..
+            }
+        ),
         "{err:?}"
     );
     // The batch root is the Merkle root of the anchor leaves, in order: another order is
     // another root.
     let mut reversed = l.batch.roots().to_vec();
     reversed.reverse();
-    assert_ne!(
-        Batch::new(reversed).expect("batch").root(),
-        l.batch.root()
-    );
+    assert_ne!(Batch::new(reversed).expect("batch").root(), l.batch.root());
 }
 
 /// Dublin's batch: its two roots, then Berlin's root it cross-anchors (leaf 2).
@@ -460,7 +489,10 @@ fn a_peer_anchor_is_refused_when_it_cannot_be_traced_to_a_known_anchoring_mesh()
         tsa: None,
     };
     let err = refused(verify(&peer, &c.berlin_root, &trust, at(START)));
-    assert!(matches!(err, AnchorError::UnknownSigner(ref m) if m == &c.dublin), "{err:?}");
+    assert!(
+        matches!(err, AnchorError::UnknownSigner(ref m) if m == &c.dublin),
+        "{err:?}"
+    );
 
     let key_of = keys(&[(&c.dublin, &c.dublin_key), (&c.berlin, &key(2))]);
     let trust = AnchorTrust {
@@ -482,7 +514,10 @@ fn a_peer_anchor_is_refused_when_it_cannot_be_traced_to_a_known_anchoring_mesh()
     // A peer anchor inside a peer anchor.
     let nested = peer_proof(&peer, &c.dublin);
     let err = refused(verify(&nested, &c.berlin_root, &trust, at(START)));
-    assert!(matches!(err, AnchorError::NestedPeer(ref b) if b == "peer"), "{err:?}");
+    assert!(
+        matches!(err, AnchorError::NestedPeer(ref b) if b == "peer"),
+        "{err:?}"
+    );
 
     // An inner backend this node does not know.
     let mut unknown = peer.clone();
@@ -490,24 +525,36 @@ fn a_peer_anchor_is_refused_when_it_cannot_be_traced_to_a_known_anchoring_mesh()
         inner.insert("backend".into(), json!("ethereum"));
     }
     let err = refused(verify(&unknown, &c.berlin_root, &trust, at(START)));
-    assert!(matches!(err, AnchorError::UnknownBackend(ref b) if b == "ethereum"), "{err:?}");
+    assert!(
+        matches!(err, AnchorError::UnknownBackend(ref b) if b == "ethereum"),
+        "{err:?}"
+    );
 
     // Missing pieces.
     for name in ["anchoring_mesh", "anchor"] {
         let mut missing = peer.clone();
         missing.extra.remove(name);
         let err = refused(verify(&missing, &c.berlin_root, &trust, at(START)));
-        assert!(matches!(err, AnchorError::Field { .. }), "without {name}: {err:?}");
+        assert!(
+            matches!(err, AnchorError::Field { .. }),
+            "without {name}: {err:?}"
+        );
     }
 
     // The inner anchor's signature altered.
     let mut forged = peer.clone();
     if let Some(Value::Object(inner)) = forged.extra.get_mut("anchor") {
         let other = SignatureField::new(c.dublin_key.sign(Kind::Anchor, b"other"));
-        inner.insert("signature".into(), serde_json::to_value(other).expect("json"));
+        inner.insert(
+            "signature".into(),
+            serde_json::to_value(other).expect("json"),
+        );
     }
     let err = refused(verify(&forged, &c.berlin_root, &trust, at(START)));
-    assert!(matches!(err, AnchorError::BadSignature(ref m) if m == &c.dublin), "{err:?}");
+    assert!(
+        matches!(err, AnchorError::BadSignature(ref m) if m == &c.dublin),
+        "{err:?}"
+    );
 
     // Dublin's own root is not in the batch at Berlin's leaf.
     let dublin_root = roots(&c.dublin_key, &c.dublin, 1).remove(0);
@@ -618,10 +665,9 @@ async fn a_tampered_swapped_or_unreadable_token_is_refused() {
     // A genuine token over another batch root: the inclusion check passes (batch_root and
     // path are this batch's), the imprint does not.
     let mut swapped = proof.clone();
-    swapped.extra.insert(
-        "tsa_token".into(),
-        other_anchor.fields["tsa_token"].clone(),
-    );
+    swapped
+        .extra
+        .insert("tsa_token".into(), other_anchor.fields["tsa_token"].clone());
     let err = refused(verify(&swapped, root, &anchor_trust, now));
     assert!(
         matches!(err, AnchorError::Tsa(ref m) if m.contains("imprint")),
@@ -635,7 +681,13 @@ async fn a_tampered_swapped_or_unreadable_token_is_refused() {
         .insert("tsa_token".into(), json!("this is not base64!"));
     let err = refused(verify(&garbled, root, &anchor_trust, now));
     assert!(
-        matches!(err, AnchorError::Field { field: "tsa_token", .. }),
+        matches!(
+            err,
+            AnchorError::Field {
+                field: "tsa_token",
+                ..
+            }
+        ),
         "{err:?}"
     );
 
@@ -659,7 +711,13 @@ async fn a_tampered_swapped_or_unreadable_token_is_refused() {
         }
         let err = refused(verify(&missing, root, &anchor_trust, now));
         assert!(
-            matches!(err, AnchorError::Field { field: "tsa_token", .. }),
+            matches!(
+                err,
+                AnchorError::Field {
+                    field: "tsa_token",
+                    ..
+                }
+            ),
             "{err:?}"
         );
     }
@@ -702,7 +760,13 @@ async fn a_token_of_an_untrusted_tsa_is_refused() {
         .await
         .expect_err("the token does not verify against the stranger's CA");
     assert!(
-        matches!(err, AnchorError::Backend { backend: "rfc3161", .. }),
+        matches!(
+            err,
+            AnchorError::Backend {
+                backend: "rfc3161",
+                ..
+            }
+        ),
         "{err:?}"
     );
     // Without trust the same TSA's token is taken as is.
@@ -729,7 +793,13 @@ async fn an_unreachable_tsa_is_a_backend_error() {
         .await
         .expect_err("nothing listens");
     assert!(
-        matches!(err, AnchorError::Backend { backend: "rfc3161", .. }),
+        matches!(
+            err,
+            AnchorError::Backend {
+                backend: "rfc3161",
+                ..
+            }
+        ),
         "{err:?}"
     );
     let err = Rfc3161Backend::new("ftp://example.invalid/tsa", Duration::from_secs(2))

@@ -1,6 +1,7 @@
 //! Tests of the `vaultmesh-federation` package: the `vm-federation` binary end to end, and
 //! the workspace's architecture rules (one test binary for the package).
 
+mod anchor;
 mod commands;
 mod crash;
 mod engine;
@@ -13,3 +14,4 @@ mod node_input;
 mod policy;
 mod support;
 mod tidy;
+mod witness_check;
