@@ -77,7 +77,15 @@ fn prepare(dir: &Path, key: &MeshKey, mesh: &MeshId, size: u64, cases: usize) ->
         .map(|c| {
             // Each case extends a different earlier size to the full one.
             let old = size / 2 + (c as u64 * 7919) % (size / 2);
-            let previous = SignedRoot::new(key, mesh.clone(), name.clone(), old, scroll.root_at(old).unwrap(), now).unwrap();
+            let previous = SignedRoot::new(
+                key,
+                mesh.clone(),
+                name.clone(),
+                old,
+                scroll.root_at(old).unwrap(),
+                now,
+            )
+            .unwrap();
             let root = scroll.sign_root(key, mesh, now).unwrap();
             let batch = Batch::new(vec![root.clone()]).unwrap();
             let anchor = anchor_local(key, mesh, &batch.root(), now);
@@ -134,7 +142,16 @@ fn checks_per_sec(cases: &[Case], key: PublicKey, rounds: usize) -> f64 {
                 trust: &trust,
                 schema_version: None,
             });
-            assert!(matches!(verdict, Verdict::Verified { samples_checked: 8, .. }), "{verdict:?}");
+            assert!(
+                matches!(
+                    verdict,
+                    Verdict::Verified {
+                        samples_checked: 8,
+                        ..
+                    }
+                ),
+                "{verdict:?}"
+            );
             black_box(verdict);
             n += 1;
         }
@@ -149,7 +166,9 @@ fn ed25519_per_sec(n: u64) -> f64 {
     let signature = key.sign(Kind::Root, &message);
     let start = Instant::now();
     for _ in 0..n {
-        public.verify(Kind::Root, black_box(&message), &signature).unwrap();
+        public
+            .verify(Kind::Root, black_box(&message), &signature)
+            .unwrap();
     }
     n as f64 / start.elapsed().as_secs_f64()
 }
@@ -162,9 +181,17 @@ struct Running {
 
 async fn start(dir: &Path, name: &str, seed: u8) -> Running {
     let root = dir.join(name);
-    DataDir::init(&root, MeshId::from_name(name).unwrap(), [seed; 32], SystemClock.now()).unwrap();
+    DataDir::init(
+        &root,
+        MeshId::from_name(name).unwrap(),
+        [seed; 32],
+        SystemClock.now(),
+    )
+    .unwrap();
     let mut config = std::fs::read_to_string(root.join("config.toml")).unwrap();
-    config.push_str("\n[network]\nlisten = [\"/ip4/127.0.0.1/tcp/0\"]\n[anchor]\ninterval_secs = 86400\n");
+    config.push_str(
+        "\n[network]\nlisten = [\"/ip4/127.0.0.1/tcp/0\"]\n[anchor]\ninterval_secs = 86400\n",
+    );
     std::fs::write(root.join("config.toml"), config).unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn({
@@ -206,16 +233,38 @@ async fn loopback(rounds: usize) -> (Vec<f64>, f64) {
     let b = start(tmp.path(), "bench-b", 12).await;
     let sa = ctl(&a, Method::GET, "/v1/status", None).await;
     let sb = ctl(&b, Method::GET, "/v1/status", None).await;
-    let addr = |s: &Value| format!("{}/p2p/{}", s["network"]["listen_addrs"][0].as_str().unwrap(), s["peer_id"].as_str().unwrap());
+    let addr = |s: &Value| {
+        format!(
+            "{}/p2p/{}",
+            s["network"]["listen_addrs"][0].as_str().unwrap(),
+            s["peer_id"].as_str().unwrap()
+        )
+    };
     ctl(&a, Method::POST, "/v1/peers", Some(json!({"op": "add_peer", "mesh_id": "bench-b", "public_key": sb["public_key"], "addresses": [addr(&sb)]}))).await;
     ctl(&b, Method::POST, "/v1/peers", Some(json!({"op": "add_peer", "mesh_id": "bench-a", "public_key": sa["public_key"], "addresses": [addr(&sa)]}))).await;
-    ctl(&a, Method::POST, "/v1/scrolls", Some(json!({"op": "append", "scroll": "Compliance", "receipts": [receipt(0)]}))).await;
+    ctl(
+        &a,
+        Method::POST,
+        "/v1/scrolls",
+        Some(json!({"op": "append", "scroll": "Compliance", "receipts": [receipt(0)]})),
+    )
+    .await;
     let terms = json!({"scrolls_to_share": ["Compliance"], "verification_frequency": "hourly", "retention_period_days": 30});
-    ctl(&a, Method::POST, "/v1/proposals", Some(json!({"op": "propose", "target": "bench-b", "trust_level": 2, "terms": terms}))).await;
+    ctl(
+        &a,
+        Method::POST,
+        "/v1/proposals",
+        Some(json!({"op": "propose", "target": "bench-b", "trust_level": 2, "terms": terms})),
+    )
+    .await;
     let mut id = String::new();
     wait_for("the proposal to arrive", async || {
         let list = ctl(&b, Method::GET, "/v1/proposals", None).await;
-        match list.as_array().and_then(|l| l.first()).and_then(|p| p["proposal_id"].as_str()) {
+        match list
+            .as_array()
+            .and_then(|l| l.first())
+            .and_then(|p| p["proposal_id"].as_str())
+        {
             Some(found) => {
                 id = found.to_owned();
                 true
@@ -224,16 +273,26 @@ async fn loopback(rounds: usize) -> (Vec<f64>, f64) {
         }
     })
     .await;
-    ctl(&b, Method::POST, &format!("/v1/proposals/{id}/accept"), None).await;
+    ctl(
+        &b,
+        Method::POST,
+        &format!("/v1/proposals/{id}/accept"),
+        None,
+    )
+    .await;
     wait_for("the agreement", async || {
         let list = ctl(&a, Method::GET, "/v1/agreements", None).await;
-        list.as_array().is_some_and(|l| l.iter().any(|x| x["status"]["state"] == "active"))
+        list.as_array()
+            .is_some_and(|l| l.iter().any(|x| x["status"]["state"] == "active"))
     })
     .await;
 
     // The floor: one discovery request-response from B to A on the same loopback.
     let net_b = vm_network::spawn({
-        let mut c = vm_network::NetworkConfig::new(MeshKey::from_seed(&[13; 32]), std::sync::Arc::new(|| SystemClock.now()));
+        let mut c = vm_network::NetworkConfig::new(
+            MeshKey::from_seed(&[13; 32]),
+            std::sync::Arc::new(|| SystemClock.now()),
+        );
         c.listen = vec!["/ip4/127.0.0.1/tcp/0".into()];
         c
     })
@@ -242,25 +301,40 @@ async fn loopback(rounds: usize) -> (Vec<f64>, f64) {
     .0;
     let body = serde_json::to_vec(&json!({"request": "discovery"})).unwrap();
     let peer_a = sa["peer_id"].as_str().unwrap().to_owned();
-    net_b.request(&peer_a, vec![addr(&sa)], body.clone()).await.unwrap();
+    net_b
+        .request(&peer_a, vec![addr(&sa)], body.clone())
+        .await
+        .unwrap();
     let rr_rounds = 200;
     let t = Instant::now();
     for _ in 0..rr_rounds {
-        net_b.request(&peer_a, vec![addr(&sa)], body.clone()).await.unwrap();
+        net_b
+            .request(&peer_a, vec![addr(&sa)], body.clone())
+            .await
+            .unwrap();
     }
     let rtt_ms = t.elapsed().as_secs_f64() * 1000.0 / f64::from(rr_rounds);
 
     let mut latencies = Vec::with_capacity(rounds);
     for i in 1..=rounds {
         let t = Instant::now();
-        let appended = ctl(&a, Method::POST, "/v1/scrolls", Some(json!({"op": "append", "scroll": "Compliance", "receipts": [receipt(i as u64)]}))).await;
+        let appended = ctl(
+            &a,
+            Method::POST,
+            "/v1/scrolls",
+            Some(json!({"op": "append", "scroll": "Compliance", "receipts": [receipt(i as u64)]})),
+        )
+        .await;
         let size = appended["size"].as_u64().unwrap();
         ctl(&a, Method::POST, "/v1/anchor", None).await;
         wait_for("the attestation", async || {
             let st = ctl(&a, Method::GET, "/v1/status", None).await;
             st["witness"]["attested_by_peers"]
                 .as_array()
-                .is_some_and(|l| l.iter().any(|x| x["size"] == size && x["result"] == "verified"))
+                .is_some_and(|l| {
+                    l.iter()
+                        .any(|x| x["size"] == size && x["result"] == "verified")
+                })
         })
         .await;
         latencies.push(t.elapsed().as_secs_f64() * 1000.0);
@@ -279,7 +353,11 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 
 fn main() {
     let quick = std::env::var_os("VM_BENCH_QUICK").is_some();
-    let (size, cases, rounds, loops) = if quick { (1_000, 16, 2, 5) } else { (100_000, 256, 40, 100) };
+    let (size, cases, rounds, loops) = if quick {
+        (1_000, 16, 2, 5)
+    } else {
+        (100_000, 256, 40, 100)
+    };
     let tmp = tempfile::tempdir().unwrap();
     let key = MeshKey::from_seed(&[3; 32]);
     let mesh = MeshId::from_name("vaultmesh-dublin").unwrap();
@@ -287,7 +365,11 @@ fn main() {
     let ed = ed25519_per_sec(if quick { 2_000 } else { 100_000 });
     let checks = checks_per_sec(&prepared, key.public_key(), rounds);
 
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     let (mut latencies, rtt) = runtime.block_on(loopback(loops));
     latencies.sort_by(f64::total_cmp);
 

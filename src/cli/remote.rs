@@ -352,7 +352,11 @@ pub(super) fn status(args: ReadArgs, out: &mut Output) -> anyhow::Result<ExitCod
                 s(&w["result"])
             ))?;
         }
-        for a in v["witness"]["attested_by_peers"].as_array().into_iter().flatten() {
+        for a in v["witness"]["attested_by_peers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
             out.line(format!(
                 "attested by {} {}: size {} at {}: {}",
                 s(&a["by"]),

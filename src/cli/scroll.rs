@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use std::sync::mpsc;
 
 use anyhow::{Context, bail};
+use hyper::Method;
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 use vm_receipts::documents::SignedDocument;
@@ -15,12 +16,11 @@ use vm_receipts::proof::ReceiptProof;
 use vm_receipts::scroll::{
     RootFileCheck, Scroll, read_root_file, scroll_path, verify_scroll, write_root_file,
 };
-use hyper::Method;
 use vm_receipts::{MeshId, PublicKey, ScrollName};
 
 use super::{DataDirArg, Output};
-use crate::clock::{Clock, SystemClock};
 use crate::anchor::{AnchorCheck, AnchorTrust, TsaTrust};
+use crate::clock::{Clock, SystemClock};
 use crate::data_dir::DataDir;
 use crate::node::client::{call, node_running};
 
@@ -116,7 +116,8 @@ fn parse_mesh_key(text: &str) -> Result<(MeshId, PublicKey), String> {
         .ok_or_else(|| "expected MESH=KEY".to_owned())?;
     Ok((
         MeshId::parse_flexible(mesh).map_err(|e| e.to_string())?,
-        key.parse().map_err(|e: vm_receipts::EncodingError| e.to_string())?,
+        key.parse()
+            .map_err(|e: vm_receipts::EncodingError| e.to_string())?,
     ))
 }
 
@@ -137,12 +138,21 @@ fn check_anchor(
             let anchored: crate::anchor::PeerAnchored =
                 serde_json::from_value(value).context("not a peer anchor proof")?;
             let r = &proof.signed_root;
-            if (&anchored.mesh_id, &anchored.scroll, anchored.size, &anchored.root)
-                != (&r.mesh_id, &r.scroll, r.size, &r.root)
+            if (
+                &anchored.mesh_id,
+                &anchored.scroll,
+                anchored.size,
+                &anchored.root,
+            ) != (&r.mesh_id, &r.scroll, r.size, &r.root)
             {
                 bail!(
                     "the peer anchor covers {}'s {} at size {} ({}), not the signed root of the proof ({} at size {})",
-                    anchored.mesh_id, anchored.scroll, anchored.size, anchored.root, r.scroll, r.size
+                    anchored.mesh_id,
+                    anchored.scroll,
+                    anchored.size,
+                    anchored.root,
+                    r.scroll,
+                    r.size
                 );
             }
             Some(anchored)
@@ -156,7 +166,10 @@ fn check_anchor(
         if m == &mesh {
             return Some(args.public_key);
         }
-        args.anchor_key.iter().find(|(k, _)| k == m).map(|(_, key)| *key)
+        args.anchor_key
+            .iter()
+            .find(|(k, _)| k == m)
+            .map(|(_, key)| *key)
     };
     let trust = AnchorTrust {
         key_of: &key_of,
@@ -507,7 +520,9 @@ fn proof(args: ProofArgs, out: &mut Output) -> anyhow::Result<ExitCode> {
             &args.scroll.dir.data_dir,
             Method::POST,
             "/v1/scrolls",
-            Some(json!({"op": "scroll_proof", "scroll": args.scroll.scroll.to_string(), "sequence": sequence})),
+            Some(
+                json!({"op": "scroll_proof", "scroll": args.scroll.scroll.to_string(), "sequence": sequence}),
+            ),
         )?;
         out.json(&v)?;
         return Ok(ExitCode::SUCCESS);

@@ -187,9 +187,10 @@ pub fn on_witnessed(ctx: &mut Ctx<'_, '_>, report: WitnessReport) -> Result<(), 
         witness_signature: Signature::from_bytes([0; 64]),
         extra: Map::new(),
     };
-    attestation
-        .extra
-        .insert("witnessed_anchor".into(), to_json("witnessed_anchor", &summary)?);
+    attestation.extra.insert(
+        "witnessed_anchor".into(),
+        to_json("witnessed_anchor", &summary)?,
+    );
     attestation
         .extra
         .insert("samples_checked".into(), samples.into());
@@ -465,7 +466,11 @@ pub fn on_discrepancy(
             to: body.reported_mesh.clone(),
         });
     }
-    in_force_for(ctx, from, PeerRequest::SubmitAttestation(&body.details.scroll))?;
+    in_force_for(
+        ctx,
+        from,
+        PeerRequest::SubmitAttestation(&body.details.scroll),
+    )?;
     let key = peer_key(ctx.tx, from)?;
     report.verify(&key)?;
     ctx.check_not_future("timestamp", body.timestamp)?;
@@ -528,7 +533,10 @@ pub fn on_anchored(ctx: &mut Ctx<'_, '_>, entries: Vec<CrossAnchored>) -> Result
                     r.status,
                     AgreementStatus::Active | AgreementStatus::Revoking { .. }
                 ) && r.agreement.trust_level >= TrustLevel::ATTEST
-                    && r.agreement.terms.scrolls_shared.contains(&entry.root.scroll)
+                    && r.agreement
+                        .terms
+                        .scrolls_shared
+                        .contains(&entry.root.scroll)
             })
             .ok_or(EngineError::Policy(policy::Refusal::LevelTooLow {
                 required: TrustLevel::ATTEST,
@@ -553,10 +561,7 @@ pub fn on_anchored(ctx: &mut Ctx<'_, '_>, entries: Vec<CrossAnchored>) -> Result
             Value::Object(roots),
         );
         extra.insert("anchored_size".into(), entry.root.size.into());
-        extra.insert(
-            "agreement_id".into(),
-            json!(record.agreement.agreement_id),
-        );
+        extra.insert("agreement_id".into(), json!(record.agreement.agreement_id));
         let mut proof_extra = entry.proof.extra.clone();
         proof_extra.insert("leaf_index".into(), entry.proof.leaf_index.into());
         proof_extra.insert("batch_size".into(), entry.proof.batch_size.into());

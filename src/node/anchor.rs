@@ -72,12 +72,8 @@ impl Node {
         };
         match &self.backend {
             Backend::Local => {
-                let anchor = anchor_local(
-                    self.dir.key(),
-                    self.dir.mesh_id(),
-                    &cycle.batch.root(),
-                    now,
-                );
+                let anchor =
+                    anchor_local(self.dir.key(), self.dir.mesh_id(), &cycle.batch.root(), now);
                 self.finish_cycle(cycle, Ok(anchor), reply);
             }
             Backend::Rfc3161(tsa) => {
@@ -184,10 +180,15 @@ impl Node {
         cycle: PendingCycle,
         result: Result<BackendAnchor, AnchorError>,
     ) -> ControlReply {
-        let anchor = result.map_err(|e| err(StatusCode::BAD_GATEWAY, "anchor_failed", e.to_string()))?;
+        let anchor =
+            result.map_err(|e| err(StatusCode::BAD_GATEWAY, "anchor_failed", e.to_string()))?;
         let now = self.now();
         let internal = |e: &dyn std::fmt::Display| {
-            err(StatusCode::INTERNAL_SERVER_ERROR, "anchor_failed", e.to_string())
+            err(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "anchor_failed",
+                e.to_string(),
+            )
         };
         let mut notifications = Vec::with_capacity(cycle.own);
         for (i, root) in cycle.batch.roots().iter().take(cycle.own).enumerate() {
@@ -212,7 +213,10 @@ impl Node {
         let mut cross = Vec::new();
         for (j, peer) in cycle.cross.iter().enumerate() {
             let index = cycle.own + j;
-            let proof = cycle.batch.proof(index, &anchor).map_err(|e| internal(&e))?;
+            let proof = cycle
+                .batch
+                .proof(index, &anchor)
+                .map_err(|e| internal(&e))?;
             cross.push(CrossAnchored {
                 peer: peer.clone(),
                 root: cycle.batch.roots()[index].clone(),
@@ -296,27 +300,30 @@ impl Node {
             match net.request(&key.peer_id(), addresses, body).await {
                 Ok(bytes) => match serde_json::from_slice::<FedResponse>(&bytes) {
                     Ok(FedResponse::Ack) => tracing::debug!(%peer, %scroll, "notified"),
-                    Ok(other) => tracing::info!(%peer, %scroll, response = ?other, "notification refused"),
-                    Err(e) => tracing::info!(%peer, error = %e, "malformed answer to a notification"),
+                    Ok(other) => {
+                        tracing::info!(%peer, %scroll, response = ?other, "notification refused")
+                    }
+                    Err(e) => {
+                        tracing::info!(%peer, error = %e, "malformed answer to a notification")
+                    }
                 },
                 Err(e) => tracing::info!(%peer, %scroll, error = %e, "notification not delivered"),
             }
         });
     }
 
-    /// An agreement came into force: send the peer our latest anchored roots of the shared
-    /// scrolls, and witness its roots at once (level 2+), rather than waiting a cycle.
+    /// An agreement came into force: fetch the peer's latest anchored roots of the shared
+    /// scrolls and witness them at once (level 2+), rather than waiting for its next cycle.
+    /// The peer does the same with ours, so nothing is pushed here: a push and a pull of one
+    /// root would witness it twice.
     pub(super) fn exchange_roots(&mut self, peer: &MeshId, scrolls: &[vm_receipts::ScrollName]) {
-        let witnesses_us = self
+        let we_witness = self
             .agreement_with(peer)
             .is_some_and(|a| a.agreement.trust_level >= TrustLevel::VERIFY);
-        if !witnesses_us {
+        if !we_witness {
             return;
         }
         for scroll in scrolls {
-            if let Ok(Some(a)) = self.engine.store().get::<AnchoredRoot>(&scroll.file_stem()) {
-                self.notify(peer, &a.notification);
-            }
             self.witness(peer.clone(), scroll.clone(), None, false, None);
         }
     }

@@ -443,7 +443,10 @@ pub fn router(tx: Tx) -> Router {
             post(
                 |State(tx): State<Tx>, b: Result<Json<ControlOp>, JsonRejection>| async move {
                     op_body(&tx, b, "verify or witness_history", |op| {
-                        matches!(op, ControlOp::Verify { .. } | ControlOp::WitnessHistory { .. })
+                        matches!(
+                            op,
+                            ControlOp::Verify { .. } | ControlOp::WitnessHistory { .. }
+                        )
                     })
                     .await
                 },

@@ -18,8 +18,8 @@ mod anchor;
 pub mod client;
 pub mod control;
 mod ops;
-mod witness;
 pub mod wire;
+mod witness;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -28,8 +28,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use rand::SeedableRng;
 use axum::http::StatusCode;
+use rand::SeedableRng;
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
 use vm_network::dns::{DnsConfig, DnsDiscovery};
@@ -1290,20 +1290,26 @@ fn event_json(event: &Event) -> Value {
             size,
             root,
             result,
-        } => json!({"type": "witnessed", "peer": peer, "scroll": scroll, "size": size, "root": root, "result": result}),
+        } => {
+            json!({"type": "witnessed", "peer": peer, "scroll": scroll, "size": size, "root": root, "result": result})
+        }
         Event::Attested {
             by,
             scroll,
             size,
             result,
-        } => json!({"type": "attested", "by": by, "scroll": scroll, "size": size, "result": result}),
+        } => {
+            json!({"type": "attested", "by": by, "scroll": scroll, "size": size, "result": result})
+        }
         Event::Discrepancy {
             discrepancy_id,
             reporting_mesh,
             reported_mesh,
             kind,
             scroll,
-        } => json!({"type": "discrepancy", "discrepancy_id": discrepancy_id, "reporting_mesh": reporting_mesh, "reported_mesh": reported_mesh, "discrepancy_type": kind, "scroll": scroll}),
+        } => {
+            json!({"type": "discrepancy", "discrepancy_id": discrepancy_id, "reporting_mesh": reporting_mesh, "reported_mesh": reported_mesh, "discrepancy_type": kind, "scroll": scroll})
+        }
         Event::CrossAnchored { peer, scroll, size } => {
             json!({"type": "cross_anchored", "peer": peer, "scroll": scroll, "size": size})
         }

@@ -70,7 +70,8 @@ impl Node {
             if receipt.get("type").and_then(Value::as_str) != Some("fed_witness_event") {
                 continue;
             }
-            let names = |field: &str| receipt.get(field).and_then(Value::as_str) == Some(mesh.as_str());
+            let names =
+                |field: &str| receipt.get(field).and_then(Value::as_str) == Some(mesh.as_str());
             let recent = receipt
                 .get("timestamp")
                 .and_then(Value::as_str)
@@ -113,7 +114,9 @@ impl Node {
                             Ok(Standing::Claim) => json!({"standing": "claim", "kind": e.kind()}),
                             Err(x) => json!({"standing": "invalid", "error": x.to_string()}),
                         },
-                        (Ok(_), None) => json!({"standing": "unchecked", "error": "no key for the mesh"}),
+                        (Ok(_), None) => {
+                            json!({"standing": "unchecked", "error": "no key for the mesh"})
+                        }
                         (Err(x), _) => json!({"standing": "invalid", "error": x.to_string()}),
                     }
                 });
@@ -174,7 +177,11 @@ impl Node {
     pub(super) fn scroll_proof(&self, scroll: &str, sequence: u64) -> ControlReply {
         let name: ScrollName = scroll.parse().map_err(bad)?;
         let target = self.scroll_named(&name).ok_or_else(|| {
-            err(StatusCode::NOT_FOUND, "unknown_scroll", format!("no scroll {name}"))
+            err(
+                StatusCode::NOT_FOUND,
+                "unknown_scroll",
+                format!("no scroll {name}"),
+            )
         })?;
         let anchored = self
             .engine
@@ -185,7 +192,9 @@ impl Node {
                 err(
                     StatusCode::CONFLICT,
                     "not_anchored",
-                    format!("scroll {name} has not been anchored yet: run `vm-federation anchor now`"),
+                    format!(
+                        "scroll {name} has not been anchored yet: run `vm-federation anchor now`"
+                    ),
                 )
             })?;
         let n = anchored.notification;

@@ -311,10 +311,7 @@ impl Node {
         }
         let mut roots = Vec::new();
         for scroll in &wanted {
-            if let Ok(Some(a)) = self
-                .engine
-                .store()
-                .get::<AnchoredRoot>(&scroll.file_stem())
+            if let Ok(Some(a)) = self.engine.store().get::<AnchoredRoot>(&scroll.file_stem())
                 && let Ok(v) = serde_json::to_value(&a.notification)
             {
                 roots.push(v);
@@ -352,7 +349,10 @@ impl Node {
         }
         let consistency = match ask.old_size {
             Some(old) if old > 0 && old < ask.new_size => {
-                match (scroll.root_at(old), scroll.prove_consistency(old, ask.new_size)) {
+                match (
+                    scroll.root_at(old),
+                    scroll.prove_consistency(old, ask.new_size),
+                ) {
                     (Ok(old_root), Ok(proof)) => Some(Consistency { old_root, proof }),
                     (Err(e), _) | (_, Err(e)) => {
                         return FedResponse::error("internal", e.to_string(), false);

@@ -12,9 +12,7 @@ pub mod evidence;
 use rand::RngExt;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use vm_receipts::documents::{
-    AnchorNotification, DiscrepancyDetails, DiscrepancyType, SignedRoot,
-};
+use vm_receipts::documents::{AnchorNotification, DiscrepancyDetails, DiscrepancyType, SignedRoot};
 use vm_receipts::jcs::{self, Numbers};
 use vm_receipts::merkle::{self, Blake3Hasher, TreeHasher};
 use vm_receipts::proof::{ConsistencyProofJson, InclusionProofJson};
@@ -208,8 +206,10 @@ pub fn check(input: &CheckInput<'_>) -> Verdict {
     let age = input.now.seconds_since(n.timestamp);
     if drift > input.drift_secs || (input.pushed && age > input.drift_secs) {
         let mut d = details(&n.scroll);
-        d.extra.insert("root_timestamp".into(), n.timestamp.to_string().into());
-        d.extra.insert("witness_time".into(), input.now.to_string().into());
+        d.extra
+            .insert("root_timestamp".into(), n.timestamp.to_string().into());
+        d.extra
+            .insert("witness_time".into(), input.now.to_string().into());
         return fail(
             None,
             0,
@@ -430,8 +430,7 @@ fn major(version: &str) -> &str {
 /// Recomputes a sample's leaf from its canonical JSON and checks it against `root`; returns
 /// the receipt.
 fn check_sample(sample: &Sample, root: &SignedRoot) -> Result<Map<String, Value>, String> {
-    if sample.inclusion.leaf_index != sample.sequence || sample.inclusion.tree_size != root.size
-    {
+    if sample.inclusion.leaf_index != sample.sequence || sample.inclusion.tree_size != root.size {
         return Err(format!(
             "its proof is for leaf {} of {}, not {} of {}",
             sample.inclusion.leaf_index, sample.inclusion.tree_size, sample.sequence, root.size

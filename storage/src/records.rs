@@ -7,9 +7,8 @@ use redb::TableDefinition;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use vm_receipts::documents::{
-    AnchorNotification, DiscoveryRecord, DiscrepancyReport, FederationAgreement,
-    ProposalResponse, RevocationNotice, SignedRoot, TrustProposal, WitnessAttestation,
-    WitnessResult,
+    AnchorNotification, DiscoveryRecord, DiscrepancyReport, FederationAgreement, ProposalResponse,
+    RevocationNotice, SignedRoot, TrustProposal, WitnessAttestation, WitnessResult,
 };
 use vm_receipts::{Blake3Hash, DocumentId, MeshId, PublicKey, ScrollName, Timestamp};
 
@@ -429,9 +428,6 @@ impl Record for ReceivedAttestation {
         TableDefinition::new("received_attestations");
     const NAME: &'static str = "received_attestations";
     fn key(&self) -> String {
-        witness_key(
-            &self.attestation.witnessing_mesh,
-            &self.attestation.scroll,
-        )
+        witness_key(&self.attestation.witnessing_mesh, &self.attestation.scroll)
     }
 }

@@ -100,7 +100,9 @@ fn federate(proposer: &Daemon, target: &Daemon, level: &str, scrolls: &str) -> S
 fn append(d: &Daemon, scroll: &str, n: usize, tag: &str) -> u64 {
     let file = d.dir.with_extension(format!("{tag}.jsonl"));
     let body: String = (0..n)
-        .map(|i| format!("{{\"type\":\"compliance_check\",\"check\":\"{tag}-{i}\",\"passed\":true}}\n"))
+        .map(|i| {
+            format!("{{\"type\":\"compliance_check\",\"check\":\"{tag}-{i}\",\"passed\":true}}\n")
+        })
         .collect();
     fs::write(&file, body).expect("write receipts");
     let out = d.cli(&[
@@ -121,7 +123,11 @@ fn scroll_size(d: &Daemon, scroll: &str) -> u64 {
         .as_array()
         .into_iter()
         .flatten()
-        .find(|s| s["scroll"].as_str().is_some_and(|n| n.eq_ignore_ascii_case(scroll)))
+        .find(|s| {
+            s["scroll"]
+                .as_str()
+                .is_some_and(|n| n.eq_ignore_ascii_case(scroll))
+        })
         .and_then(|s| s["size"].as_u64())
         .unwrap_or(0)
 }
@@ -138,7 +144,9 @@ fn witnessed(on: &Daemon, peer: &Daemon, scroll: &str) -> Option<Value> {
         .iter()
         .find(|w| {
             w["peer"] == peer.mesh_id().as_str()
-                && w["scroll"].as_str().is_some_and(|s| s.eq_ignore_ascii_case(scroll))
+                && w["scroll"]
+                    .as_str()
+                    .is_some_and(|s| s.eq_ignore_ascii_case(scroll))
         })
         .cloned()
 }
@@ -163,25 +171,37 @@ fn discrepancies(d: &Daemon) -> Vec<Value> {
 
 /// Waits for `on` to record a `root_mismatch` about `about`'s `scroll` beyond the
 /// `already` it had, and checks its evidence with `about`'s key alone.
-fn wait_mismatch(on: &Daemon, about: &Daemon, scroll: &str, already: usize, key: &PublicKey) -> Value {
-    let found = poll_witness(&format!("{} to catch {}'s rewrite", on.name, about.name), || {
-        let list: Vec<Value> = discrepancies(on)
-            .into_iter()
-            .filter(|d| {
-                d["report"]["reported_mesh"] == about.mesh_id().as_str()
-                    && d["report"]["reporting_mesh"] == on.mesh_id().as_str()
-                    && d["report"]["details"]["scroll"]
-                        .as_str()
-                        .is_some_and(|s| s.eq_ignore_ascii_case(scroll))
-            })
-            .collect();
-        if list.len() > already {
-            Ok(list[list.len() - 1].clone())
-        } else {
-            Err(format!("{list:?}"))
-        }
-    });
-    assert_eq!(found["report"]["discrepancy_type"], "root_mismatch", "{found}");
+fn wait_mismatch(
+    on: &Daemon,
+    about: &Daemon,
+    scroll: &str,
+    already: usize,
+    key: &PublicKey,
+) -> Value {
+    let found = poll_witness(
+        &format!("{} to catch {}'s rewrite", on.name, about.name),
+        || {
+            let list: Vec<Value> = discrepancies(on)
+                .into_iter()
+                .filter(|d| {
+                    d["report"]["reported_mesh"] == about.mesh_id().as_str()
+                        && d["report"]["reporting_mesh"] == on.mesh_id().as_str()
+                        && d["report"]["details"]["scroll"]
+                            .as_str()
+                            .is_some_and(|s| s.eq_ignore_ascii_case(scroll))
+                })
+                .collect();
+            if list.len() > already {
+                Ok(list[list.len() - 1].clone())
+            } else {
+                Err(format!("{list:?}"))
+            }
+        },
+    );
+    assert_eq!(
+        found["report"]["discrepancy_type"], "root_mismatch",
+        "{found}"
+    );
     assert_eq!(found["report"]["severity"], "critical", "{found}");
     assert_eq!(found["evidence_check"]["standing"], "proof", "{found}");
     // The test checks the evidence itself, with nothing but Dublin's public key.
@@ -226,7 +246,13 @@ fn read_receipts(dir: &Path, scroll: &str) -> Vec<Map<String, Value>> {
 
 fn scroll_verify(d: &Daemon, scroll: &str) {
     let out = run(&["scroll", "verify", "--data-dir", d.d(), "--scroll", scroll]);
-    assert_eq!(out.status.code(), Some(0), "{} {scroll}: {}", d.name, shown(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{} {scroll}: {}",
+        d.name,
+        shown(&out)
+    );
 }
 
 #[test]
@@ -260,7 +286,10 @@ fn three_meshes_witness_cross_anchor_and_catch_rewritten_history() {
         // Every mesh keeps a Compliance scroll.
         append(d, "Compliance", 3, &format!("{}-seed", d.name));
     }
-    let keys: Vec<String> = [&dublin, &berlin, &singapore].iter().map(|d| key_of(d)).collect();
+    let keys: Vec<String> = [&dublin, &berlin, &singapore]
+        .iter()
+        .map(|d| key_of(d))
+        .collect();
     add_peer(&dublin, &berlin, &keys[1]);
     add_peer(&dublin, &singapore, &keys[2]);
     add_peer(&berlin, &dublin, &keys[0]);
@@ -282,19 +311,45 @@ fn three_meshes_witness_cross_anchor_and_catch_rewritten_history() {
     // Dublin holds both attestations, and both Federation scrolls the witness events.
     poll_witness("Dublin to hold both attestations", || {
         let status = dublin.json(&["status"]);
-        let attested = status["witness"]["attested_by_peers"].as_array().cloned().unwrap_or_default();
-        let at13 = |m: &Daemon| attested.iter().any(|a| a["by"] == m.mesh_id().as_str() && a["size"] == 13 && a["result"] == "verified");
-        if at13(&berlin) && at13(&singapore) { Ok(()) } else { Err(format!("{attested:?}")) }
+        let attested = status["witness"]["attested_by_peers"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let at13 = |m: &Daemon| {
+            attested.iter().any(|a| {
+                a["by"] == m.mesh_id().as_str() && a["size"] == 13 && a["result"] == "verified"
+            })
+        };
+        if at13(&berlin) && at13(&singapore) {
+            Ok(())
+        } else {
+            Err(format!("{attested:?}"))
+        }
     });
-    let history = dublin.json(&["witness-history", "--mesh", &berlin.mesh_id(), "--last", "1h"]);
+    let history = dublin.json(&[
+        "witness-history",
+        "--mesh",
+        &berlin.mesh_id(),
+        "--last",
+        "1h",
+    ]);
     assert!(
-        history["events"].as_array().is_some_and(|e| e.iter().any(|e| e["witnessed_size"] == 13 && e["verification_result"] == "verified")),
+        history["events"].as_array().is_some_and(|e| e
+            .iter()
+            .any(|e| e["witnessed_size"] == 13 && e["verification_result"] == "verified")),
         "{history}"
     );
     // Singapore's root is anchored by the TSA; Dublin verifies it against the CA it trusts.
     anchor(&singapore);
     wait_witnessed(&dublin, &singapore, "Compliance", 3);
-    let verify = singapore.cli(&["verify", "--mesh", "vaultmesh-dublin", "--scroll", "Compliance", "--json"]);
+    let verify = singapore.cli(&[
+        "verify",
+        "--mesh",
+        "vaultmesh-dublin",
+        "--scroll",
+        "Compliance",
+        "--json",
+    ]);
     assert_eq!(verify.status.code(), Some(0), "verify: {}", shown(&verify));
     let verdict: Value = serde_json::from_slice(&verify.stdout).expect("json");
     assert_eq!(verdict["verdict"]["result"], "verified", "{verdict}");
@@ -306,62 +361,137 @@ fn three_meshes_witness_cross_anchor_and_catch_rewritten_history() {
     let cross: Vec<Value> = berlin
         .federation_receipts()
         .into_iter()
-        .filter(|r| r["type"] == "fed_cross_anchor" && r["anchored_mesh"] == dublin.mesh_id().as_str())
+        .filter(|r| {
+            r["type"] == "fed_cross_anchor" && r["anchored_mesh"] == dublin.mesh_id().as_str()
+        })
         .collect();
     assert_eq!(cross.len(), 2, "{cross:?}");
     let compliance = cross
         .iter()
-        .find(|r| r["vaultmesh-dublin_roots_included"].get("Compliance").is_some())
+        .find(|r| {
+            r["vaultmesh-dublin_roots_included"]
+                .get("Compliance")
+                .is_some()
+        })
         .unwrap_or_else(|| panic!("{cross:?}"));
     assert_eq!(
         compliance["vaultmesh-dublin_roots_included"]["Compliance"], by_berlin["root"],
         "{compliance}"
     );
-    assert_eq!(compliance["combined_root"], cycle["batch_root"], "{compliance}");
+    assert_eq!(
+        compliance["combined_root"], cycle["batch_root"],
+        "{compliance}"
+    );
 
     // A third party checks a receipt of Dublin's through Dublin's own anchor, and through
     // Berlin's: Dublin's key for the receipt and root, Berlin's key for Berlin's anchor.
-    let proof = dublin.json(&["scroll", "proof", "--scroll", "Compliance", "--sequence", "5"]);
+    let proof = dublin.json(&[
+        "scroll",
+        "proof",
+        "--scroll",
+        "Compliance",
+        "--sequence",
+        "5",
+    ]);
     assert_eq!(proof["signed_root"]["size"], 13, "{proof}");
     assert_eq!(proof["anchor_proof"]["backend"], "local", "{proof}");
     let proof_file = tmp.path().join("dublin-proof.json");
     fs::write(&proof_file, proof.to_string()).expect("write proof");
     let p = proof_file.to_str().expect("utf-8");
-    let own = run(&["scroll", "check-proof", "--proof", p, "--public-key", &keys[0], "--json"]);
+    let own = run(&[
+        "scroll",
+        "check-proof",
+        "--proof",
+        p,
+        "--public-key",
+        &keys[0],
+        "--json",
+    ]);
     assert_eq!(own.status.code(), Some(0), "{}", shown(&own));
     let own: Value = serde_json::from_slice(&own.stdout).expect("json");
     assert_eq!(own["anchor"]["backend"], "local", "{own}");
     let receipt_file = tmp.path().join("cross.json");
     fs::write(&receipt_file, compliance.to_string()).expect("write receipt");
-    let peer_anchor = run(&["anchor", "peer-proof", "--receipt", receipt_file.to_str().expect("utf-8")]);
-    assert_eq!(peer_anchor.status.code(), Some(0), "{}", shown(&peer_anchor));
+    let peer_anchor = run(&[
+        "anchor",
+        "peer-proof",
+        "--receipt",
+        receipt_file.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(
+        peer_anchor.status.code(),
+        Some(0),
+        "{}",
+        shown(&peer_anchor)
+    );
     let peer_file = tmp.path().join("peer-anchor.json");
     fs::write(&peer_file, &peer_anchor.stdout).expect("write peer anchor");
     let berlin_key = format!("{}={}", berlin.mesh_id(), keys[1]);
     let through_berlin = run(&[
-        "scroll", "check-proof", "--proof", p, "--public-key", &keys[0],
-        "--peer-anchor", peer_file.to_str().expect("utf-8"), "--anchor-key", &berlin_key, "--json",
+        "scroll",
+        "check-proof",
+        "--proof",
+        p,
+        "--public-key",
+        &keys[0],
+        "--peer-anchor",
+        peer_file.to_str().expect("utf-8"),
+        "--anchor-key",
+        &berlin_key,
+        "--json",
     ]);
-    assert_eq!(through_berlin.status.code(), Some(0), "{}", shown(&through_berlin));
+    assert_eq!(
+        through_berlin.status.code(),
+        Some(0),
+        "{}",
+        shown(&through_berlin)
+    );
     let checked: Value = serde_json::from_slice(&through_berlin.stdout).expect("json");
     assert_eq!(checked["anchor"]["backend"], "peer/local", "{checked}");
     // Without Berlin's key the peer anchor proves nothing.
     let unknown = run(&[
-        "scroll", "check-proof", "--proof", p, "--public-key", &keys[0],
-        "--peer-anchor", peer_file.to_str().expect("utf-8"),
+        "scroll",
+        "check-proof",
+        "--proof",
+        p,
+        "--public-key",
+        &keys[0],
+        "--peer-anchor",
+        peer_file.to_str().expect("utf-8"),
     ]);
     assert_eq!(unknown.status.code(), Some(1), "{}", shown(&unknown));
     // Singapore's receipts are anchored by the TSA: checked against its CA certificate.
-    let sg = singapore.json(&["scroll", "proof", "--scroll", "Compliance", "--sequence", "0"]);
+    let sg = singapore.json(&[
+        "scroll",
+        "proof",
+        "--scroll",
+        "Compliance",
+        "--sequence",
+        "0",
+    ]);
     assert_eq!(sg["anchor_proof"]["backend"], "rfc3161", "{sg}");
     let sg_file = tmp.path().join("sg-proof.json");
     fs::write(&sg_file, sg.to_string()).expect("write proof");
     let sg_check = run(&[
-        "scroll", "check-proof", "--proof", sg_file.to_str().expect("utf-8"), "--public-key", &keys[2],
-        "--tsa-trust", ca.to_str().expect("utf-8"), "--json",
+        "scroll",
+        "check-proof",
+        "--proof",
+        sg_file.to_str().expect("utf-8"),
+        "--public-key",
+        &keys[2],
+        "--tsa-trust",
+        ca.to_str().expect("utf-8"),
+        "--json",
     ]);
     assert_eq!(sg_check.status.code(), Some(0), "{}", shown(&sg_check));
-    let no_trust = run(&["scroll", "check-proof", "--proof", sg_file.to_str().expect("utf-8"), "--public-key", &keys[2]]);
+    let no_trust = run(&[
+        "scroll",
+        "check-proof",
+        "--proof",
+        sg_file.to_str().expect("utf-8"),
+        "--public-key",
+        &keys[2],
+    ]);
     assert_eq!(no_trust.status.code(), Some(1), "{}", shown(&no_trust));
 
     // A hundred clean cycles on all three: appends, anchors, witnessing both ways.
@@ -370,13 +500,23 @@ fn three_meshes_witness_cross_anchor_and_catch_rewritten_history() {
         append(d, "Compliance", 1, &format!("clean-{round}"));
         anchor(d);
     }
-    for (on, peer) in [(&berlin, &dublin), (&singapore, &dublin), (&dublin, &berlin), (&dublin, &singapore)] {
+    for (on, peer) in [
+        (&berlin, &dublin),
+        (&singapore, &dublin),
+        (&dublin, &berlin),
+        (&dublin, &singapore),
+    ] {
         let size = scroll_size(peer, "Compliance");
         anchor(peer);
         wait_witnessed(on, peer, "Compliance", size);
     }
     for d in [&dublin, &berlin, &singapore] {
-        assert_eq!(discrepancies(d), Vec::<Value>::new(), "{} after 100 clean cycles", d.name);
+        assert_eq!(
+            discrepancies(d),
+            Vec::<Value>::new(),
+            "{} after 100 clean cycles",
+            d.name
+        );
         scroll_verify(d, "Federation");
         scroll_verify(d, "Compliance");
     }
@@ -402,7 +542,10 @@ fn three_meshes_witness_cross_anchor_and_catch_rewritten_history() {
             kind == "conflicting_roots" || kind == "inconsistent_extension",
             "{found}"
         );
-        assert_eq!(found["evidence"][0]["earlier"]["size"], witnessed_size, "{found}");
+        assert_eq!(
+            found["evidence"][0]["earlier"]["size"], witnessed_size,
+            "{found}"
+        );
     }
     // The witness state keeps the last good root; Dublin learns of both reports.
     let kept = witnessed(&berlin, &dublin, "Compliance").expect("state kept");
@@ -410,11 +553,29 @@ fn three_meshes_witness_cross_anchor_and_catch_rewritten_history() {
     assert_eq!(kept["result"], "discrepancy", "{kept}");
     poll_witness("Dublin to receive both reports", || {
         let list = discrepancies(&dublin);
-        let reported: Vec<&Value> = list.iter().filter(|d| d["report"]["reported_mesh"] == dublin.mesh_id().as_str()).collect();
-        if reported.len() >= 2 { Ok(()) } else { Err(format!("{list:?}")) }
+        let reported: Vec<&Value> = list
+            .iter()
+            .filter(|d| d["report"]["reported_mesh"] == dublin.mesh_id().as_str())
+            .collect();
+        if reported.len() >= 2 {
+            Ok(())
+        } else {
+            Err(format!("{list:?}"))
+        }
     });
-    let verify = singapore.cli(&["verify", "--mesh", "vaultmesh-dublin", "--scroll", "Compliance"]);
-    assert_eq!(verify.status.code(), Some(1), "verify after the rewrite: {}", shown(&verify));
+    let verify = singapore.cli(&[
+        "verify",
+        "--mesh",
+        "vaultmesh-dublin",
+        "--scroll",
+        "Compliance",
+    ]);
+    assert_eq!(
+        verify.status.code(),
+        Some(1),
+        "verify after the rewrite: {}",
+        shown(&verify)
+    );
 
     // Tampering 2: Dublin's Drills scroll is truncated to 4 receipts and regrown to 12.
     dublin.terminate();
@@ -432,7 +593,10 @@ fn three_meshes_witness_cross_anchor_and_catch_rewritten_history() {
     // The regrown scroll is longer than the one witnessed: Dublin's own consistency proof
     // shows another root at the witnessed size.
     let drills_b = wait_mismatch(&berlin, &dublin, "Drills", 0, &dublin_key);
-    assert_eq!(drills_b["evidence"][0]["kind"], "inconsistent_extension", "{drills_b}");
+    assert_eq!(
+        drills_b["evidence"][0]["kind"], "inconsistent_extension",
+        "{drills_b}"
+    );
     assert_eq!(drills_b["evidence"][0]["earlier"]["size"], 10, "{drills_b}");
 
     // The honest meshes are accused by no one: Dublin's witness checks of Berlin and
@@ -444,7 +608,12 @@ fn three_meshes_witness_cross_anchor_and_catch_rewritten_history() {
     }
     for d in [&dublin, &berlin, &singapore] {
         for found in discrepancies(d) {
-            assert_eq!(found["report"]["reported_mesh"], dublin.mesh_id().as_str(), "{} accuses an honest mesh: {found}", d.name);
+            assert_eq!(
+                found["report"]["reported_mesh"],
+                dublin.mesh_id().as_str(),
+                "{} accuses an honest mesh: {found}",
+                d.name
+            );
         }
         // Every receipt on every side passes the foundation's scroll verification.
         scroll_verify(d, "Federation");

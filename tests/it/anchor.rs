@@ -580,7 +580,16 @@ async fn stamped(
     salt: u8,
     now: Timestamp,
 ) -> (Batch, BackendAnchor) {
-    let roots = roots(&key(salt), &mesh("dublin"), n);
+    // The anchor leaf is (mesh, scroll, size, root): the salt goes into the root hash.
+    let key = key(1);
+    let roots = roots(&key, &mesh("dublin"), n)
+        .into_iter()
+        .map(|r| {
+            let root = Blake3Hash::digest(format!("{} salt {salt}", r.root).as_bytes());
+            SignedRoot::new(&key, r.mesh_id, r.scroll, r.size, root, r.timestamp)
+                .expect("sign root")
+        })
+        .collect();
     let batch = Batch::new(roots).expect("batch");
     let anchor = backend(tsa)
         .anchor(&batch.root(), u64::from(salt) + 7, Some(trust), now)
@@ -641,7 +650,8 @@ async fn a_tampered_swapped_or_unreadable_token_is_refused() {
     let trust = tsa_trust(&tsa);
     let now = SystemClock.now();
     let (batch, anchor) = stamped(&tsa, &trust, 3, 1, now).await;
-    let (_other_batch, other_anchor) = stamped(&tsa, &trust, 3, 2, now).await;
+    let (other_batch, other_anchor) = stamped(&tsa, &trust, 3, 2, now).await;
+    assert_ne!(other_batch.root(), batch.root());
     let key_of = keys(&[]);
     let anchor_trust = AnchorTrust {
         key_of: &key_of,

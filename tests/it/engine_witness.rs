@@ -89,7 +89,10 @@ fn report(n: &AnchorNotification, expected: Option<u64>, verdict: Verdict) -> In
 fn state(net: &Net, on: &str) -> Option<WitnessState> {
     net.node(on)
         .store()
-        .get::<WitnessState>(&vm_storage::records::witness_key(&mesh(DUBLIN), &compliance()))
+        .get::<WitnessState>(&vm_storage::records::witness_key(
+            &mesh(DUBLIN),
+            &compliance(),
+        ))
         .expect("read")
 }
 
@@ -114,7 +117,11 @@ fn refused(net: &mut Net, on: &str, input: Input) -> EngineError {
     let i = net.idx(on);
     let before = net.nodes[i].snapshot();
     let result = net.apply(i, input);
-    assert_eq!(net.nodes[i].snapshot(), before, "a refused input changed state");
+    assert_eq!(
+        net.nodes[i].snapshot(),
+        before,
+        "a refused input changed state"
+    );
     result.expect_err("must be refused")
 }
 
@@ -124,7 +131,8 @@ fn a_verified_root_is_attested_and_recorded_on_both_sides() {
     let key = net.node(DUBLIN).key.clone();
     let n = notification(&net, &key, 5, "five");
     let b = net.idx(BERLIN);
-    net.apply(b, report(&n, None, verified())).expect("witnessed");
+    net.apply(b, report(&n, None, verified()))
+        .expect("witnessed");
     let s = state(&net, BERLIN).expect("state stored");
     assert_eq!(s.latest, n.signed_root());
     assert_eq!(s.result, WitnessResult::Verified);
@@ -196,7 +204,8 @@ fn witness_state_is_a_compare_and_swap_that_never_moves_backwards() {
     let e = refused(&mut net, BERLIN, report(&five, Some(3), verified()));
     assert_eq!(e.code(), "stale", "{e}");
     let b = net.idx(BERLIN);
-    net.apply(b, report(&five, None, verified())).expect("first");
+    net.apply(b, report(&five, None, verified()))
+        .expect("first");
     // Two checks raced from the same state: the second is stale.
     let e = refused(&mut net, BERLIN, report(&five, None, verified()));
     assert_eq!(e.code(), "stale", "{e}");
@@ -233,7 +242,8 @@ fn a_finding_is_recorded_reported_with_its_evidence_and_received() {
     let key = net.node(DUBLIN).key.clone();
     let five = notification(&net, &key, 5, "five");
     let b = net.idx(BERLIN);
-    net.apply(b, report(&five, None, verified())).expect("first");
+    net.apply(b, report(&five, None, verified()))
+        .expect("first");
     net.run();
     let rewritten = notification(&net, &key, 5, "rewritten");
     let finding = Finding {
@@ -272,7 +282,9 @@ fn a_finding_is_recorded_reported_with_its_evidence_and_received() {
         .queue
         .iter()
         .find_map(|e| match &e.message {
-            PeerMessage::Discrepancy { report, evidence } => Some((report.clone(), evidence.clone())),
+            PeerMessage::Discrepancy { report, evidence } => {
+                Some((report.clone(), evidence.clone()))
+            }
             _ => None,
         })
         .expect("a report is on its way to Dublin");
@@ -283,7 +295,12 @@ fn a_finding_is_recorded_reported_with_its_evidence_and_received() {
         let body = &records[0].report.body;
         assert_eq!(body.discrepancy_type, DiscrepancyType::RootMismatch);
         assert_eq!(body.reporting_mesh, mesh(BERLIN));
-        assert_eq!(body.details.extra["resync"].as_str().map(|s| s.contains("re-fetching")), Some(true));
+        assert_eq!(
+            body.details.extra["resync"]
+                .as_str()
+                .map(|s| s.contains("re-fetching")),
+            Some(true)
+        );
         let receipts: Vec<_> = net
             .node(on)
             .receipts()
@@ -320,8 +337,7 @@ fn a_finding_is_recorded_reported_with_its_evidence_and_received() {
     // A fresh report, properly signed by Berlin, whose evidence is not what it hashed.
     let mut fresh = report_doc;
     fresh.body.discrepancy_id = "discrepancy-2099-01-01-1".parse().expect("id");
-    vm_receipts::documents::SignedDocument::sign(&mut *fresh, &net.node(BERLIN).key)
-        .expect("sign");
+    vm_receipts::documents::SignedDocument::sign(&mut *fresh, &net.node(BERLIN).key).expect("sign");
     let e = refused(
         &mut net,
         DUBLIN,
@@ -365,7 +381,11 @@ fn witnessing_needs_an_agreement_at_level_two_and_the_peers_signature() {
         verdict: verified(),
         resynced: false,
     };
-    let e = refused(&mut net, BERLIN, Input::Witnessed(Box::new(wrong_peer.clone())));
+    let e = refused(
+        &mut net,
+        BERLIN,
+        Input::Witnessed(Box::new(wrong_peer.clone())),
+    );
     assert_eq!(e.code(), "sender_mismatch", "{e}");
     // A scroll that is not shared.
     wrong_peer.peer = mesh(DUBLIN);
@@ -373,7 +393,8 @@ fn witnessing_needs_an_agreement_at_level_two_and_the_peers_signature() {
     drills.scroll = "Drills".parse().expect("scroll");
     let signed = SignedRoot::new(&key, drills.mesh_id, drills.scroll, 5, drills.root, net.now)
         .expect("sign");
-    wrong_peer.notification = AnchorNotification::new(signed, wrong_peer.notification.anchor_proof.clone());
+    wrong_peer.notification =
+        AnchorNotification::new(signed, wrong_peer.notification.anchor_proof.clone());
     let e = refused(&mut net, BERLIN, Input::Witnessed(Box::new(wrong_peer)));
     assert_eq!(e.code(), "forbidden", "{e}");
 }
@@ -385,7 +406,8 @@ fn cross_anchoring_needs_level_three_and_the_witnessed_root() {
         let key = net.node(DUBLIN).key.clone();
         let n = notification(&net, &key, 5, "five");
         let b = net.idx(BERLIN);
-        net.apply(b, report(&n, None, verified())).expect("witnessed");
+        net.apply(b, report(&n, None, verified()))
+            .expect("witnessed");
         let berlin_key = net.node(BERLIN).key.clone();
         let batch = Batch::new(vec![n.signed_root()]).expect("batch");
         let anchor = anchor_local(&berlin_key, &mesh(BERLIN), &batch.root(), net.now);
@@ -410,7 +432,8 @@ fn cross_anchoring_needs_level_three_and_the_witnessed_root() {
             }]),
         );
         assert_eq!(e.code(), "stale", "{e}");
-        net.apply(b, Input::Anchored(vec![entry])).expect("anchored");
+        net.apply(b, Input::Anchored(vec![entry]))
+            .expect("anchored");
         let receipts: Vec<_> = net
             .node(BERLIN)
             .receipts()
@@ -432,10 +455,14 @@ fn cross_anchoring_needs_level_three_and_the_witnessed_root() {
         );
         // A third party rebuilds the peer anchor proof from the receipt and checks it with
         // Berlin's key alone.
-        let anchored = vaultmesh_federation::anchor::peer_proof_from_receipt(c).expect("peer proof");
+        let anchored =
+            vaultmesh_federation::anchor::peer_proof_from_receipt(c).expect("peer proof");
         let berlin_pub = berlin_key.public_key();
         let key_of = |m: &vm_receipts::MeshId| (m == &mesh(BERLIN)).then_some(berlin_pub);
-        let trust = vaultmesh_federation::anchor::AnchorTrust { key_of: &key_of, tsa: None };
+        let trust = vaultmesh_federation::anchor::AnchorTrust {
+            key_of: &key_of,
+            tsa: None,
+        };
         let check = vaultmesh_federation::anchor::verify_peer_anchored(&anchored, &trust, net.now)
             .expect("verifies through Berlin's anchor");
         assert_eq!(check.backend, "peer/local");

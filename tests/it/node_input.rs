@@ -135,6 +135,35 @@ async fn ask(from: &NetworkHandle, node_peer: &str, addrs: &[String], body: Vec<
     serde_json::from_slice(&bytes).expect("the answer is JSON")
 }
 
+/// The node's peer id and its listen addresses with `/p2p/<peer id>`, from its status.
+fn dial_info(status: &Value) -> (String, Vec<String>) {
+    let peer = status["peer_id"].as_str().unwrap().to_owned();
+    let addrs = status["network"]["listen_addrs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| format!("{}/p2p/{peer}", a.as_str().unwrap()))
+        .collect();
+    (peer, addrs)
+}
+
+/// Sends each case and checks it is refused with its code and a message.
+async fn expect_refusals(
+    cases: Vec<(&str, &NetworkHandle, Vec<u8>, &str)>,
+    node_peer: &str,
+    addrs: &[String],
+) {
+    for (what, from, body, code) in cases {
+        let answer = ask(from, node_peer, addrs, body).await;
+        assert_eq!(answer["response"], "error", "{what}: {answer}");
+        assert_eq!(answer["error"], code, "{what}: {answer}");
+        assert!(
+            !answer["message"].as_str().unwrap_or("").is_empty(),
+            "{what}: the refusal names the problem"
+        );
+    }
+}
+
 fn message(value: &Value) -> Vec<u8> {
     serde_json::to_vec(&json!({"request": "message", "message": value})).unwrap()
 }
@@ -146,13 +175,7 @@ async fn bad_requests_and_gossip_are_refused_counted_and_change_nothing() {
     let st = status(&node).await;
     let node_mesh: MeshId = serde_json::from_value(st["mesh_id"].clone()).unwrap();
     let node_key: PublicKey = serde_json::from_value(st["public_key"].clone()).unwrap();
-    let node_peer = st["peer_id"].as_str().unwrap().to_owned();
-    let addrs: Vec<String> = st["network"]["listen_addrs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| format!("{}/p2p/{node_peer}", a.as_str().unwrap()))
-        .collect();
+    let (node_peer, addrs) = dial_info(&st);
 
     let xray = peer(7).await;
     let stranger = peer(8).await;
@@ -209,15 +232,7 @@ async fn bad_requests_and_gossip_are_refused_counted_and_change_nothing() {
             "oversized",
         ),
     ];
-    for (what, from, body, code) in cases {
-        let answer = ask(from, &node_peer, &addrs, body).await;
-        assert_eq!(answer["response"], "error", "{what}: {answer}");
-        assert_eq!(answer["error"], code, "{what}: {answer}");
-        assert!(
-            !answer["message"].as_str().unwrap_or("").is_empty(),
-            "{what}: the refusal names the problem"
-        );
-    }
+    expect_refusals(cases, &node_peer, &addrs).await;
     let st = status(&node).await;
     assert_eq!(st["proposals"], 0, "no bad input left a proposal");
     assert_eq!(
@@ -301,13 +316,7 @@ async fn witness_requests_outside_an_agreement_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let mut node = start_node(dir.path()).await;
     let st = status(&node).await;
-    let node_peer = st["peer_id"].as_str().unwrap().to_owned();
-    let addrs: Vec<String> = st["network"]["listen_addrs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| format!("{}/p2p/{node_peer}", a.as_str().unwrap()))
-        .collect();
+    let (node_peer, addrs) = dial_info(&st);
     let xray = peer(7).await;
     let stranger = peer(8).await;
     let xray_key = MeshKey::from_seed(&[7; 32]);
@@ -332,12 +341,15 @@ async fn witness_requests_outside_an_agreement_are_refused() {
     .unwrap();
     let batch = Batch::new(vec![root.clone()]).unwrap();
     let anchor = anchor_local(&xray_key, &xray_mesh, &batch.root(), SystemClock.now());
-    let notification =
-        serde_json::to_value(AnchorNotification::new(root, batch.proof(0, &anchor).unwrap()))
-            .unwrap();
+    let notification = serde_json::to_value(AnchorNotification::new(
+        root,
+        batch.proof(0, &anchor).unwrap(),
+    ))
+    .unwrap();
     let mut no_proof = notification.clone();
     no_proof.as_object_mut().unwrap().remove("anchor_proof");
-    let notify = |n: &Value| serde_json::to_vec(&json!({"request": "notify", "notification": n})).unwrap();
+    let notify =
+        |n: &Value| serde_json::to_vec(&json!({"request": "notify", "notification": n})).unwrap();
     let evidence = serde_json::to_vec(&json!({"request": "evidence", "ask": {
         "scroll": "Federation", "new_size": 1, "samples": [0]
     }}))
@@ -345,23 +357,45 @@ async fn witness_requests_outside_an_agreement_are_refused() {
     let roots = serde_json::to_vec(&json!({"request": "roots"})).unwrap();
 
     let cases: Vec<(&str, &NetworkHandle, Vec<u8>, &str)> = vec![
-        ("notify without an agreement", &xray, notify(&notification), "forbidden"),
-        ("notify without its anchor proof", &xray, notify(&no_proof), "bad_document"),
-        ("notify from a stranger", &stranger, notify(&notification), "unknown_sender"),
-        ("roots without an agreement", &xray, roots.clone(), "forbidden"),
+        (
+            "notify without an agreement",
+            &xray,
+            notify(&notification),
+            "forbidden",
+        ),
+        (
+            "notify without its anchor proof",
+            &xray,
+            notify(&no_proof),
+            "bad_document",
+        ),
+        (
+            "notify from a stranger",
+            &stranger,
+            notify(&notification),
+            "unknown_sender",
+        ),
+        (
+            "roots without an agreement",
+            &xray,
+            roots.clone(),
+            "forbidden",
+        ),
         ("roots from a stranger", &stranger, roots, "unknown_sender"),
-        ("evidence without an agreement", &xray, evidence.clone(), "forbidden"),
-        ("evidence from a stranger", &stranger, evidence, "unknown_sender"),
+        (
+            "evidence without an agreement",
+            &xray,
+            evidence.clone(),
+            "forbidden",
+        ),
+        (
+            "evidence from a stranger",
+            &stranger,
+            evidence,
+            "unknown_sender",
+        ),
     ];
-    for (what, from, body, code) in cases {
-        let answer = ask(from, &node_peer, &addrs, body).await;
-        assert_eq!(answer["response"], "error", "{what}: {answer}");
-        assert_eq!(answer["error"], code, "{what}: {answer}");
-        assert!(
-            !answer["message"].as_str().unwrap_or("").is_empty(),
-            "{what}: the refusal names the problem"
-        );
-    }
+    expect_refusals(cases, &node_peer, &addrs).await;
     let st = status(&node).await;
     assert_eq!(st["witness"]["witnessed"], json!([]), "{st}");
     assert_eq!(st["witness"]["checks_in_flight"], 0, "{st}");

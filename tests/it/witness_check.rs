@@ -664,8 +664,9 @@ fn a_consistency_proof_that_does_not_verify_is_a_mismatch() {
         });
         assert_no_consistency_proof(found, Some(&bad));
     }
-    // A made-up old root with the honest path does not verify either: a mesh cannot invent
-    // an inconsistent extension (nor can a witness, see evidence_that_proves_nothing…).
+    // A made-up old root with the honest path does not verify either: a mesh cannot pass
+    // off an invented old root (nor can a witness: see
+    // an_inconsistent_extension_the_proof_does_not_support_is_refused).
     let found = without_consistency(|_, e| {
         let c = e.consistency.as_mut().expect("served");
         c.old_root = flipped(&c.old_root);
@@ -1297,4 +1298,36 @@ fn roots_of_two_scrolls_or_meshes_are_mixed() {
         };
         assert_eq!(claim.verify(&dublin_key()), Err(EvidenceError::Mixed));
     }
+}
+
+#[test]
+fn samples_with_fractions_exponents_and_unicode_are_recomputed_exactly() {
+    // Receipts written by other engines may hold any JSON: the witness recomputes the leaf
+    // from the served line, so its canonical form must be the scroll's byte for byte.
+    let log = Log::new(25, |i, r| {
+        r.insert(
+            "score".into(),
+            json!(0.1 * f64::from(u32::try_from(i).expect("small"))),
+        );
+        r.insert("large".into(), json!(1e21));
+        r.insert("tiny".into(), json!(-5e-7));
+        r.insert("max_safe".into(), json!(9_007_199_254_740_991_i64));
+        r.insert(
+            "note".into(),
+            json!("é \u{2028} \u{1F600} \"quoted\" \\ \n\t\u{7f}\u{1}"),
+        );
+        r.insert(
+            "nested".into(),
+            json!({"b": [1, 2.5, null, true], "a": {"\u{e9}": "", "e": 1}}),
+        );
+    });
+    let previous = log.signed(10, PREV_TS);
+    let n = notify(&log.signed(25, NEW_TS));
+    let requested: Vec<u64> = (0..25).rev().collect();
+    let evidence = log.evidence(Some(10), 25, &requested);
+    assert_verified(
+        &Run::new(&n, Some(&previous), &requested, &evidence).check(),
+        25,
+        NEW_TS,
+    );
 }
