@@ -47,7 +47,7 @@ fn receipt(i: u64) -> Map<String, Value> {
     let Value::Object(map) = json!({
         "type": "compliance_check",
         "check": format!("control-{i}"),
-        "passed": i % 7 != 0,
+        "passed": !i.is_multiple_of(7),
         "operator": "did:vm:mesh:vaultmesh-dublin",
         "details": {"framework": "ISO27001", "clause": format!("A.{}.{}", i % 18, i % 9)},
     }) else {

@@ -53,6 +53,7 @@ fn witness_of(size: u64, root_seed: &[u8]) -> WitnessState {
         latest: root,
         witnessed_at: at(1_765_000_100),
         result: WitnessResult::Verified,
+        cross_anchored_size: None,
     }
 }
 
