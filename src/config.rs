@@ -29,6 +29,9 @@ pub struct Config {
     /// Witnessing peers.
     #[serde(default, skip_serializing_if = "is_default")]
     pub witness: WitnessSection,
+    /// The federation API over HTTPS with mutual TLS.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub http: HttpSection,
 }
 
 fn is_default<T: Default + PartialEq>(value: &T) -> bool {
@@ -149,6 +152,17 @@ impl Default for WitnessSection {
     }
 }
 
+/// `[http]`: the federation API over HTTPS (mutual TLS, signed requests), for meshes that are
+/// not on the P2P network. Off unless `listen` is set.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpSection {
+    /// `ip:port` to listen on (`127.0.0.1:0` for any free port).
+    pub listen: Option<String>,
+    /// The base URL published in our discovery record (default `https://<bound address>`).
+    pub advertise: Option<String>,
+}
+
 /// Why the configuration could not be read.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -182,6 +196,7 @@ impl Config {
             federation: FederationSection::default(),
             anchor: AnchorSection::default(),
             witness: WitnessSection::default(),
+            http: HttpSection::default(),
         }
     }
 

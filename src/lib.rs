@@ -13,5 +13,6 @@ pub mod config;
 pub mod data_dir;
 pub mod engine;
 pub mod federation_log;
+pub mod http;
 pub mod node;
 pub mod witness;

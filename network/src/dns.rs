@@ -264,6 +264,38 @@ impl DnsDiscovery {
         Ok(addrs)
     }
 
+    /// The IPv4 and IPv6 addresses of `host` (an SRV target) from the configured nameserver;
+    /// an IP literal is returned as it is.
+    pub async fn addresses(&self, host: &str) -> Result<Vec<std::net::IpAddr>, DnsError> {
+        if let Ok(ip) = host.parse::<std::net::IpAddr>() {
+            return Ok(vec![ip]);
+        }
+        validate_domain(host)?;
+        let bare = host.strip_suffix('.').unwrap_or(host);
+        let name = Name::from_ascii(format!("{bare}.")).map_err(|e| DnsError::InvalidDomain {
+            domain: host.to_owned(),
+            reason: e.to_string(),
+        })?;
+        let mut out = Vec::new();
+        for kind in [RecordType::A, RecordType::AAAA] {
+            match self.lookup(name.clone(), bare, kind).await {
+                Ok(lookup) => out.extend(lookup.answers().iter().filter_map(|r| match &r.data {
+                    RData::A(a) => Some(std::net::IpAddr::V4(a.0)),
+                    RData::AAAA(a) => Some(std::net::IpAddr::V6(a.0)),
+                    _ => None,
+                })),
+                Err(DnsError::NoRecords { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if out.is_empty() {
+            return Err(DnsError::NoRecords {
+                name: bare.to_owned(),
+            });
+        }
+        Ok(out)
+    }
+
     /// One query, bounded by the configured timeout, with errors mapped to [`DnsError`].
     async fn lookup(&self, name: Name, shown: &str, kind: RecordType) -> Result<Lookup, DnsError> {
         debug!(name = %shown, ?kind, "DNS lookup");

@@ -284,29 +284,22 @@ impl Node {
     /// Sends one notification; no retry: the next cycle supersedes it, and the peer's
     /// scheduled verification pulls the root if notifications are lost.
     pub(super) fn notify(&self, peer: &MeshId, n: &AnchorNotification) {
-        let Some((key, addresses)) = self.route(peer) else {
+        let Some(target) = self.route(peer) else {
             return;
         };
         let Ok(notification) = serde_json::to_value(n) else {
             return;
         };
-        let Ok(body) = serde_json::to_vec(&FedRequest::Notify { notification }) else {
-            return;
-        };
-        let net = self.net.clone();
+        let request = FedRequest::Notify { notification };
+        let outbound = self.outbound.clone();
         let peer = peer.clone();
         let scroll = n.scroll.clone();
         tokio::spawn(async move {
-            match net.request(&key.peer_id(), addresses, body).await {
-                Ok(bytes) => match serde_json::from_slice::<FedResponse>(&bytes) {
-                    Ok(FedResponse::Ack) => tracing::debug!(%peer, %scroll, "notified"),
-                    Ok(other) => {
-                        tracing::info!(%peer, %scroll, response = ?other, "notification refused")
-                    }
-                    Err(e) => {
-                        tracing::info!(%peer, error = %e, "malformed answer to a notification")
-                    }
-                },
+            match outbound.call(&target, &request).await {
+                Ok(FedResponse::Ack) => tracing::debug!(%peer, %scroll, "notified"),
+                Ok(other) => {
+                    tracing::info!(%peer, %scroll, response = ?other, "notification refused")
+                }
                 Err(e) => tracing::info!(%peer, %scroll, error = %e, "notification not delivered"),
             }
         });

@@ -17,6 +17,7 @@
 mod anchor;
 pub mod client;
 pub mod control;
+mod https;
 mod ops;
 pub mod wire;
 mod witness;
@@ -57,7 +58,7 @@ enum Completion {
     Sent {
         to: MeshId,
         message_hash: vm_receipts::Blake3Hash,
-        result: Result<Vec<u8>, vm_network::RequestError>,
+        result: Result<FedResponse, String>,
     },
     Discovered {
         target: String,
@@ -126,7 +127,55 @@ pub async fn run(
     })
     .context("DNS resolver")?;
 
+    // The HTTPS shim: our TLS identity is a self-signed certificate for the mesh key.
+    let identity = vm_network::tls::TlsIdentity::new(
+        &dir.key().seed_bytes(),
+        mesh_id.as_str(),
+        &["localhost".to_owned(), "127.0.0.1".to_owned()],
+        SystemClock.now().unix() - 3600,
+        365,
+    )
+    .map_err(|e| anyhow::anyhow!("TLS identity: {e}"))?;
+    let (http_tx, http_rx) = mpsc::channel(256);
+    let mut http_server = None;
+    let mut advertised = config.http.advertise.clone();
+    if let Some(listen) = &config.http.listen {
+        let addr: SocketAddr = listen
+            .parse()
+            .map_err(|e| anyhow::anyhow!("config.toml [http] listen {listen:?}: {e}"))?;
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("binding the HTTPS listener on {addr}"))?;
+        let bound = listener.local_addr()?;
+        let tls_clock: vm_network::tls::TlsClock = Arc::new(|| SystemClock.now().unix());
+        let server_config = vm_network::tls::server_config(&identity, tls_clock)
+            .map_err(|e| anyhow::anyhow!("TLS server: {e}"))?;
+        http_server = Some(tokio::spawn(https::serve(
+            listener,
+            server_config,
+            http_tx.clone(),
+        )));
+        advertised.get_or_insert(format!("https://{bound}"));
+        println!("federation API on https://{bound}");
+    }
+    drop(http_tx);
+    let https_client = Arc::new(https::HttpsClient::new(
+        vm_network::tls::TlsIdentity::new(
+            &dir.key().seed_bytes(),
+            mesh_id.as_str(),
+            &["localhost".to_owned(), "127.0.0.1".to_owned()],
+            SystemClock.now().unix() - 3600,
+            365,
+        )
+        .map_err(|e| anyhow::anyhow!("TLS identity: {e}"))?,
+        dir.key().clone(),
+        mesh_id.clone(),
+        config.network.allow_private_addresses,
+        Duration::from_secs(config.network.request_timeout_secs.max(1)),
+    ));
+
     let mut engine_config = EngineConfig::new(config.display_name.clone());
+    engine_config.endpoints.federation = advertised;
     engine_config.multiaddrs = net.listen_addrs().iter().map(|a| strip_p2p(a)).collect();
     engine_config.scrolls_available = std::iter::once(ScrollName::federation())
         .chain(scrolls.values().map(|s| s.name().clone()))
@@ -161,6 +210,7 @@ pub async fn run(
     });
 
     let (completions_tx, completions_rx) = mpsc::channel(1024);
+    let net_handle_for_outbound = net.clone();
     let mut node = Node {
         dir,
         engine,
@@ -176,6 +226,13 @@ pub async fn run(
         witness_settings,
         witnessing: HashMap::new(),
         rng: rand_chacha::ChaCha20Rng::from_seed(node_seed),
+        outbound: https::Outbound {
+            net: net_handle_for_outbound,
+            https: https_client.clone(),
+            prefer_https: config.network.listen.is_empty(),
+        },
+        https: https_client,
+        rate_limits: https::RateLimits::default(),
         backend,
         anchoring: false,
         anchor_interval: Duration::from_secs(config.anchor.interval_secs),
@@ -209,12 +266,26 @@ pub async fn run(
     }
 
     let result = node
-        .run(net_events, control_rx, completions_rx, shutdown)
+        .run(net_events, control_rx, completions_rx, http_rx, shutdown)
         .await;
     server.abort();
+    if let Some(h) = http_server {
+        h.abort();
+    }
     let _ = std::fs::remove_file(&socket_path);
     tracing::info!("node stopped");
     result
+}
+
+/// A request's name in logs.
+fn request_kind(request: &FedRequest) -> &'static str {
+    match request {
+        FedRequest::Discovery => "discovery",
+        FedRequest::Message { .. } => "message",
+        FedRequest::Notify { .. } => "notify",
+        FedRequest::Roots { .. } => "roots",
+        FedRequest::Evidence { .. } => "evidence",
+    }
 }
 
 fn strip_p2p(addr: &str) -> String {
@@ -249,6 +320,10 @@ struct Node {
     anchoring: bool,
     anchor_interval: Duration,
     last_anchor: Option<Value>,
+    /// Requests to peers over libp2p or HTTPS.
+    outbound: https::Outbound,
+    https: Arc<https::HttpsClient>,
+    rate_limits: https::RateLimits,
 }
 
 /// Opens every scroll under `receipts/` but the Federation scroll (the node owns them all
@@ -358,6 +433,7 @@ impl Node {
         mut net_events: mpsc::Receiver<NetworkEvent>,
         mut control: mpsc::Receiver<ControlRequest>,
         mut completions: mpsc::Receiver<Completion>,
+        mut http: mpsc::Receiver<https::HttpCall>,
         shutdown: impl std::future::Future<Output = ()>,
     ) -> anyhow::Result<()> {
         tokio::pin!(shutdown);
@@ -387,6 +463,7 @@ impl Node {
                     }
                 }
                 Some(done) = completions.recv() => { self.on_completion(done); }
+                Some(call) = http.recv() => { self.on_http(call); }
                 _ = anchor_timer.tick() => { self.anchor_cycle(None); }
                 () = tokio::time::sleep(wake) => { self.input(Input::Tick); }
             }
@@ -524,16 +601,30 @@ impl Node {
         }
     }
 
-    /// The key of `mesh` and the addresses to dial it at (its record's and the manual ones).
-    fn route(&self, mesh: &MeshId) -> Option<(PublicKey, Vec<String>)> {
+    /// How to reach `mesh`: its key, its libp2p addresses and HTTPS endpoints (its record's
+    /// and the manual ones; a manual `https://` address is an endpoint).
+    fn route(&self, mesh: &MeshId) -> Option<https::Target> {
         let entry = self.peer_entry(mesh)?;
         let key = entry.public_key?;
-        let mut addresses: Vec<String> = Vec::new();
+        let mut p2p: Vec<String> = Vec::new();
+        let mut endpoints: Vec<String> = Vec::new();
         if let Some(record) = &entry.discovery_record {
-            addresses.extend(record.multiaddrs.iter().cloned());
+            p2p.extend(record.multiaddrs.iter().cloned());
+            endpoints.extend(record.endpoints.federation.iter().cloned());
         }
-        addresses.extend(entry.manual_addresses.iter().cloned());
-        Some((key, addresses))
+        for a in &entry.manual_addresses {
+            if a.starts_with("https://") {
+                endpoints.push(a.clone());
+            } else {
+                p2p.push(a.clone());
+            }
+        }
+        Some(https::Target {
+            mesh: mesh.clone(),
+            key,
+            p2p,
+            https: endpoints,
+        })
     }
 
     /// One of our scrolls by name (the Federation scroll included).
@@ -546,13 +637,11 @@ impl Node {
     }
 
     fn send(&mut self, to: MeshId, message: PeerMessage, message_hash: vm_receipts::Blake3Hash) {
-        let Some((key, addresses)) = self.route(&to) else {
+        let Some(target) = self.route(&to) else {
             let _ = self.completions.try_send(Completion::Sent {
                 to,
                 message_hash,
-                result: Err(vm_network::RequestError::Address(
-                    "no key known for the mesh".into(),
-                )),
+                result: Err("no key known for the mesh".into()),
             });
             return;
         };
@@ -563,11 +652,10 @@ impl Node {
                 return;
             }
         };
-        let bytes = serde_json::to_vec(&body).unwrap_or_default();
-        let net = self.net.clone();
+        let outbound = self.outbound.clone();
         let completions = self.completions.clone();
         tokio::spawn(async move {
-            let result = net.request(&key.peer_id(), addresses, bytes).await;
+            let result = outbound.call(&target, &body).await;
             let _ = completions
                 .send(Completion::Sent {
                     to,
@@ -599,35 +687,27 @@ impl Node {
                 result,
             } => {
                 let input = match result {
-                    Ok(bytes) => match serde_json::from_slice::<FedResponse>(&bytes) {
-                        Ok(FedResponse::Ack) => Input::Delivered { to, message_hash },
-                        Ok(FedResponse::Error {
-                            error,
-                            message,
-                            permanent,
-                        }) => Input::DeliveryFailed {
-                            to,
-                            message_hash,
-                            reason: format!("{error}: {message}"),
-                            permanent,
-                        },
-                        Ok(other) => Input::DeliveryFailed {
-                            to,
-                            message_hash,
-                            reason: format!("unexpected response {other:?}"),
-                            permanent: false,
-                        },
-                        Err(e) => Input::DeliveryFailed {
-                            to,
-                            message_hash,
-                            reason: format!("malformed response: {e}"),
-                            permanent: false,
-                        },
-                    },
-                    Err(e) => Input::DeliveryFailed {
+                    Ok(FedResponse::Ack) => Input::Delivered { to, message_hash },
+                    Ok(FedResponse::Error {
+                        error,
+                        message,
+                        permanent,
+                    }) => Input::DeliveryFailed {
                         to,
                         message_hash,
-                        reason: e.to_string(),
+                        reason: format!("{error}: {message}"),
+                        permanent,
+                    },
+                    Ok(other) => Input::DeliveryFailed {
+                        to,
+                        message_hash,
+                        reason: format!("unexpected response {other:?}"),
+                        permanent: false,
+                    },
+                    Err(reason) => Input::DeliveryFailed {
+                        to,
+                        message_hash,
+                        reason,
                         permanent: false,
                     },
                 };
@@ -750,66 +830,103 @@ impl Node {
                 );
             }
         };
+        // The sender is the mesh whose key the Noise-authenticated peer holds; the engine
+        // then checks that this mesh signed what it sent.
+        let from = match &request {
+            FedRequest::Discovery => None,
+            other => match self.sender(peer, request_kind(other)) {
+                Ok(from) => Some(from),
+                Err(refusal) => return refusal,
+            },
+        };
+        let (response, strike) = self.handle_fed(from.as_ref(), request);
+        if let Some(reason) = strike {
+            self.penalise(peer, reason);
+        }
+        response
+    }
+
+    /// The one request handler of both transports (libp2p request-response and HTTPS):
+    /// `from` is the mesh the transport authenticated (Noise PeerId, or mTLS key + signed
+    /// request), `None` only for discovery. Returns the response and, for malformed or
+    /// wrongly signed input, the reason to count a strike against the sender.
+    pub(super) fn handle_fed(
+        &mut self,
+        from: Option<&MeshId>,
+        request: FedRequest,
+    ) -> (FedResponse, Option<String>) {
+        let Some(from) = from else {
+            return match request {
+                FedRequest::Discovery => (self.serve_discovery(), None),
+                _ => (
+                    FedResponse::error("unauthorized", "only discovery is served to anyone", true),
+                    None,
+                ),
+            };
+        };
         match request {
-            FedRequest::Discovery => match self.engine.discovery_record(self.now()) {
-                Ok(record) => FedResponse::Discovery {
-                    record: Box::new(record),
-                },
-                Err(e) => FedResponse::error(e.code(), e.to_string(), false),
-            },
-            FedRequest::Notify { notification } => match self.sender(peer, "notify") {
-                Ok(from) => self.on_notify(&from, notification),
-                Err(refusal) => refusal,
-            },
-            FedRequest::Roots { scrolls } => match self.sender(peer, "roots") {
-                Ok(from) => self.serve_roots(&from, &scrolls),
-                Err(refusal) => refusal,
-            },
-            FedRequest::Evidence { ask } => match self.sender(peer, "evidence") {
-                Ok(from) => self.serve_evidence(&from, &ask),
-                Err(refusal) => refusal,
-            },
+            FedRequest::Discovery => (self.serve_discovery(), None),
+            FedRequest::Notify { notification } => (self.on_notify(from, notification), None),
+            FedRequest::Roots { scrolls } => (self.serve_roots(from, &scrolls), None),
+            FedRequest::Evidence { ask } => (self.serve_evidence(from, &ask), None),
             FedRequest::Message { message } => {
                 let message = match PeerMessage::from_value(message) {
                     Ok(m) => m,
                     Err(e) => {
-                        tracing::warn!(%peer, error = %e, "malformed federation message");
-                        self.penalise(peer, format!("malformed message: {e}"));
-                        return FedResponse::error("bad_document", e.to_string(), true);
+                        tracing::warn!(%from, error = %e, "malformed federation message");
+                        let strike = format!("malformed message: {e}");
+                        return (
+                            FedResponse::error("bad_document", e.to_string(), true),
+                            Some(strike),
+                        );
                     }
-                };
-                // The sender is the mesh whose key the Noise-authenticated peer holds; the
-                // engine then checks that this mesh signed the document.
-                let from = match self.sender(peer, message.kind()) {
-                    Ok(from) => from,
-                    Err(refusal) => return refusal,
                 };
                 if let PeerMessage::Attestation(a) = &message
                     && let Err(refusal) = self.check_attested_root(a)
                 {
-                    return refusal;
+                    return (refusal, None);
                 }
                 let now = self.now();
-                match self.engine.handle(now, Input::Peer { from, message }) {
+                let from = from.clone();
+                match self.engine.handle(
+                    now,
+                    Input::Peer {
+                        from: from.clone(),
+                        message,
+                    },
+                ) {
                     Ok(outputs) => {
                         self.apply(outputs);
-                        FedResponse::Ack
+                        (FedResponse::Ack, None)
                     }
-                    Err(e) if e.is_acknowledgement() => FedResponse::Ack,
+                    Err(e) if e.is_acknowledgement() => (FedResponse::Ack, None),
                     Err(e) => {
-                        if matches!(
+                        let strike = if matches!(
                             e.code(),
                             "bad_signature" | "bad_document" | "sender_mismatch" | "key_mismatch"
                         ) {
-                            tracing::warn!(%peer, error = %e, "wrongly signed or invalid document");
-                            self.penalise(peer, e.to_string());
+                            tracing::warn!(%from, error = %e, "wrongly signed or invalid document");
+                            Some(e.to_string())
                         } else {
-                            tracing::info!(%peer, error = %e, "federation message refused");
-                        }
-                        FedResponse::error(e.code(), e.to_string(), e.is_permanent())
+                            tracing::info!(%from, error = %e, "federation message refused");
+                            None
+                        };
+                        (
+                            FedResponse::error(e.code(), e.to_string(), e.is_permanent()),
+                            strike,
+                        )
                     }
                 }
             }
+        }
+    }
+
+    fn serve_discovery(&mut self) -> FedResponse {
+        match self.engine.discovery_record(self.now()) {
+            Ok(record) => FedResponse::Discovery {
+                record: Box::new(record),
+            },
+            Err(e) => FedResponse::error(e.code(), e.to_string(), false),
         }
     }
 
@@ -1013,10 +1130,11 @@ impl Node {
         let net = self.net.clone();
         let dns = self.dns.clone();
         let completions = self.completions.clone();
+        let allow_private = self.dir.config().network.allow_private_addresses;
         tokio::spawn(async move {
             let (target, result) = match target {
                 Some(target) => {
-                    let result = discover_target(&net, &dns, &target).await;
+                    let result = discover_target(&net, &dns, &target, allow_private).await;
                     (target, result)
                 }
                 None => ("public meshes".to_owned(), discover_public(&net).await),
@@ -1133,6 +1251,7 @@ async fn discover_target(
     net: &NetworkHandle,
     dns: &DnsDiscovery,
     target: &str,
+    allow_private: bool,
 ) -> Result<Found, String> {
     if target.starts_with("did:") || !target.contains('.') {
         let mesh = MeshId::parse_flexible(target).map_err(|e| format!("{target:?}: {e}"))?;
@@ -1156,15 +1275,15 @@ async fn discover_target(
     });
     let addrs = match txt {
         Ok(addrs) => addrs,
-        Err(e) => {
-            let srv_note = match &srv {
-                Ok(t) if !t.is_empty() => {
-                    "; SRV names HTTPS endpoints, which the HTTP transport (not built yet) will use"
-                }
-                _ => "",
-            };
-            return Err(format!("{target}: {e}{srv_note}"));
-        }
+        // No libp2p addresses: the SRV targets are the mesh's HTTPS endpoints.
+        Err(e) => match srv {
+            Ok(targets) if !targets.is_empty() => {
+                return discover_https(dns, target, &targets, allow_private, notes)
+                    .await
+                    .map_err(|https| format!("{target}: no _dnsaddr ({e}); over HTTPS: {https}"));
+            }
+            _ => return Err(format!("{target}: {e}")),
+        },
     };
     let mut by_peer: std::collections::BTreeMap<String, Vec<String>> = Default::default();
     for addr in &addrs {
@@ -1194,6 +1313,44 @@ async fn discover_target(
         ));
     }
     Ok(Found { records, notes })
+}
+
+/// The signed record from the first SRV target (RFC 2782 order) that serves one over HTTPS
+/// whose TLS certificate is the record's own key.
+async fn discover_https(
+    dns: &DnsDiscovery,
+    target: &str,
+    srv: &[vm_network::dns::SrvTarget],
+    allow_private: bool,
+    notes: Value,
+) -> Result<Found, String> {
+    let mut errors = Vec::new();
+    for t in srv {
+        let ips = match dns.addresses(&t.host).await {
+            Ok(ips) => ips,
+            Err(e) => {
+                errors.push(e.to_string());
+                continue;
+            }
+        };
+        for ip in ips {
+            let url = match ip {
+                std::net::IpAddr::V4(v4) => format!("https://{v4}:{}", t.port),
+                std::net::IpAddr::V6(v6) => format!("https://[{v6}]:{}", t.port),
+            };
+            match https::fetch_discovery(&url, allow_private, Duration::from_secs(10)).await {
+                Ok(record) => {
+                    tracing::info!(%target, %url, mesh = %record.mesh_id, "record fetched over HTTPS");
+                    return Ok(Found {
+                        records: vec![(record, PeerSource::Http)],
+                        notes,
+                    });
+                }
+                Err(e) => errors.push(e),
+            }
+        }
+    }
+    Err(errors.join("; "))
 }
 
 /// Terms from the control API, refused with the field path when they do not fit.

@@ -105,7 +105,7 @@ impl Node {
                 let key = if reported == me {
                     Some(self.dir.key().public_key())
                 } else {
-                    self.route(reported).map(|(k, _)| k)
+                    self.route(reported).map(|t| t.key)
                 };
                 let check = r.evidence.first().map(|v| {
                     match (serde_json::from_value::<ConflictEvidence>(v.clone()), key) {

@@ -18,12 +18,12 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
-use vm_network::NetworkHandle;
 use vm_receipts::documents::{AnchorNotification, DiscrepancyType, SignedRoot, from_value};
 use vm_receipts::{MeshId, PublicKey, ScrollName};
 use vm_storage::{AgreementRecord, AgreementStatus, AnchoredRoot, PeerEntry, WitnessState};
 
 use super::control::ControlReply;
+use super::https::{Outbound, Target};
 use super::wire::{FedRequest, FedResponse};
 use super::{Completion, Node, err};
 use crate::anchor::{AnchorTrust, TsaTrust};
@@ -55,10 +55,10 @@ const MAX_EVIDENCE_BYTES: usize = 7 * 1024 * 1024;
 
 /// Everything a spawned check needs, copied out of the node.
 struct Job {
-    net: NetworkHandle,
+    outbound: Outbound,
     peer: MeshId,
     key: PublicKey,
-    addresses: Vec<String>,
+    target: Target,
     scroll: ScrollName,
     notification: Option<AnchorNotification>,
     pushed: bool,
@@ -129,7 +129,7 @@ impl Node {
         if let Err(refusal) = self.authorize(from, PeerRequest::Notify(&notification.scroll)) {
             return refusal;
         }
-        let Some((key, _)) = self.route(from) else {
+        let Some(key) = self.route(from).map(|t| t.key) else {
             return FedResponse::error("unknown_sender", format!("no key for {from}"), false);
         };
         if let Err(e) = notification.verify_root(&key) {
@@ -183,7 +183,7 @@ impl Node {
             }
             return;
         }
-        let Some((key, addresses)) = self.route(&peer) else {
+        let Some(target) = self.route(&peer) else {
             if let Some(r) = reply {
                 let _ = r.send(Err(err(
                     StatusCode::NOT_FOUND,
@@ -213,10 +213,10 @@ impl Node {
         let mut seed = [0u8; 32];
         rand::Rng::fill_bytes(&mut self.rng, &mut seed);
         let job = Job {
-            net: self.net.clone(),
+            outbound: self.outbound.clone(),
             peer: peer.clone(),
-            key,
-            addresses,
+            key: target.key,
+            target,
             previous: self.witness_state(&peer, &scroll).map(|s| s.latest),
             scroll,
             notification,
@@ -444,15 +444,9 @@ fn verdict_json(verdict: &Verdict) -> Value {
     }
 }
 
-/// One request to the witnessed mesh.
+/// One request to the witnessed mesh, over whichever transport reaches it.
 async fn ask(job: &Job, request: &FedRequest) -> Result<FedResponse, String> {
-    let body = serde_json::to_vec(request).map_err(|e| e.to_string())?;
-    let bytes = job
-        .net
-        .request(&job.key.peer_id(), job.addresses.clone(), body)
-        .await
-        .map_err(|e| format!("{}: {e}", job.peer))?;
-    serde_json::from_slice(&bytes).map_err(|e| format!("{}: malformed response: {e}", job.peer))
+    job.outbound.call(&job.target, request).await
 }
 
 /// The root the mesh serves now for the job's scroll, checked like a notification.

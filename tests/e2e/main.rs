@@ -4,5 +4,6 @@
 mod daemon;
 mod dns;
 mod federation;
+mod https;
 mod support;
 mod witness;

@@ -117,6 +117,8 @@ pub struct Daemon {
     pub tcp: String,
     /// Its port.
     pub tcp_port: u16,
+    /// The federation API's base URL (`https://127.0.0.1:PORT`), when `[http] listen` is set.
+    pub https: String,
     /// A temporary directory the daemon owns, removed after the process is killed.
     _tmp: Option<tempfile::TempDir>,
 }
@@ -133,6 +135,7 @@ impl Daemon {
             peer_id: String::new(),
             tcp: String::new(),
             tcp_port: 0,
+            https: String::new(),
             _tmp: None,
         }
     }
@@ -179,6 +182,12 @@ impl Daemon {
     /// Spawns `node run` (stderr to a log file, `RUST_LOG=info` or `$E2E_RUST_LOG`) and waits
     /// until it prints its TCP and QUIC listen addresses.
     pub fn start(&mut self) {
+        self.start_with(true);
+    }
+
+    /// As [`Daemon::start`]; with `p2p` false the node has no libp2p listeners and the test
+    /// waits for its HTTPS line instead (an HTTP-only mesh).
+    pub fn start_with(&mut self, p2p: bool) {
         assert!(self.child.is_none(), "{} is already running", self.name);
         self.starts += 1;
         let stdout_path = self.log_path(self.starts, "stdout");
@@ -197,7 +206,7 @@ impl Daemon {
         self.child = Some(child);
         let name = self.name.clone();
         let tries = u32::try_from(DAEMON_DEADLINE.as_millis() / 50).unwrap_or(u32::MAX);
-        let (peer_id, tcp) = poll_n(
+        let (peer_id, tcp, https) = poll_n(
             &format!("{name} to print its listen addresses"),
             tries,
             Duration::from_millis(50),
@@ -217,14 +226,28 @@ impl Daemon {
                     .lines()
                     .find_map(|l| l.strip_prefix("listening on /ip4/127.0.0.1/tcp/"));
                 let quic = out.lines().any(|l| l.contains("/quic-v1/"));
-                match (peer, tcp, quic) {
-                    (Some(peer), Some(tcp), true) => {
-                        Ok((peer.to_owned(), format!("/ip4/127.0.0.1/tcp/{tcp}")))
+                let https = out
+                    .lines()
+                    .find_map(|l| l.strip_prefix("federation API on "))
+                    .map(str::to_owned);
+                match (peer, tcp, quic, https) {
+                    (Some(peer), Some(tcp), true, https) if p2p => Ok((
+                        peer.to_owned(),
+                        format!("/ip4/127.0.0.1/tcp/{tcp}"),
+                        https.unwrap_or_default(),
+                    )),
+                    (Some(peer), None, _, Some(https)) if !p2p => {
+                        Ok((peer.to_owned(), String::new(), https))
                     }
                     _ => Err(out),
                 }
             },
         );
+        self.https = https;
+        if !p2p {
+            self.peer_id = peer_id;
+            return;
+        }
         let port = tcp
             .trim_start_matches("/ip4/127.0.0.1/tcp/")
             .split('/')

@@ -1,0 +1,531 @@
+//! The federation API over HTTPS with mutual TLS (seed §5, DESIGN §8), for meshes that are
+//! not on the P2P network: the server (an accept loop of TLS 1.3 connections, each served by
+//! hyper), the node's side of it (authentication: the signed request, the replay cache, the
+//! mTLS key pinned to the origin's key; per-peer rate limits), and the client (signed
+//! requests over pinned mTLS, per-peer jittered backoff).
+//!
+//! Requests reach the one handler the libp2p transport uses ([`Node::handle_fed`]) as
+//! [`FedRequest`]s: [`crate::http::routes`] is the only place that knows their HTTP form.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::{Bytes, Incoming};
+use hyper::header::{HeaderValue, RETRY_AFTER};
+use hyper::{HeaderMap, Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, mpsc, oneshot};
+use vm_network::tls::{self, TlsClock, TlsIdentity};
+use vm_receipts::documents::DiscoveryRecord;
+use vm_receipts::{MeshId, MeshKey, PublicKey, Timestamp};
+use vm_storage::Replay;
+
+use super::Node;
+use super::wire::{FedRequest, FedResponse};
+use crate::clock::{Clock, SystemClock, os_random_32};
+use crate::http::routes::{self, MAX_REQUEST_BYTES};
+use crate::http::signing::{self, AuthError, WINDOW_SECS};
+
+/// Connections served at once; more wait in the kernel's backlog.
+const MAX_CONNECTIONS: usize = 256;
+/// A TLS handshake must finish in this time.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Requests per second each peer may make, with this burst.
+const RATE_PER_SEC: f64 = 50.0;
+const RATE_BURST: f64 = 200.0;
+
+/// An HTTP request, as the connection task hands it to the main loop.
+pub(super) struct HttpCall {
+    method: Method,
+    path: String,
+    query: Option<String>,
+    path_and_query: String,
+    headers: HeaderMap,
+    body: Bytes,
+    tls_key: Option<[u8; 32]>,
+    remote: IpAddr,
+    reply: oneshot::Sender<HttpReply>,
+}
+
+/// Status, extra headers, JSON body.
+pub(super) type HttpReply = (
+    StatusCode,
+    Vec<(hyper::header::HeaderName, String)>,
+    Vec<u8>,
+);
+
+/// Accepts TLS connections on `listener` and hands their requests to `calls`, until the
+/// listener fails or the node drops `calls`.
+pub(super) async fn serve(
+    listener: TcpListener,
+    config: Arc<rustls::ServerConfig>,
+    calls: mpsc::Sender<HttpCall>,
+) {
+    let acceptor = tokio_rustls::TlsAcceptor::from(config);
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    loop {
+        let Ok(permit) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        let (tcp, remote) = match listener.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::warn!(error = %e, "HTTPS accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        if calls.is_closed() {
+            return;
+        }
+        let acceptor = acceptor.clone();
+        let calls = calls.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                Ok(Ok(tls)) => tls,
+                Ok(Err(e)) => {
+                    // Refused before any handler runs: no certificate problem reaches one.
+                    tracing::info!(%remote, error = %e, "TLS handshake refused");
+                    return;
+                }
+                Err(_) => {
+                    tracing::info!(%remote, "TLS handshake timed out");
+                    return;
+                }
+            };
+            let tls_key = tls::peer_key_of_server(tls.get_ref().1);
+            let service = hyper::service::service_fn(move |req| {
+                let calls = calls.clone();
+                async move {
+                    Ok::<_, std::convert::Infallible>(call(req, tls_key, remote.ip(), &calls).await)
+                }
+            });
+            if let Err(e) = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(tls), service)
+                .await
+            {
+                tracing::debug!(%remote, error = %e, "HTTPS connection ended");
+            }
+        });
+    }
+}
+
+fn json_response(
+    status: StatusCode,
+    headers: Vec<(hyper::header::HeaderName, String)>,
+    body: Vec<u8>,
+) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    for (name, value) in headers {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            response.headers_mut().insert(name, v);
+        }
+    }
+    response
+}
+
+fn error_response(status: StatusCode, code: &str, message: &str) -> Response<Full<Bytes>> {
+    json_response(
+        status,
+        Vec::new(),
+        FedResponse::error(code, message, status.is_client_error()).to_bytes(),
+    )
+}
+
+/// One request: the body read within its limit, then the main loop's answer.
+async fn call(
+    req: Request<Incoming>,
+    tls_key: Option<[u8; 32]>,
+    remote: IpAddr,
+    calls: &mpsc::Sender<HttpCall>,
+) -> Response<Full<Bytes>> {
+    let (parts, body) = req.into_parts();
+    let body = match Limited::new(body, MAX_REQUEST_BYTES).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => {
+            return error_response(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "oversized",
+                &format!("bodies are at most {MAX_REQUEST_BYTES} bytes"),
+            );
+        }
+    };
+    let (reply, answer) = oneshot::channel();
+    let call = HttpCall {
+        method: parts.method,
+        path: parts.uri.path().to_owned(),
+        query: parts.uri.query().map(str::to_owned),
+        path_and_query: parts
+            .uri
+            .path_and_query()
+            .map_or_else(|| parts.uri.path().to_owned(), |pq| pq.as_str().to_owned()),
+        headers: parts.headers,
+        body,
+        tls_key,
+        remote,
+        reply,
+    };
+    if calls.send(call).await.is_err() {
+        return error_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "shutting_down",
+            "the node is stopping",
+        );
+    }
+    match answer.await {
+        Ok((status, headers, body)) => json_response(status, headers, body),
+        Err(_) => error_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "shutting_down",
+            "the node is stopping",
+        ),
+    }
+}
+
+/// A token bucket per peer.
+#[derive(Debug, Default)]
+pub(super) struct RateLimits {
+    buckets: HashMap<String, (f64, i64)>,
+}
+
+impl RateLimits {
+    /// Takes a token for `who` at `now_ms`, or says how many seconds until one is there.
+    fn take(&mut self, who: &str, now_ms: i64) -> Result<(), u64> {
+        if self.buckets.len() > 10_000 {
+            // Bounded memory: forget full buckets (idle peers).
+            self.buckets.retain(|_, (tokens, _)| *tokens < RATE_BURST);
+        }
+        let (tokens, at) = self
+            .buckets
+            .entry(who.to_owned())
+            .or_insert((RATE_BURST, now_ms));
+        let elapsed = (now_ms - *at).max(0) as f64 / 1000.0;
+        *tokens = (*tokens + elapsed * RATE_PER_SEC).min(RATE_BURST);
+        *at = now_ms;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(((1.0 - *tokens) / RATE_PER_SEC).ceil().max(1.0) as u64)
+        }
+    }
+}
+
+fn unauthorized(e: &AuthError) -> HttpReply {
+    (
+        StatusCode::UNAUTHORIZED,
+        Vec::new(),
+        FedResponse::error("unauthorized", e.to_string(), true).to_bytes(),
+    )
+}
+
+impl Node {
+    /// An HTTP request from the server: route, authenticate, rate-limit, handle.
+    pub(super) fn on_http(&mut self, call: HttpCall) {
+        let answer = self.answer_http(&call);
+        let _ = call.reply.send(answer);
+    }
+
+    fn answer_http(&mut self, call: &HttpCall) -> HttpReply {
+        let request =
+            match routes::from_http(&call.method, &call.path, call.query.as_deref(), &call.body) {
+                Ok(r) => r,
+                Err(refused) => {
+                    return (refused.status, Vec::new(), refused.response().to_bytes());
+                }
+            };
+        let now_ms = self.now().unix().saturating_mul(1000);
+        if matches!(request, FedRequest::Discovery) {
+            if let Err(wait) = self.rate_limits.take(&call.remote.to_string(), now_ms) {
+                return rate_limited(wait);
+            }
+            let (response, _) = self.handle_fed(None, request);
+            let (status, body) = routes::response_to_http(&response);
+            return (status, Vec::new(), body);
+        }
+        let origin = match self.authenticate(call) {
+            Ok(origin) => origin,
+            Err(e) => {
+                tracing::info!(remote = %call.remote, error = %e, "HTTPS request refused");
+                return unauthorized(&e);
+            }
+        };
+        if let Err(wait) = self.rate_limits.take(origin.as_str(), now_ms) {
+            return rate_limited(wait);
+        }
+        // The peer reached us: whatever we backed off from it is over.
+        self.https.reset(&origin);
+        let (response, strike) = self.handle_fed(Some(&origin), request);
+        if let Some(reason) = strike {
+            tracing::warn!(%origin, %reason, "bad input over HTTPS");
+        }
+        let (status, body) = routes::response_to_http(&response);
+        (status, Vec::new(), body)
+    }
+
+    /// DESIGN §8: the signature headers, the window, the origin's key, the mTLS key equal to
+    /// it, the signature for us, then the replay cache (only after the signature, so nobody
+    /// can fill it with forged nonces).
+    fn authenticate(&mut self, call: &HttpCall) -> Result<MeshId, AuthError> {
+        let headers =
+            signing::parse_headers(|name| call.headers.get(name).and_then(|v| v.to_str().ok()))?;
+        let key = self
+            .route(&headers.origin)
+            .map(|t| t.key)
+            .ok_or_else(|| AuthError::UnknownOrigin(headers.origin.clone()))?;
+        if call.tls_key != Some(key.to_bytes()) {
+            return Err(AuthError::TlsKeyMismatch(headers.origin));
+        }
+        let now = self.now();
+        signing::verify(
+            &headers,
+            call.method.as_str(),
+            &call.path_and_query,
+            &call.body,
+            self.dir.mesh_id(),
+            &key,
+            now,
+        )?;
+        let expires = now.plus_seconds(WINDOW_SECS + 1);
+        let replay = self
+            .engine
+            .store()
+            .write(|tx| tx.check_replay(&headers.origin, &headers.nonce, now, expires))
+            .map_err(|e| AuthError::Malformed {
+                header: signing::NONCE,
+                reason: format!("replay cache: {e}"),
+            })?;
+        match replay {
+            Replay::Fresh => Ok(headers.origin),
+            _ => Err(AuthError::Replay(headers.nonce)),
+        }
+    }
+}
+
+fn rate_limited(wait_secs: u64) -> HttpReply {
+    (
+        StatusCode::TOO_MANY_REQUESTS,
+        vec![(RETRY_AFTER, wait_secs.to_string())],
+        FedResponse::error(
+            "rate_limited",
+            format!("too many requests; retry after {wait_secs} s"),
+            false,
+        )
+        .to_bytes(),
+    )
+}
+
+/// Per-peer backoff of outbound HTTPS calls.
+#[derive(Debug, Default, Clone, Copy)]
+struct Backoff {
+    failures: u32,
+    until: i64,
+}
+
+/// The HTTPS client: signed requests over mTLS pinned to the peer's key.
+pub(super) struct HttpsClient {
+    identity: TlsIdentity,
+    key: MeshKey,
+    me: MeshId,
+    clock: TlsClock,
+    allow_private: bool,
+    timeout: Duration,
+    backoff: Mutex<HashMap<MeshId, Backoff>>,
+}
+
+impl HttpsClient {
+    pub(super) fn new(
+        identity: TlsIdentity,
+        key: MeshKey,
+        me: MeshId,
+        allow_private: bool,
+        timeout: Duration,
+    ) -> Self {
+        Self {
+            identity,
+            key,
+            me,
+            clock: Arc::new(|| SystemClock.now().unix()),
+            allow_private,
+            timeout,
+            backoff: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Forgets the backoff of `peer` (it contacted us).
+    pub(super) fn reset(&self, peer: &MeshId) {
+        if let Ok(mut b) = self.backoff.lock() {
+            b.remove(peer);
+        }
+    }
+
+    fn check_backoff(&self, peer: &MeshId, now: i64) -> Result<(), String> {
+        let b = self.backoff.lock().map_err(|_| "backoff lock".to_owned())?;
+        match b.get(peer) {
+            Some(state) if state.until > now => Err(format!(
+                "backing off from {peer} for {} s after {} failures",
+                state.until - now,
+                state.failures
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    fn record(&self, peer: &MeshId, ok: bool, now: i64) {
+        let Ok(mut b) = self.backoff.lock() else {
+            return;
+        };
+        if ok {
+            b.remove(peer);
+            return;
+        }
+        let state = b.entry(peer.clone()).or_default();
+        state.failures = state.failures.saturating_add(1);
+        // 1 s doubling to 5 min, ±25 % jitter from OS randomness.
+        let base = 1i64 << state.failures.min(9);
+        let base = base.min(300);
+        let jitter = os_random_32().map_or(0, |r| i64::from(r[0]) % (base / 2 + 1)) - base / 4;
+        state.until = now + (base + jitter).max(1);
+    }
+
+    /// `request` to `peer` (key `peer_key`) at `base_url`: signed, over mTLS pinned to the key.
+    pub(super) async fn call(
+        &self,
+        peer: &MeshId,
+        peer_key: &PublicKey,
+        base_url: &str,
+        request: &FedRequest,
+    ) -> Result<FedResponse, String> {
+        let now = SystemClock.now();
+        self.check_backoff(peer, now.unix())?;
+        let result = self.call_once(peer, peer_key, base_url, request, now).await;
+        let ok = matches!(&result, Ok((status, _)) if !status.is_server_error());
+        self.record(peer, ok, now.unix());
+        let (status, body) = result?;
+        Ok(routes::response_from_http(request, status, &body))
+    }
+
+    async fn call_once(
+        &self,
+        peer: &MeshId,
+        peer_key: &PublicKey,
+        base_url: &str,
+        request: &FedRequest,
+        now: Timestamp,
+    ) -> Result<(StatusCode, Vec<u8>), String> {
+        let form = routes::to_http(request)?;
+        let nonce = os_random_32().map_err(|e| format!("OS random: {e}"))?;
+        let headers = signing::sign(
+            &self.key,
+            form.method.as_str(),
+            &form.path_and_query,
+            &form.body,
+            &self.me,
+            peer,
+            now,
+            &nonce[..16],
+        )
+        .map_err(|e| e.to_string())?;
+        let config = tls::client_config(&self.identity, peer_key.to_bytes(), self.clock.clone())
+            .map_err(|e| e.to_string())?;
+        let fut =
+            crate::http::client::exchange(config, base_url, form, headers, self.allow_private);
+        let (status, body, _) = tokio::time::timeout(self.timeout, fut)
+            .await
+            .map_err(|_| format!("{base_url}: no answer within {:?}", self.timeout))??;
+        Ok((status, body))
+    }
+}
+
+/// `GET /federation/discovery` at `base_url` without knowing the key: the record, kept
+/// only if the TLS key the server proved is the record's key.
+pub(super) async fn fetch_discovery(
+    base_url: &str,
+    allow_private: bool,
+    timeout: Duration,
+) -> Result<DiscoveryRecord, String> {
+    let clock: TlsClock = Arc::new(|| SystemClock.now().unix());
+    let config = tls::discovery_client_config(clock).map_err(|e| e.to_string())?;
+    let form = routes::to_http(&FedRequest::Discovery)?;
+    let (status, body, server_key) = tokio::time::timeout(
+        timeout,
+        crate::http::client::exchange(config, base_url, form, Vec::new(), allow_private),
+    )
+    .await
+    .map_err(|_| format!("{base_url}: no answer within {timeout:?}"))??;
+    match routes::response_from_http(&FedRequest::Discovery, status, &body) {
+        FedResponse::Discovery { record } => {
+            if Some(record.public_key.to_bytes()) != server_key {
+                return Err(format!(
+                    "{base_url} serves the record of {} but its TLS certificate is another key",
+                    record.mesh_id
+                ));
+            }
+            Ok(*record)
+        }
+        FedResponse::Error { error, message, .. } => Err(format!("{base_url}: {error}: {message}")),
+        other => Err(format!("{base_url}: unexpected answer {other:?}")),
+    }
+}
+
+/// Where and how to reach a peer: its key, its libp2p addresses, its HTTPS endpoints.
+#[derive(Debug, Clone)]
+pub(super) struct Target {
+    pub mesh: MeshId,
+    pub key: PublicKey,
+    pub p2p: Vec<String>,
+    pub https: Vec<String>,
+}
+
+/// Outbound requests over whichever transport reaches the peer. A node that is not on the
+/// P2P network itself (no listen addresses) uses HTTPS whenever the peer has an endpoint;
+/// otherwise libp2p when the peer has addresses there (or none anywhere: a connection may
+/// already exist), else HTTPS.
+#[derive(Clone)]
+pub(super) struct Outbound {
+    pub net: vm_network::NetworkHandle,
+    pub https: Arc<HttpsClient>,
+    pub prefer_https: bool,
+}
+
+impl Outbound {
+    pub(super) async fn call(
+        &self,
+        target: &Target,
+        request: &FedRequest,
+    ) -> Result<FedResponse, String> {
+        let use_https = !target.https.is_empty() && (self.prefer_https || target.p2p.is_empty());
+        if use_https {
+            let mut last = String::new();
+            for url in &target.https {
+                match self
+                    .https
+                    .call(&target.mesh, &target.key, url, request)
+                    .await
+                {
+                    Ok(response) => return Ok(response),
+                    Err(e) => last = e,
+                }
+            }
+            return Err(last);
+        }
+        let body = serde_json::to_vec(request).map_err(|e| e.to_string())?;
+        let bytes = self
+            .net
+            .request(&target.key.peer_id(), target.p2p.clone(), body)
+            .await
+            .map_err(|e| format!("{}: {e}", target.mesh))?;
+        serde_json::from_slice(&bytes)
+            .map_err(|e| format!("{}: malformed response: {e}", target.mesh))
+    }
+}

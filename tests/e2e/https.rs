@@ -1,0 +1,252 @@
+//! An HTTP-only mesh and a P2P mesh federate over the HTTPS shim (issue 6): each finds the
+//! other through DNS SRV and fetches its signed record over HTTPS (the TLS key must be the
+//! record's key), then propose, counter, agree, witness both ways and revoke, every request
+//! signed and over mutual TLS pinned to the mesh keys. Neither node ever opens a libp2p
+//! connection: the HTTP-only mesh has no libp2p listener at all.
+
+use std::net::{Ipv4Addr, TcpListener};
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::dns::{DnsServer, a_record, srv_record};
+use crate::support::{Daemon, poll_n, run, shown};
+
+const ZONE: &str = "mesh.test.";
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+fn poll_https<T>(what: &str, attempt: impl FnMut() -> Result<T, String>) -> T {
+    poll_n(what, 200, Duration::from_millis(100), attempt)
+}
+
+fn append(d: &Daemon, n: usize, tag: &str) -> u64 {
+    let file = d.dir.with_extension(format!("{tag}.jsonl"));
+    let body: String = (0..n)
+        .map(|i| format!("{{\"type\":\"compliance_check\",\"check\":\"{tag}-{i}\"}}\n"))
+        .collect();
+    std::fs::write(&file, body).expect("receipts");
+    let out = d.cli(&[
+        "scroll",
+        "append",
+        "--scroll",
+        "Compliance",
+        "--file",
+        file.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", shown(&out));
+    d.json(&["status"])["scrolls"]
+        .as_array()
+        .and_then(|l| {
+            l.iter().find(|s| {
+                s["scroll"]
+                    .as_str()
+                    .is_some_and(|n| n.eq_ignore_ascii_case("compliance"))
+            })
+        })
+        .and_then(|s| s["size"].as_u64())
+        .expect("a Compliance scroll")
+}
+
+fn agreement_state(d: &Daemon, peer: &Daemon) -> Option<(String, String)> {
+    let list = d.json(&["agreements", "list"]);
+    list.as_array()?.iter().find_map(|a| {
+        a["parties"]
+            .as_array()?
+            .contains(&json!(peer.mesh_id()))
+            .then(|| {
+                (
+                    a["agreement_id"].as_str().unwrap_or("").to_owned(),
+                    a["status"]["state"].as_str().unwrap_or("").to_owned(),
+                )
+            })
+    })
+}
+
+fn wait_witnessed(on: &Daemon, peer: &Daemon, size: u64) {
+    poll_https(
+        &format!("{} to witness {} at {size}", on.name, peer.name),
+        || {
+            let status = on.json(&["status"]);
+            let found = status["witness"]["witnessed"].as_array().and_then(|l| {
+                l.iter()
+                    .find(|w| {
+                        w["peer"] == peer.mesh_id().as_str()
+                            && w["size"] == size
+                            && w["result"] == "verified"
+                    })
+                    .cloned()
+            });
+            found.ok_or_else(|| status["witness"].to_string())
+        },
+    );
+}
+
+#[test]
+fn an_http_only_mesh_and_a_p2p_mesh_federate_and_witness_over_https() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (hp, pp) = (free_port(), free_port());
+    let dns = DnsServer::start(
+        ZONE,
+        vec![
+            srv_record("_vaultmesh._tcp.h.mesh.test.", 0, 5, hp, "h.mesh.test."),
+            a_record("h.mesh.test.", Ipv4Addr::LOCALHOST),
+            srv_record("_vaultmesh._tcp.p.mesh.test.", 0, 5, pp, "p.mesh.test."),
+            a_record("p.mesh.test.", Ipv4Addr::LOCALHOST),
+        ],
+    );
+    let common = format!(
+        "\n[dns]\nnameserver = \"{}\"\n[anchor]\ninterval_secs = 86400\n",
+        dns.addr
+    );
+    // H is not on the P2P network: no libp2p listener, only the HTTPS API.
+    let mut h = Daemon::new(tmp.path(), "mesh-http");
+    h.init();
+    h.append_config(&format!(
+        "{common}[network]\nlisten = []\n[http]\nlisten = \"127.0.0.1:{hp}\"\n"
+    ));
+    h.start_with(false);
+    assert_eq!(h.https, format!("https://127.0.0.1:{hp}"));
+    // P is a P2P mesh that also serves the HTTPS API.
+    let mut p = Daemon::new(tmp.path(), "mesh-p2p");
+    p.init();
+    p.append_config(&format!("{common}[http]\nlisten = \"127.0.0.1:{pp}\"\n"));
+    p.start();
+
+    // Each finds the other through DNS SRV and fetches its record over HTTPS.
+    for (on, other, domain) in [(&p, &h, "h.mesh.test"), (&h, &p, "p.mesh.test")] {
+        let found = on.json(&["discover", "--mesh", domain]);
+        let entry = &found["found"][0];
+        assert_eq!(entry["mesh_id"], other.mesh_id().as_str(), "{found}");
+        assert_eq!(entry["source"], "http", "{found}");
+        let known = on.json(&["list-known"]);
+        let listed = known
+            .as_array()
+            .and_then(|l| l.iter().find(|k| k["mesh_id"] == other.mesh_id().as_str()))
+            .unwrap_or_else(|| panic!("{known}"));
+        assert!(listed["sources"]["http"].is_string(), "{listed}");
+    }
+    let p_size = append(&p, 4, "p");
+    let h_size = append(&h, 6, "h");
+
+    // P proposes, H counters, P accepts: all over HTTPS.
+    let proposed = p.json(&[
+        "propose",
+        "--target",
+        &h.mesh_id(),
+        "--trust-level",
+        "2",
+        "--scrolls",
+        "Compliance",
+        "--frequency",
+        "daily",
+    ]);
+    let id = proposed["events"]
+        .as_array()
+        .and_then(|es| es.iter().find(|e| e["event"] == "sent"))
+        .and_then(|e| e["proposal_id"].as_str())
+        .unwrap_or_else(|| panic!("{proposed}"))
+        .to_owned();
+    poll_https("H to receive the proposal", || {
+        let list = h.json(&["proposals", "list"]);
+        list.as_array()
+            .and_then(|l| l.iter().find(|x| x["proposal_id"] == id.as_str()).cloned())
+            .ok_or_else(|| list.to_string())
+    });
+    h.json(&[
+        "proposals",
+        "counter",
+        &id,
+        "--frequency",
+        "hourly",
+        "--scrolls",
+        "Compliance",
+    ]);
+    poll_https("P to receive the counter", || {
+        let list = p.json(&["proposals", "list"]);
+        let thread = list
+            .as_array()
+            .and_then(|l| l.iter().find(|x| x["proposal_id"] == id.as_str()).cloned());
+        match thread {
+            Some(t) if t["responses"] == 1 => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    });
+    p.json(&["proposals", "accept", &id]);
+    let mut agreement = String::new();
+    for (d, other) in [(&p, &h), (&h, &p)] {
+        agreement =
+            poll_https(
+                &format!("{} to hold the agreement active", d.name),
+                || match agreement_state(d, other) {
+                    Some((id, state)) if state == "active" => Ok(id),
+                    other => Err(format!("{other:?}")),
+                },
+            );
+    }
+
+    // They witness each other's Compliance scroll over HTTPS.
+    p.json(&["anchor", "now"]);
+    h.json(&["anchor", "now"]);
+    wait_witnessed(&h, &p, p_size);
+    wait_witnessed(&p, &h, h_size);
+    let verify = h.cli(&[
+        "verify",
+        "--mesh",
+        &p.mesh_id(),
+        "--scroll",
+        "Compliance",
+        "--json",
+    ]);
+    assert_eq!(verify.status.code(), Some(0), "{}", shown(&verify));
+
+    // H revokes with no notice; both end it.
+    h.json(&["agreements", "revoke", &agreement, "--notice-days", "0"]);
+    for (d, other) in [(&p, &h), (&h, &p)] {
+        poll_https(
+            &format!("{} to see the revocation", d.name),
+            || match agreement_state(d, other) {
+                Some((_, state)) if state == "revoked" => Ok(()),
+                other => Err(format!("{other:?}")),
+            },
+        );
+    }
+
+    // Nothing went over libp2p: neither node ever connected to a peer there.
+    for d in [&h, &p] {
+        let status = d.json(&["status"]);
+        assert_eq!(
+            status["network"]["connected_peers"],
+            json!([]),
+            "{}: {status}",
+            d.name
+        );
+        let out = run(&[
+            "scroll",
+            "verify",
+            "--data-dir",
+            d.d(),
+            "--scroll",
+            "Federation",
+        ]);
+        assert_eq!(out.status.code(), Some(0), "{}: {}", d.name, shown(&out));
+        let receipts = d.federation_receipts();
+        let kinds: Vec<&str> = receipts.iter().filter_map(|r| r["type"].as_str()).collect();
+        for kind in [
+            "fed_trust_proposal",
+            "fed_trust_established",
+            "fed_witness_event",
+            "fed_trust_revoked",
+        ] {
+            assert!(kinds.contains(&kind), "{}: no {kind} in {kinds:?}", d.name);
+        }
+    }
+    for d in [&mut h, &mut p] {
+        assert_eq!(d.terminate().code(), Some(0), "{}", d.name);
+    }
+}
