@@ -154,13 +154,28 @@ impl Default for WitnessSection {
 
 /// `[http]`: the federation API over HTTPS (mutual TLS, signed requests), for meshes that are
 /// not on the P2P network. Off unless `listen` is set.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct HttpSection {
     /// `ip:port` to listen on (`127.0.0.1:0` for any free port).
     pub listen: Option<String>,
     /// The base URL published in our discovery record (default `https://<bound address>`).
     pub advertise: Option<String>,
+    /// Requests per second one peer may make (one address: four times as many) …
+    pub rate_per_sec: u32,
+    /// … with bursts of this many; beyond it: 429 with `Retry-After`.
+    pub rate_burst: u32,
+}
+
+impl Default for HttpSection {
+    fn default() -> Self {
+        Self {
+            listen: None,
+            advertise: None,
+            rate_per_sec: 50,
+            rate_burst: 200,
+        }
+    }
 }
 
 /// Why the configuration could not be read.

@@ -34,9 +34,6 @@ use crate::http::signing::{self, AuthError, WINDOW_SECS};
 const MAX_CONNECTIONS: usize = 256;
 /// A TLS handshake must finish in this time.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Requests per second each peer may make, with this burst.
-const RATE_PER_SEC: f64 = 50.0;
-const RATE_BURST: f64 = 200.0;
 
 /// An HTTP request, as the connection task hands it to the main loop.
 pub(super) struct HttpCall {
@@ -193,30 +190,42 @@ async fn call(
 }
 
 /// A token bucket per peer.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(super) struct RateLimits {
+    per_sec: f64,
+    burst: f64,
     buckets: HashMap<String, (f64, i64)>,
 }
 
 impl RateLimits {
+    /// `per_sec` requests per second with bursts of `burst`.
+    pub(super) fn new(per_sec: u32, burst: u32) -> Self {
+        Self {
+            per_sec: f64::from(per_sec.max(1)),
+            burst: f64::from(burst.max(1)),
+            buckets: HashMap::new(),
+        }
+    }
+
     /// Takes a token for `who` at `now_ms`, or says how many seconds until one is there.
     fn take(&mut self, who: &str, now_ms: i64) -> Result<(), u64> {
         if self.buckets.len() > 10_000 {
             // Bounded memory: forget full buckets (idle peers).
-            self.buckets.retain(|_, (tokens, _)| *tokens < RATE_BURST);
+            let burst = self.burst;
+            self.buckets.retain(|_, (tokens, _)| *tokens < burst);
         }
         let (tokens, at) = self
             .buckets
             .entry(who.to_owned())
-            .or_insert((RATE_BURST, now_ms));
+            .or_insert((self.burst, now_ms));
         let elapsed = (now_ms - *at).max(0) as f64 / 1000.0;
-        *tokens = (*tokens + elapsed * RATE_PER_SEC).min(RATE_BURST);
+        *tokens = (*tokens + elapsed * self.per_sec).min(self.burst);
         *at = now_ms;
         if *tokens >= 1.0 {
             *tokens -= 1.0;
             Ok(())
         } else {
-            Err(((1.0 - *tokens) / RATE_PER_SEC).ceil().max(1.0) as u64)
+            Err(((1.0 - *tokens) / self.per_sec).ceil().max(1.0) as u64)
         }
     }
 }
@@ -245,10 +254,12 @@ impl Node {
                 }
             };
         let now_ms = self.now().unix().saturating_mul(1000);
+        // Every request counts against its address first (unauthenticated ones too: each
+        // costs a signature check), then an authenticated one against its mesh.
+        if let Err(wait) = self.address_limits.take(&call.remote.to_string(), now_ms) {
+            return rate_limited(wait);
+        }
         if matches!(request, FedRequest::Discovery) {
-            if let Err(wait) = self.rate_limits.take(&call.remote.to_string(), now_ms) {
-                return rate_limited(wait);
-            }
             let (response, _) = self.handle_fed(None, request);
             let (status, body) = routes::response_to_http(&response);
             return (status, Vec::new(), body);

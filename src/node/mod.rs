@@ -175,6 +175,7 @@ pub async fn run(
     ));
 
     let mut engine_config = EngineConfig::new(config.display_name.clone());
+    let engine_federation_api = advertised.clone();
     engine_config.endpoints.federation = advertised;
     engine_config.multiaddrs = net.listen_addrs().iter().map(|a| strip_p2p(a)).collect();
     engine_config.scrolls_available = std::iter::once(ScrollName::federation())
@@ -232,7 +233,13 @@ pub async fn run(
             prefer_https: config.network.listen.is_empty(),
         },
         https: https_client,
-        rate_limits: https::RateLimits::default(),
+        rate_limits: https::RateLimits::new(config.http.rate_per_sec, config.http.rate_burst),
+        // One address may carry several meshes (a NAT, a host of meshes): four times a mesh's.
+        address_limits: https::RateLimits::new(
+            config.http.rate_per_sec.saturating_mul(4),
+            config.http.rate_burst.saturating_mul(4),
+        ),
+        federation_api: engine_federation_api,
         backend,
         anchoring: false,
         anchor_interval: Duration::from_secs(config.anchor.interval_secs),
@@ -324,6 +331,9 @@ struct Node {
     outbound: https::Outbound,
     https: Arc<https::HttpsClient>,
     rate_limits: https::RateLimits,
+    address_limits: https::RateLimits,
+    /// Our HTTPS API's base URL, when it is on.
+    federation_api: Option<String>,
 }
 
 /// Opens every scroll under `receipts/` but the Federation scroll (the node owns them all
@@ -1169,6 +1179,7 @@ impl Node {
             "proposals": proposals.len(),
             "agreements": agreements.iter().map(agreement_summary).collect::<Vec<_>>(),
             "refusals": self.engine.refusals(),
+            "federation_api": self.federation_api,
             "scrolls": self.scroll_summaries(),
             "anchor": self.anchor_status(),
             "witness": self.witness_status()?,

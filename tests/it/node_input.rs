@@ -23,13 +23,18 @@ use vm_storage::Store;
 
 use super::engine::terms;
 
-struct RunningNode {
-    root: PathBuf,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+pub struct RunningNode {
+    pub root: PathBuf,
+    pub stop: Option<tokio::sync::oneshot::Sender<()>>,
+    pub task: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
 
-async fn start_node(dir: &Path) -> RunningNode {
+pub async fn start_node(dir: &Path) -> RunningNode {
+    start_node_with(dir, "").await
+}
+
+/// A node with `extra` appended to its config.toml.
+pub async fn start_node_with(dir: &Path, extra: &str) -> RunningNode {
     let root = dir.join("node");
     DataDir::init(
         &root,
@@ -42,6 +47,7 @@ async fn start_node(dir: &Path) -> RunningNode {
     config.push_str(
         "\n[network]\nlisten = [\"/ip4/127.0.0.1/tcp/0\"]\ngossip_initial_delay_ms = 100\n",
     );
+    config.push_str(extra);
     std::fs::write(root.join("config.toml"), config).unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn({
@@ -66,7 +72,7 @@ async fn start_node(dir: &Path) -> RunningNode {
     panic!("the node did not open its control socket within 10 s");
 }
 
-async fn status(node: &RunningNode) -> Value {
+pub async fn status(node: &RunningNode) -> Value {
     call_async(&node.root, Method::GET, "/v1/status", None)
         .await
         .unwrap()
@@ -84,7 +90,7 @@ async fn peer(seed: u8) -> NetworkHandle {
 }
 
 /// A valid proposal from mesh `xray` (key seed 7) to the node, as the wire JSON.
-fn proposal_from_xray(target: &MeshId, target_key: PublicKey) -> Value {
+pub fn proposal_from_xray(target: &MeshId, target_key: PublicKey) -> Value {
     let key = MeshKey::from_seed(&[7; 32]);
     let me = MeshId::from_name("xray").unwrap();
     let now = SystemClock.now();

@@ -1,0 +1,285 @@
+//! The HTTPS shim of a running node (in-process, real sockets) facing forged, replayed and
+//! misdirected requests (DESIGN §8): each is refused with 401 before any handler runs and
+//! changes nothing; a valid request from a mesh outside any agreement gets 403; discovery
+//! needs no client certificate; bodies over the limit get 413; a flood gets 429 with
+//! `Retry-After`; the same proposal a libp2p peer would send goes through over HTTPS.
+
+#![allow(clippy::unwrap_used)] // a failed step is the test failing
+
+use std::sync::Arc;
+
+use hyper::{Method, StatusCode};
+use serde_json::{Value, json};
+use vaultmesh_federation::clock::{Clock, SystemClock};
+use vaultmesh_federation::http::client::exchange;
+use vaultmesh_federation::http::routes::HttpForm;
+use vaultmesh_federation::http::signing;
+use vaultmesh_federation::node::client::call_async;
+use vm_network::tls::{self, TlsClock, TlsIdentity};
+use vm_receipts::documents::DiscoveryRecord;
+use vm_receipts::{MeshId, MeshKey, PublicKey};
+
+use super::node_input::{proposal_from_xray, start_node_with, status};
+
+fn clock() -> TlsClock {
+    Arc::new(|| SystemClock.now().unix())
+}
+
+fn identity(seed: u8, name: &str) -> TlsIdentity {
+    TlsIdentity::new(
+        &[seed; 32],
+        &format!("did:vm:mesh:{name}"),
+        &["localhost".into()],
+        SystemClock.now().unix() - 60,
+        30,
+    )
+    .unwrap()
+}
+
+/// What a request is made of, so each case can spoil one part.
+struct Spec {
+    /// Whose certificate the TLS client presents (None: none).
+    cert: Option<u8>,
+    /// Who signs.
+    signer: u8,
+    /// `X-Mesh-ID`.
+    origin: &'static str,
+    /// Destination signed for.
+    destination: MeshId,
+    /// Seconds added to the clock for `X-Timestamp`.
+    skew: i64,
+    /// The nonce bytes.
+    nonce: [u8; 16],
+    form: HttpForm,
+}
+
+async fn send(url: &str, node_key: [u8; 32], spec: &Spec) -> (StatusCode, Value) {
+    let config = match spec.cert {
+        Some(seed) => tls::client_config(&identity(seed, spec.origin), node_key, clock()).unwrap(),
+        None => tls::discovery_client_config(clock()).unwrap(),
+    };
+    let origin: MeshId = format!("did:vm:mesh:{}", spec.origin).parse().unwrap();
+    let headers = signing::sign(
+        &MeshKey::from_seed(&[spec.signer; 32]),
+        spec.form.method.as_str(),
+        &spec.form.path_and_query,
+        &spec.form.body,
+        &origin,
+        &spec.destination,
+        SystemClock.now().plus_seconds(spec.skew),
+        &spec.nonce,
+    )
+    .unwrap();
+    let (status, body, _) = exchange(config, url, spec.form.clone(), headers, true)
+        .await
+        .unwrap();
+    (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
+}
+
+fn roots() -> HttpForm {
+    HttpForm {
+        method: Method::GET,
+        path_and_query: "/federation/roots".into(),
+        body: Vec::new(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_replayed_and_misdirected_requests_are_refused_before_any_handler() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut node = start_node_with(
+        dir.path(),
+        "\n[http]\nlisten = \"127.0.0.1:0\"\nrate_per_sec = 1\nrate_burst = 8\n",
+    )
+    .await;
+    let st = status(&node).await;
+    let url = st["federation_api"].as_str().unwrap().to_owned();
+    let node_mesh: MeshId = serde_json::from_value(st["mesh_id"].clone()).unwrap();
+    let node_key: PublicKey = serde_json::from_value(st["public_key"].clone()).unwrap();
+    let xray_key = MeshKey::from_seed(&[7; 32]).public_key();
+    call_async(
+        &node.root,
+        Method::POST,
+        "/v1/peers",
+        Some(json!({"op": "add_peer", "mesh_id": "xray", "public_key": xray_key.to_string()})),
+    )
+    .await
+    .unwrap();
+
+    // Discovery: no client certificate, no signature; the record is the node's, and the TLS
+    // key it proved is the record's key.
+    let config = tls::discovery_client_config(clock()).unwrap();
+    let discovery = HttpForm {
+        method: Method::GET,
+        path_and_query: "/federation/discovery".into(),
+        body: Vec::new(),
+    };
+    let (code, body, server_key) = exchange(config, &url, discovery.clone(), Vec::new(), true)
+        .await
+        .unwrap();
+    assert_eq!(code, StatusCode::OK);
+    let record: DiscoveryRecord = serde_json::from_slice(&body).unwrap();
+    record.verify_self_signed().unwrap();
+    assert_eq!(record.mesh_id, node_mesh);
+    assert_eq!(server_key, Some(node_key.to_bytes()));
+    assert_eq!(record.endpoints.federation.as_deref(), Some(url.as_str()));
+
+    let good = |nonce: u8| Spec {
+        cert: Some(7),
+        signer: 7,
+        origin: "xray",
+        destination: node_mesh.clone(),
+        skew: 0,
+        nonce: [nonce; 16],
+        form: roots(),
+    };
+    // A well-signed request from a mesh without an agreement is authenticated, then refused
+    // by policy: 403, not 401.
+    let (code, body) = send(&url, node_key.to_bytes(), &good(1)).await;
+    assert_eq!(code, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(body["error"], "forbidden", "{body}");
+
+    let before = status(&node).await;
+    let mut cases: Vec<(&str, Spec, &str)> = Vec::new();
+    cases.push(("the same request again (replay)", good(1), "replayed"));
+    let mut no_cert = good(2);
+    no_cert.cert = None;
+    cases.push(("no client certificate", no_cert, "TLS client certificate"));
+    let mut other_cert = good(3);
+    other_cert.cert = Some(9);
+    cases.push((
+        "another key's certificate",
+        other_cert,
+        "TLS client certificate",
+    ));
+    let mut wrong_signer = good(4);
+    wrong_signer.signer = 9;
+    cases.push(("signed by another key", wrong_signer, "does not verify"));
+    let mut elsewhere = good(5);
+    elsewhere.destination = "did:vm:mesh:somewhere-else".parse().unwrap();
+    cases.push((
+        "signed for another destination",
+        elsewhere,
+        "does not verify",
+    ));
+    let mut stale = good(6);
+    stale.skew = -400;
+    cases.push(("a stale timestamp", stale, "more than 300 s"));
+    let mut future = good(7);
+    future.skew = 400;
+    cases.push(("a timestamp from the future", future, "more than 300 s"));
+    let mut unknown = good(8);
+    unknown.origin = "zulu";
+    cases.push(("an origin nobody knows", unknown, "unknown origin"));
+    for (what, spec, says) in &cases {
+        let (code, body) = send(&url, node_key.to_bytes(), spec).await;
+        assert_eq!(code, StatusCode::UNAUTHORIZED, "{what}: {body}");
+        assert_eq!(body["error"], "unauthorized", "{what}: {body}");
+        assert!(
+            body["message"].as_str().unwrap_or("").contains(says),
+            "{what}: {body}"
+        );
+    }
+    // A field with a `|` (here the nonce header): refused as such.
+    let config = tls::client_config(&identity(7, "xray"), node_key.to_bytes(), clock()).unwrap();
+    let mut headers = signing::sign(
+        &MeshKey::from_seed(&[7; 32]),
+        "GET",
+        "/federation/roots",
+        b"",
+        &"did:vm:mesh:xray".parse().unwrap(),
+        &node_mesh,
+        SystemClock.now(),
+        &[10; 16],
+    )
+    .unwrap();
+    for (name, value) in &mut headers {
+        if *name == signing::NONCE {
+            value.push('|');
+        }
+    }
+    let (code, body, _) = exchange(config, &url, roots(), headers, true)
+        .await
+        .unwrap();
+    assert_eq!(
+        code,
+        StatusCode::UNAUTHORIZED,
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    assert!(
+        String::from_utf8_lossy(&body).contains("'|'"),
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+
+    // Oversized: 413 before the body is read in full.
+    let mut big = good(11);
+    big.form = HttpForm {
+        method: Method::POST,
+        path_and_query: "/federation/notify".into(),
+        body: vec![b' '; (1 << 20) + 10],
+    };
+    let (code, body) = send(&url, node_key.to_bytes(), &big).await;
+    assert_eq!(code, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
+
+    // Nothing changed.
+    let after = status(&node).await;
+    for field in ["proposals", "agreements", "federation_scroll", "witness"] {
+        assert_eq!(before[field], after[field], "{field} changed");
+    }
+
+    // The same proposal a libp2p peer would send goes through over HTTPS; the document
+    // again (a fresh request) is acknowledged and appends nothing.
+    let proposal = proposal_from_xray(&node_mesh, node_key);
+    let mut propose = good(12);
+    propose.form = HttpForm {
+        method: Method::POST,
+        path_and_query: "/federation/proposals".into(),
+        body: serde_json::to_vec(&proposal).unwrap(),
+    };
+    let (code, body) = send(&url, node_key.to_bytes(), &propose).await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    assert_eq!(body["response"], "ack", "{body}");
+    let size = status(&node).await["federation_scroll"]["size"].clone();
+    propose.nonce = [13; 16];
+    let (code, body) = send(&url, node_key.to_bytes(), &propose).await;
+    assert_eq!(
+        (code, &body["response"]),
+        (StatusCode::OK, &json!("ack")),
+        "{body}"
+    );
+    assert_eq!(status(&node).await["federation_scroll"]["size"], size);
+    assert_eq!(status(&node).await["proposals"], 1);
+    // A message on the wrong route is refused before the engine sees it.
+    let mut misrouted = good(14);
+    misrouted.form = HttpForm {
+        method: Method::POST,
+        path_and_query: "/federation/witness".into(),
+        body: serde_json::to_vec(&proposal).unwrap(),
+    };
+    let (code, body) = send(&url, node_key.to_bytes(), &misrouted).await;
+    assert_eq!(code, StatusCode::BAD_REQUEST, "{body}");
+
+    // A flood of discovery requests from one address meets the rate limit (1/s, bursts of 8
+    // here); the answer says when to come back.
+    let mut limited = None;
+    for _ in 0..40 {
+        let config = tls::discovery_client_config(clock()).unwrap();
+        let (code, body, _) = exchange(config, &url, discovery.clone(), Vec::new(), true)
+            .await
+            .unwrap();
+        if code == StatusCode::TOO_MANY_REQUESTS {
+            limited = Some(String::from_utf8_lossy(&body).into_owned());
+            break;
+        }
+    }
+    let limited = limited.expect("a 429 within 40 requests");
+    assert!(
+        limited.contains("rate_limited") && limited.contains("retry after"),
+        "{limited}"
+    );
+
+    node.stop.take().unwrap().send(()).unwrap();
+    node.task.await.unwrap().unwrap();
+}
