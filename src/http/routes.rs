@@ -16,6 +16,11 @@
 //! | anchor notification | `POST /federation/notify` |
 //! | roots | `GET /federation/roots[?scrolls=A,B]` |
 //! | evidence (consistency proof + samples) | `POST /federation/evidence` |
+//! | a proposal thread | `GET /federation/proposals/{proposal_id}` |
+//! | agreements with the sender | `GET /federation/agreements`, `GET /federation/agreements/{id}` |
+//! | receipts of a shared scroll | `GET /federation/receipts/{scroll}?from=N&limit=N` |
+//! | one receipt proven against the anchored root | `POST /federation/verify` |
+//! | proofs | `GET /federation/proofs/consistency?scroll=S&old_size=N&new_size=N`, `GET /federation/proofs/inclusion?scroll=S&sequence=N&tree_size=N` |
 //!
 //! A message's body is its [`crate::engine::PeerMessage`] JSON; the path must agree with the
 //! document (the route's kind, the id in the path). Success bodies are the `FedResponse`
@@ -136,7 +141,96 @@ pub fn to_http(request: &FedRequest) -> Result<HttpForm, String> {
             path_and_query: "/federation/evidence".into(),
             body: serde_json::to_vec(ask).map_err(|e| e.to_string())?,
         },
+        FedRequest::GetProposal { proposal_id } => {
+            get(format!("/federation/proposals/{proposal_id}"))
+        }
+        FedRequest::ListAgreements => get("/federation/agreements".into()),
+        FedRequest::GetAgreement { agreement_id } => {
+            get(format!("/federation/agreements/{agreement_id}"))
+        }
+        FedRequest::Receipts {
+            scroll,
+            from,
+            limit,
+        } => get(format!(
+            "/federation/receipts/{}?from={from}&limit={limit}",
+            scroll.as_str()
+        )),
+        FedRequest::Verify {
+            scroll,
+            sequence,
+            receipt_hash,
+        } => HttpForm {
+            method: Method::POST,
+            path_and_query: "/federation/verify".into(),
+            body: json(&serde_json::json!({
+                "scroll": scroll, "sequence": sequence, "receipt_hash": receipt_hash,
+            }))?,
+        },
+        FedRequest::ConsistencyProof {
+            scroll,
+            old_size,
+            new_size,
+        } => get(format!(
+            "/federation/proofs/consistency?scroll={}&old_size={old_size}&new_size={new_size}",
+            scroll.as_str()
+        )),
+        FedRequest::InclusionProof {
+            scroll,
+            sequence,
+            tree_size,
+        } => get(format!(
+            "/federation/proofs/inclusion?scroll={}&sequence={sequence}&tree_size={tree_size}",
+            scroll.as_str()
+        )),
     })
+}
+
+fn get(path_and_query: String) -> HttpForm {
+    HttpForm {
+        method: Method::GET,
+        path_and_query,
+        body: Vec::new(),
+    }
+}
+
+/// The query's parameters; each of `allowed` at most once, nothing else.
+fn query_params<'q>(
+    query: Option<&'q str>,
+    allowed: &[&str],
+) -> Result<std::collections::BTreeMap<&'q str, &'q str>, Refused> {
+    let mut params = std::collections::BTreeMap::new();
+    for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair
+            .split_once('=')
+            .ok_or_else(|| bad(format!("query parameter {pair:?} has no value")))?;
+        if !allowed.contains(&k) {
+            return Err(bad(format!("unknown query parameter {k:?}")));
+        }
+        if params.insert(k, v).is_some() {
+            return Err(bad(format!("query parameter {k:?} given twice")));
+        }
+    }
+    Ok(params)
+}
+
+fn number(
+    params: &std::collections::BTreeMap<&str, &str>,
+    name: &str,
+    default: Option<u64>,
+) -> Result<u64, Refused> {
+    match (params.get(name), default) {
+        (Some(v), _) => v
+            .parse()
+            .map_err(|_| bad(format!("{name} must be a non-negative integer, not {v:?}"))),
+        (None, Some(d)) => Ok(d),
+        (None, None) => Err(bad(format!("missing query parameter {name}"))),
+    }
+}
+
+fn scroll_param(text: &str) -> Result<ScrollName, Refused> {
+    text.parse()
+        .map_err(|e: vm_receipts::EncodingError| bad(e.to_string()))
 }
 
 fn bad(message: impl Into<String>) -> Refused {
@@ -203,15 +297,75 @@ pub fn from_http(
         },
         ["federation", "proposals", id] => match *method {
             Method::PUT => message_body(body, "response", Some(("response", "proposal_id", id))),
+            Method::GET => Ok(FedRequest::GetProposal {
+                proposal_id: (*id).to_owned(),
+            }),
             _ => Err(not_allowed()),
         },
         ["federation", "agreements"] => match *method {
             Method::POST => message_body(body, "agreement", None),
+            Method::GET => Ok(FedRequest::ListAgreements),
             _ => Err(not_allowed()),
         },
         ["federation", "agreements", id] => match *method {
             Method::DELETE => {
                 message_body(body, "revocation", Some(("notice", "agreement_id", id)))
+            }
+            Method::GET => Ok(FedRequest::GetAgreement {
+                agreement_id: (*id).to_owned(),
+            }),
+            _ => Err(not_allowed()),
+        },
+        ["federation", "receipts", scroll] => match *method {
+            Method::GET => {
+                let params = query_params(query, &["from", "limit"])?;
+                Ok(FedRequest::Receipts {
+                    scroll: scroll_param(scroll)?,
+                    from: number(&params, "from", Some(0))?,
+                    limit: number(&params, "limit", Some(100))?,
+                })
+            }
+            _ => Err(not_allowed()),
+        },
+        ["federation", "verify"] => match *method {
+            Method::POST => {
+                #[derive(serde::Deserialize)]
+                #[serde(deny_unknown_fields)]
+                struct VerifyBody {
+                    scroll: ScrollName,
+                    sequence: u64,
+                    #[serde(default)]
+                    receipt_hash: Option<vm_receipts::Blake3Hash>,
+                }
+                let v: VerifyBody = serde_json::from_value(json_body(body)?)
+                    .map_err(|e| bad(format!("not a verify request: {e}")))?;
+                Ok(FedRequest::Verify {
+                    scroll: v.scroll,
+                    sequence: v.sequence,
+                    receipt_hash: v.receipt_hash,
+                })
+            }
+            _ => Err(not_allowed()),
+        },
+        ["federation", "proofs", "consistency"] => match *method {
+            Method::GET => {
+                let params = query_params(query, &["scroll", "old_size", "new_size"])?;
+                Ok(FedRequest::ConsistencyProof {
+                    scroll: scroll_param(params.get("scroll").copied().unwrap_or(""))?,
+                    old_size: number(&params, "old_size", None)?,
+                    new_size: number(&params, "new_size", None)?,
+                })
+            }
+            _ => Err(not_allowed()),
+        },
+        ["federation", "proofs", "inclusion"] => match *method {
+            Method::GET => {
+                let params = query_params(query, &["scroll", "sequence", "tree_size"])?;
+                Ok(FedRequest::InclusionProof {
+                    scroll: scroll_param(params.get("scroll").copied().unwrap_or(""))?,
+                    sequence: number(&params, "sequence", None)?,
+                    tree_size: number(&params, "tree_size", None)?,
+                })
             }
             _ => Err(not_allowed()),
         },
@@ -274,9 +428,8 @@ pub fn status_of(code: &str) -> StatusCode {
         "unauthorized" | "bad_signature" | "unknown_sender" | "sender_mismatch"
         | "key_mismatch" => StatusCode::UNAUTHORIZED,
         "malformed" | "bad_document" | "bad_request" | "not_for_us" => StatusCode::BAD_REQUEST,
-        "not_found" | "unknown_scroll" | "unknown_proposal" | "unknown_agreement" => {
-            StatusCode::NOT_FOUND
-        }
+        "not_found" | "unknown_scroll" | "unknown_proposal" | "unknown_agreement"
+        | "receipt_mismatch" => StatusCode::NOT_FOUND,
         "method_not_allowed" => StatusCode::METHOD_NOT_ALLOWED,
         "oversized" | "too_large" => StatusCode::PAYLOAD_TOO_LARGE,
         "rate_limited" => StatusCode::TOO_MANY_REQUESTS,

@@ -19,6 +19,7 @@ pub mod client;
 pub mod control;
 mod https;
 mod ops;
+mod reads;
 pub mod wire;
 mod witness;
 
@@ -292,6 +293,13 @@ fn request_kind(request: &FedRequest) -> &'static str {
         FedRequest::Notify { .. } => "notify",
         FedRequest::Roots { .. } => "roots",
         FedRequest::Evidence { .. } => "evidence",
+        FedRequest::GetProposal { .. } => "get_proposal",
+        FedRequest::ListAgreements => "list_agreements",
+        FedRequest::GetAgreement { .. } => "get_agreement",
+        FedRequest::Receipts { .. } => "receipts",
+        FedRequest::Verify { .. } => "verify",
+        FedRequest::ConsistencyProof { .. } => "consistency_proof",
+        FedRequest::InclusionProof { .. } => "inclusion_proof",
     }
 }
 
@@ -879,6 +887,42 @@ impl Node {
             FedRequest::Notify { notification } => (self.on_notify(from, notification), None),
             FedRequest::Roots { scrolls } => (self.serve_roots(from, &scrolls), None),
             FedRequest::Evidence { ask } => (self.serve_evidence(from, &ask), None),
+            FedRequest::GetProposal { proposal_id } => {
+                (self.serve_proposal(from, &proposal_id), None)
+            }
+            FedRequest::ListAgreements => (self.serve_agreements(from, None), None),
+            FedRequest::GetAgreement { agreement_id } => {
+                (self.serve_agreements(from, Some(&agreement_id)), None)
+            }
+            FedRequest::Receipts {
+                scroll,
+                from: first,
+                limit,
+            } => (self.serve_receipts(from, &scroll, first, limit), None),
+            FedRequest::Verify {
+                scroll,
+                sequence,
+                receipt_hash,
+            } => (
+                self.serve_verify(from, &scroll, sequence, receipt_hash),
+                None,
+            ),
+            FedRequest::ConsistencyProof {
+                scroll,
+                old_size,
+                new_size,
+            } => (
+                self.serve_consistency(from, &scroll, old_size, new_size),
+                None,
+            ),
+            FedRequest::InclusionProof {
+                scroll,
+                sequence,
+                tree_size,
+            } => (
+                self.serve_inclusion(from, &scroll, sequence, tree_size),
+                None,
+            ),
             FedRequest::Message { message } => {
                 let message = match PeerMessage::from_value(message) {
                     Ok(m) => m,

@@ -38,6 +38,64 @@ pub enum FedRequest {
         /// What is asked.
         ask: EvidenceRequest,
     },
+    /// A proposal thread the sender is a party to, `GET /federation/proposals/{id}`.
+    GetProposal {
+        /// The proposal id.
+        proposal_id: String,
+    },
+    /// The agreements between the sender and us, `GET /federation/agreements`.
+    ListAgreements,
+    /// One of them, `GET /federation/agreements/{id}`.
+    GetAgreement {
+        /// The agreement id.
+        agreement_id: String,
+    },
+    /// Receipts of a shared scroll from sequence `from`, at most `limit` (≤ 100),
+    /// `GET /federation/receipts/{scroll}`.
+    Receipts {
+        /// The scroll.
+        scroll: ScrollName,
+        /// The first sequence.
+        #[serde(default)]
+        from: u64,
+        /// How many (default 100).
+        #[serde(default = "default_limit")]
+        limit: u64,
+    },
+    /// One receipt proven against our latest anchored root, with the anchor proof,
+    /// `POST /federation/verify`.
+    Verify {
+        /// The scroll.
+        scroll: ScrollName,
+        /// The receipt's sequence.
+        sequence: u64,
+        /// If given, the receipt's leaf hash (blake3 of its canonical JSON without
+        /// `root_hash`) must be this.
+        #[serde(default)]
+        receipt_hash: Option<vm_receipts::Blake3Hash>,
+    },
+    /// A consistency proof, `GET /federation/proofs/consistency`.
+    ConsistencyProof {
+        /// The scroll.
+        scroll: ScrollName,
+        /// The older size.
+        old_size: u64,
+        /// The newer size.
+        new_size: u64,
+    },
+    /// An inclusion proof, `GET /federation/proofs/inclusion`.
+    InclusionProof {
+        /// The scroll.
+        scroll: ScrollName,
+        /// The receipt's sequence.
+        sequence: u64,
+        /// The tree size.
+        tree_size: u64,
+    },
+}
+
+fn default_limit() -> u64 {
+    100
 }
 
 /// A federation response.
@@ -60,6 +118,11 @@ pub enum FedResponse {
     Evidence {
         /// The proofs and samples.
         evidence: Box<Evidence>,
+    },
+    /// What a read request asked for (a proposal thread, agreements, receipts, a proof).
+    Data {
+        /// The JSON.
+        data: Value,
     },
     /// Refused.
     Error {

@@ -93,7 +93,11 @@ impl Node {
     }
 
     /// Asks the policy whether `peer` may make `request`; a refusal is the response.
-    fn authorize(&self, peer: &MeshId, request: PeerRequest<'_>) -> Result<(), FedResponse> {
+    pub(super) fn authorize_read(
+        &self,
+        peer: &MeshId,
+        request: PeerRequest<'_>,
+    ) -> Result<(), FedResponse> {
         let agreement = self.agreement_with(peer);
         policy::authorize(
             self.dir.mesh_id(),
@@ -126,7 +130,7 @@ impl Node {
                 true,
             );
         }
-        if let Err(refusal) = self.authorize(from, PeerRequest::Notify(&notification.scroll)) {
+        if let Err(refusal) = self.authorize_read(from, PeerRequest::Notify(&notification.scroll)) {
             return refusal;
         }
         let Some(key) = self.route(from).map(|t| t.key) else {
@@ -306,7 +310,7 @@ impl Node {
         } else {
             scrolls.to_vec()
         };
-        if let Err(refusal) = self.authorize(from, PeerRequest::Roots(&wanted)) {
+        if let Err(refusal) = self.authorize_read(from, PeerRequest::Roots(&wanted)) {
             return refusal;
         }
         let mut roots = Vec::new();
@@ -322,7 +326,8 @@ impl Node {
 
     /// `evidence`: a consistency proof and sampled receipts of one of our scrolls.
     pub(super) fn serve_evidence(&self, from: &MeshId, ask: &EvidenceRequest) -> FedResponse {
-        if let Err(refusal) = self.authorize(from, PeerRequest::ConsistencyProof(&ask.scroll)) {
+        if let Err(refusal) = self.authorize_read(from, PeerRequest::ConsistencyProof(&ask.scroll))
+        {
             return refusal;
         }
         if let Err(reason) = ask.check() {

@@ -7,7 +7,7 @@
 use std::net::{Ipv4Addr, TcpListener};
 use std::time::Duration;
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::dns::{DnsServer, a_record, srv_record};
 use crate::support::{Daemon, poll_n, run, shown};
@@ -85,6 +85,159 @@ fn wait_witnessed(on: &Daemon, peer: &Daemon, size: u64) {
             found.ok_or_else(|| status["witness"].to_string())
         },
     );
+}
+
+/// The reads of the federation API, made by the test as `as_mesh` against `of`.
+struct Reads<'a> {
+    as_mesh: &'a Daemon,
+    of: &'a Daemon,
+    proposal_id: String,
+}
+
+fn reads_as<'a>(as_mesh: &'a Daemon, of: &'a Daemon, proposal_id: &str) -> Reads<'a> {
+    Reads {
+        as_mesh,
+        of,
+        proposal_id: proposal_id.to_owned(),
+    }
+}
+
+impl Reads<'_> {
+    fn await_all(self) {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        runtime.block_on(self.run());
+    }
+
+    async fn get(&self, path: &str, body: Option<Value>) -> (u16, Value) {
+        use vaultmesh_federation::clock::{Clock, SystemClock};
+        use vaultmesh_federation::http::{client::exchange, routes::HttpForm, signing};
+        let key_file: Value = serde_json::from_slice(
+            &std::fs::read(self.as_mesh.dir.join("keys/mesh.key")).expect("key file"),
+        )
+        .expect("key json");
+        let key =
+            vm_receipts::MeshKey::from_seed_text(key_file["secret_seed"].as_str().expect("seed"))
+                .expect("seed");
+        let clock: vm_network::tls::TlsClock = std::sync::Arc::new(|| SystemClock.now().unix());
+        let identity = vm_network::tls::TlsIdentity::new(
+            &key.seed_bytes(),
+            &self.as_mesh.mesh_id(),
+            &["localhost".into()],
+            SystemClock.now().unix() - 60,
+            1,
+        )
+        .expect("identity");
+        let of_key: vm_receipts::PublicKey = self.of.json(&["status"])["public_key"]
+            .as_str()
+            .expect("key")
+            .parse()
+            .expect("key");
+        let config =
+            vm_network::tls::client_config(&identity, of_key.to_bytes(), clock).expect("tls");
+        let form = HttpForm {
+            method: if body.is_some() {
+                hyper::Method::POST
+            } else {
+                hyper::Method::GET
+            },
+            path_and_query: path.to_owned(),
+            body: body.map(|b| b.to_string().into_bytes()).unwrap_or_default(),
+        };
+        let nonce: [u8; 16] =
+            *blake3::hash(format!("{path}{:?}", std::time::Instant::now()).as_bytes())
+                .as_bytes()
+                .first_chunk()
+                .expect("16");
+        let headers = signing::sign(
+            &key,
+            form.method.as_str(),
+            &form.path_and_query,
+            &form.body,
+            &self.as_mesh.mesh_id().parse().expect("mesh"),
+            &self.of.mesh_id().parse().expect("mesh"),
+            SystemClock.now(),
+            &nonce,
+        )
+        .expect("sign");
+        let (status, body, _) = exchange(config, &self.of.https, form, headers, true)
+            .await
+            .expect("exchange");
+        (
+            status.as_u16(),
+            serde_json::from_slice(&body).unwrap_or(Value::Null),
+        )
+    }
+
+    async fn run(self) {
+        let (code, v) = self.get("/federation/agreements", None).await;
+        assert_eq!(code, 200, "{v}");
+        assert_eq!(v["data"].as_array().map(Vec::len), Some(1), "{v}");
+        let (code, v) = self
+            .get(&format!("/federation/proposals/{}", self.proposal_id), None)
+            .await;
+        assert_eq!(code, 200, "{v}");
+        assert_eq!(
+            v["data"]["responses"].as_array().map(Vec::len),
+            Some(2),
+            "a counter and an accept: {v}"
+        );
+        let (code, v) = self
+            .get("/federation/receipts/Compliance?from=1&limit=2", None)
+            .await;
+        assert_eq!(code, 200, "{v}");
+        let receipts = v["data"]["receipts"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        assert_eq!(receipts.len(), 2, "{v}");
+        assert_eq!(receipts[0]["sequence"], 1, "{v}");
+        let (code, v) = self
+            .get(
+                "/federation/verify",
+                Some(json!({"scroll": "Compliance", "sequence": 1})),
+            )
+            .await;
+        assert_eq!(code, 200, "{v}");
+        let proof = vm_receipts::proof::ReceiptProof::parse(v["data"].to_string().as_bytes())
+            .expect("a receipt proof");
+        let of_key: vm_receipts::PublicKey = self.of.json(&["status"])["public_key"]
+            .as_str()
+            .expect("k")
+            .parse()
+            .expect("k");
+        proof
+            .verify(&of_key)
+            .expect("the receipt proof verifies with the mesh's key");
+        assert!(proof.anchor_proof.is_some(), "{v}");
+        let (code, v) = self
+            .get(
+                "/federation/proofs/consistency?scroll=Compliance&old_size=1&new_size=3",
+                None,
+            )
+            .await;
+        assert_eq!(code, 200, "{v}");
+        let (code, v) = self
+            .get(
+                "/federation/proofs/inclusion?scroll=Compliance&sequence=0&tree_size=3",
+                None,
+            )
+            .await;
+        assert_eq!(code, 200, "{v}");
+        // A scroll that is not shared: the policy says no.
+        let (code, v) = self.get("/federation/receipts/Federation", None).await;
+        assert_eq!(code, 403, "{v}");
+        // A malformed query: 400 naming it.
+        let (code, v) = self
+            .get(
+                "/federation/proofs/inclusion?scroll=Compliance&sequence=x&tree_size=3",
+                None,
+            )
+            .await;
+        assert_eq!(code, 400, "{v}");
+    }
 }
 
 #[test]
@@ -204,6 +357,10 @@ fn an_http_only_mesh_and_a_p2p_mesh_federate_and_witness_over_https() {
         "--json",
     ]);
     assert_eq!(verify.status.code(), Some(0), "{}", shown(&verify));
+
+    // Acting as H (its key file), a client reads P's API directly: every read of seed §5.1
+    // over signed mTLS requests, and the receipt proof checks with P's key alone.
+    reads_as(&h, &p, &id).await_all();
 
     // H revokes with no notice; both end it.
     h.json(&["agreements", "revoke", &agreement, "--notice-days", "0"]);
