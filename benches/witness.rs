@@ -18,22 +18,24 @@
 #![allow(clippy::disallowed_methods, clippy::unwrap_used, missing_docs)] // wall-clock timing is what a benchmark does
 
 use std::hint::black_box;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use hyper::Method;
 use serde_json::{Map, Value, json};
 use vaultmesh_federation::anchor::{AnchorTrust, Batch, anchor_local};
 use vaultmesh_federation::clock::{Clock, SystemClock};
-use vaultmesh_federation::data_dir::DataDir;
-use vaultmesh_federation::node;
-use vaultmesh_federation::node::client::call_async;
 use vaultmesh_federation::witness::{
     CheckInput, Consistency, Evidence, Sample, Verdict, check, choose_samples,
 };
 use vm_receipts::documents::{AnchorNotification, SignedRoot};
 use vm_receipts::scroll::Scroll;
 use vm_receipts::{Kind, MeshId, MeshKey, PublicKey, ScrollName};
+
+#[path = "support/node.rs"]
+mod node_support;
+
+use node_support::{ctl, start};
 
 fn per_sec(r: f64) -> String {
     if r >= 1000.0 {
@@ -173,49 +175,6 @@ fn ed25519_per_sec(n: u64) -> f64 {
     n as f64 / start.elapsed().as_secs_f64()
 }
 
-struct Running {
-    root: PathBuf,
-    stop: tokio::sync::oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<anyhow::Result<()>>,
-}
-
-async fn start(dir: &Path, name: &str, seed: u8) -> Running {
-    let root = dir.join(name);
-    DataDir::init(
-        &root,
-        MeshId::from_name(name).unwrap(),
-        [seed; 32],
-        SystemClock.now(),
-    )
-    .unwrap();
-    let mut config = std::fs::read_to_string(root.join("config.toml")).unwrap();
-    config.push_str(
-        "\n[network]\nlisten = [\"/ip4/127.0.0.1/tcp/0\"]\n[anchor]\ninterval_secs = 86400\n",
-    );
-    std::fs::write(root.join("config.toml"), config).unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn({
-        let root = root.clone();
-        async move {
-            node::run(&root, async {
-                let _ = stopped.await;
-            })
-            .await
-        }
-    });
-    for _ in 0..400 {
-        if root.join("control.sock").exists() {
-            return Running { root, stop, task };
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("{name} did not start");
-}
-
-async fn ctl(n: &Running, method: Method, path: &str, body: Option<Value>) -> Value {
-    call_async(&n.root, method, path, body).await.unwrap()
-}
-
 async fn wait_for(what: &str, mut probe: impl AsyncFnMut() -> bool) {
     for _ in 0..20_000 {
         if probe().await {
@@ -229,8 +188,8 @@ async fn wait_for(what: &str, mut probe: impl AsyncFnMut() -> bool) {
 /// Append → attestation latencies (ms), and a bare request-response round trip (ms).
 async fn loopback(rounds: usize) -> (Vec<f64>, f64) {
     let tmp = tempfile::tempdir().unwrap();
-    let a = start(tmp.path(), "bench-a", 11).await;
-    let b = start(tmp.path(), "bench-b", 12).await;
+    let a = start(tmp.path(), "bench-a", 11, "").await;
+    let b = start(tmp.path(), "bench-b", 12, "").await;
     let sa = ctl(&a, Method::GET, "/v1/status", None).await;
     let sb = ctl(&b, Method::GET, "/v1/status", None).await;
     let addr = |s: &Value| {

@@ -146,11 +146,9 @@ impl Reads<'_> {
             path_and_query: path.to_owned(),
             body: body.map(|b| b.to_string().into_bytes()).unwrap_or_default(),
         };
-        let nonce: [u8; 16] =
-            *blake3::hash(format!("{path}{:?}", std::time::Instant::now()).as_bytes())
-                .as_bytes()
-                .first_chunk()
-                .expect("16");
+        // Fresh random bytes per request, from the one place that reads OS entropy.
+        let nonce = vaultmesh_federation::clock::os_random_32().expect("entropy");
+        let nonce: [u8; 16] = *nonce.first_chunk().expect("16");
         let headers = signing::sign(
             &key,
             form.method.as_str(),
