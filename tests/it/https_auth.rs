@@ -213,6 +213,30 @@ async fn forged_replayed_and_misdirected_requests_are_refused_before_any_handler
         String::from_utf8_lossy(&body)
     );
 
+    // An expired client certificate never gets past the TLS handshake.
+    let expired = TlsIdentity::new(
+        &[7; 32],
+        "did:vm:mesh:xray",
+        &["localhost".into()],
+        SystemClock.now().unix() - 10 * 86_400,
+        1,
+    )
+    .unwrap();
+    let config = tls::client_config(&expired, node_key.to_bytes(), clock()).unwrap();
+    let headers = signing::sign(
+        &MeshKey::from_seed(&[7; 32]),
+        "GET",
+        "/federation/roots",
+        b"",
+        &"did:vm:mesh:xray".parse().unwrap(),
+        &node_mesh,
+        SystemClock.now(),
+        &[15; 16],
+    )
+    .unwrap();
+    let refused = exchange(config, &url, roots(), headers, true).await;
+    assert!(refused.is_err(), "an expired certificate was served: {refused:?}");
+
     // Oversized: 413 before the body is read in full.
     let mut big = good(11);
     big.form = HttpForm {
