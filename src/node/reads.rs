@@ -13,6 +13,8 @@ use crate::engine::policy::PeerRequest;
 
 /// Most receipts one `receipts` request returns.
 pub(super) const MAX_RECEIPTS: u64 = 100;
+/// Most bytes of receipt lines in one page.
+const MAX_PAGE_BYTES: usize = 6 * 1024 * 1024;
 
 fn data(value: Value) -> FedResponse {
     FedResponse::Data { data: value }
@@ -91,12 +93,19 @@ impl Node {
             .saturating_add(limit.clamp(1, MAX_RECEIPTS))
             .min(s.len());
         let mut receipts = Vec::new();
+        let mut bytes = 0usize;
         for sequence in from..end {
             match s.read_line(sequence) {
-                Ok(line) => receipts.push(json!({
+                // A page stops short rather than exceed a response (8 MiB); `size` and the
+                // last sequence tell the reader where to go on.
+                Ok(line) if bytes + line.len() > MAX_PAGE_BYTES && !receipts.is_empty() => break,
+                Ok(line) => {
+                    bytes += line.len();
+                    receipts.push(json!({
                     "sequence": sequence,
-                    "receipt": serde_json::from_slice::<Value>(&line).unwrap_or(Value::Null),
-                })),
+                        "receipt": serde_json::from_slice::<Value>(&line).unwrap_or(Value::Null),
+                    }));
+                }
                 Err(e) => return FedResponse::error("internal", e.to_string(), false),
             }
         }

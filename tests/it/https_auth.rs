@@ -235,7 +235,10 @@ async fn forged_replayed_and_misdirected_requests_are_refused_before_any_handler
     )
     .unwrap();
     let refused = exchange(config, &url, roots(), headers, true).await;
-    assert!(refused.is_err(), "an expired certificate was served: {refused:?}");
+    assert!(
+        refused.is_err(),
+        "an expired certificate was served: {refused:?}"
+    );
 
     // Oversized: 413 before the body is read in full.
     let mut big = good(11);
