@@ -4,5 +4,6 @@
 //! same request handler serves libp2p and HTTP.
 
 pub mod client;
+pub mod openapi;
 pub mod routes;
 pub mod signing;

@@ -279,13 +279,7 @@ pub fn from_http(
         ));
     }
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    let not_allowed = || {
-        Refused::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method_not_allowed",
-            format!("{method} is not allowed on {path}"),
-        )
-    };
+    let not_allowed = || method_not_allowed(method, path);
     match segments.as_slice() {
         ["federation", "discovery"] => match *method {
             Method::GET => Ok(FedRequest::Discovery),
@@ -419,6 +413,32 @@ pub fn from_http(
             format!("no federation endpoint {path}"),
         )),
     }
+}
+
+/// The 405 refusal of `method` on `path`.
+pub fn method_not_allowed(method: &Method, path: &str) -> Refused {
+    Refused::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("{method} is not allowed on {path}"),
+    )
+}
+
+/// The methods [`from_http`] routes on `path` (what a 405's `Allow` header lists).
+pub fn allowed_methods(path: &str) -> Vec<&'static str> {
+    [
+        ("GET", Method::GET),
+        ("POST", Method::POST),
+        ("PUT", Method::PUT),
+        ("DELETE", Method::DELETE),
+    ]
+    .into_iter()
+    .filter(|(_, method)| match from_http(method, path, None, b"") {
+        Ok(_) => true,
+        Err(r) => r.status != StatusCode::METHOD_NOT_ALLOWED && r.status != StatusCode::NOT_FOUND,
+    })
+    .map(|(name, _)| name)
+    .collect()
 }
 
 /// The status of an error code.

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Bytes, Incoming};
-use hyper::header::{HeaderValue, RETRY_AFTER};
+use hyper::header::{ALLOW, HeaderValue, RETRY_AFTER};
 use hyper::{HeaderMap, Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
@@ -27,6 +27,7 @@ use vm_storage::Replay;
 use super::Node;
 use super::wire::{FedRequest, FedResponse};
 use crate::clock::{Clock, SystemClock, os_random_32};
+use crate::http::openapi;
 use crate::http::routes::{self, MAX_REQUEST_BYTES};
 use crate::http::signing::{self, AuthError, WINDOW_SECS};
 
@@ -248,19 +249,40 @@ impl Node {
     }
 
     fn answer_http(&mut self, call: &HttpCall) -> HttpReply {
-        let request =
-            match routes::from_http(&call.method, &call.path, call.query.as_deref(), &call.body) {
-                Ok(r) => r,
-                Err(refused) => {
-                    return (refused.status, Vec::new(), refused.response().to_bytes());
-                }
-            };
         let now_ms = self.now().unix().saturating_mul(1000);
         // Every request counts against its address first (unauthenticated ones too: each
         // costs a signature check), then an authenticated one against its mesh.
         if let Err(wait) = self.address_limits.take(&call.remote.to_string(), now_ms) {
             return rate_limited(wait);
         }
+        // The OpenAPI document: public, like discovery, and served here (it is no request).
+        if call.path == openapi::PATH {
+            return match call.method {
+                Method::GET => (StatusCode::OK, Vec::new(), openapi::pretty().into_bytes()),
+                _ => {
+                    let refused = routes::method_not_allowed(&call.method, &call.path);
+                    (
+                        refused.status,
+                        vec![(ALLOW, "GET".into())],
+                        refused.response().to_bytes(),
+                    )
+                }
+            };
+        }
+        let request =
+            match routes::from_http(&call.method, &call.path, call.query.as_deref(), &call.body) {
+                Ok(r) => r,
+                Err(refused) => {
+                    // RFC 9110: a 405 lists the methods the path takes.
+                    let allow = match refused.status {
+                        StatusCode::METHOD_NOT_ALLOWED => {
+                            vec![(ALLOW, routes::allowed_methods(&call.path).join(", "))]
+                        }
+                        _ => Vec::new(),
+                    };
+                    return (refused.status, allow, refused.response().to_bytes());
+                }
+            };
         if matches!(request, FedRequest::Discovery) {
             let (response, _) = self.handle_fed(None, request);
             let (status, body) = routes::response_to_http(&response);

@@ -12,6 +12,7 @@ mod engine_witness;
 mod https_auth;
 mod net;
 mod node_input;
+mod openapi;
 mod policy;
 mod support;
 mod tidy;
