@@ -100,3 +100,26 @@ fn a_usage_error_exits_2() {
     assert_eq!(d.json(&["proposals", "list"]), serde_json::json!([]));
     assert!(d.try_wait().is_none(), "the node stopped");
 }
+
+// Witness and HTTPS settings out of range stop `node run` at once, naming the key; nothing
+// is left running.
+#[test]
+fn bad_anchor_witness_and_http_settings_are_refused_at_start() {
+    for (section, says) in [
+        ("[anchor]\nbackend = \"bitcoin\"\n", "backend must be"),
+        ("[anchor]\nbackend = \"rfc3161\"\n", "needs tsa_url"),
+        ("[anchor]\nbackend = \"rfc3161\"\ntsa_url = \"ftp://tsa\"\n", "tsa_url"),
+        ("[witness]\nsamples = 0\n", "samples must be 1 to 64"),
+        ("[witness]\ntsa_trust = [\"/nonexistent/ca.pem\"]\n", "tsa_trust"),
+        ("[http]\nlisten = \"not an address\"\n", "[http] listen"),
+    ] {
+        let d = Daemon::in_tempdir("settings");
+        d.init();
+        d.append_config(&format!("\n{section}"));
+        let out = run(&["node", "run", "--data-dir", d.d()]);
+        assert_eq!(out.status.code(), Some(1), "{section}: {}", shown(&out));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(says), "{section}: {}", shown(&out));
+        assert!(!d.dir.join("control.sock").exists(), "{section}: a socket was left");
+    }
+}
