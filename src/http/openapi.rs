@@ -54,7 +54,6 @@ const ERROR_CODES: &[&str] = &[
     "draft_mismatch",
     "declined",
     "too_many_proposals",
-    "bad_command",
     "beyond_tree",
     "not_our_root",
     "oversized",
@@ -685,12 +684,17 @@ fn schemas() -> Value {
         "Timestamp": {
             "type": "string",
             "description": "RFC 3339, UTC, whole seconds (YYYY-MM-DDTHH:MM:SSZ).",
-            "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z$",
+            "pattern": "^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]Z$",
         },
         "PublicKey": {
             "type": "string",
             "description": "ed25519: and the multibase base58btc of 0xed 0x01 and the 32 key bytes.",
             "pattern": "^ed25519:z[1-9A-HJ-NP-Za-km-z]+$",
+        },
+        "VerificationFrequency": {
+            "type": "string",
+            "description": "hourly, daily, weekly, or <n>s|m|h|d (n >= 1, at most 366 days).",
+            "pattern": "^(hourly|daily|weekly|[1-9][0-9]{0,9}[smhd])$",
         },
         "Signature": {
             "type": "string",
@@ -715,6 +719,29 @@ fn schemas() -> Value {
         all.extend(m);
     }
     let part = json!({
+        "ProposedTerms": doc_schema(
+            "What a proposal or counter offers.",
+            &["scrolls_to_share", "verification_frequency", "retention_period_days"],
+            json!({
+                "scrolls_to_share": {"type": "array", "items": s("ScrollName")},
+                "verification_frequency": s("VerificationFrequency"),
+                "retention_period_days": {"type": "integer", "minimum": 0, "maximum": u32::MAX},
+                "data_jurisdiction": {"type": "string"},
+                "audit_rights": {"type": "boolean"},
+            }),
+        ),
+        "AgreementTerms": doc_schema(
+            "What an agreement settles.",
+            &["scrolls_shared", "verification_frequency", "retention_period_days"],
+            json!({
+                "scrolls_shared": {"type": "array", "items": s("ScrollName")},
+                "verification_frequency": s("VerificationFrequency"),
+                "retention_period_days": {"type": "integer", "minimum": 0, "maximum": u32::MAX},
+                "data_jurisdiction": {"type": "string"},
+                "audit_rights": {"type": "boolean"},
+                "dispute_resolution": {"type": "string"},
+            }),
+        ),
         "TrustProposal": doc_schema(
             "A signed trust proposal (seed §3.2).",
             &["proposal_id", "proposer", "target", "proposed_at", "expires_at",
@@ -722,7 +749,7 @@ fn schemas() -> Value {
             json!({
                 "proposal_id": s("DocumentId"), "proposer": mesh(), "target": mesh(),
                 "proposed_at": timestamp(), "expires_at": timestamp(),
-                "proposed_trust_level": level, "proposed_terms": {"type": "object"},
+                "proposed_trust_level": level, "proposed_terms": s("ProposedTerms"),
                 "proposer_attestations": {"type": "object"}, "signature": s("SignatureField"),
             }),
         ),
@@ -733,7 +760,7 @@ fn schemas() -> Value {
                 "proposal_id": s("DocumentId"),
                 "response_type": {"type": "string", "enum": ["accept", "reject", "counter", "withdraw"]},
                 "responder": mesh(), "responded_at": timestamp(), "responds_to": hash(),
-                "reason": {"type": "string"}, "counter_terms": {"type": "object"},
+                "reason": {"type": "string"}, "counter_terms": s("ProposedTerms"),
                 "signature": s("SignatureField"),
             }),
         ),
@@ -745,7 +772,7 @@ fn schemas() -> Value {
                 "agreement_id": s("DocumentId"),
                 "parties": {"type": "array", "items": mesh()},
                 "established_at": timestamp(), "trust_level": level,
-                "terms": {"type": "object"},
+                "terms": s("AgreementTerms"),
                 "key_exchange": {"type": "object", "additionalProperties": s("PublicKey")},
                 "signatures": {"type": "object"},
                 "agreement_hash": hash(),
@@ -945,7 +972,8 @@ fn schemas() -> Value {
                 "agreement": s("FederationAgreement"),
                 "status": {"type": "object", "required": ["state"],
                     "properties": {"state": {"type": "string"}}},
-                "revocation": {"anyOf": [s("RevocationNotice"), {"type": "null"}]},
+                "revocation": {"type": "object", "nullable": true,
+                    "description": "The signed RevocationNotice ending it, once either party revoked it."},
             },
         },
         "ReceiptsPage": {
@@ -1055,7 +1083,7 @@ fn operation_object(op: &Operation) -> Value {
         "security": match op.auth {
             Auth::Public => json!([]),
             Auth::Signed => json!([{
-                "mutualTLS": [], "meshId": [], "timestamp": [], "nonce": [], "signature": [],
+                "meshId": [], "timestamp": [], "nonce": [], "signature": [],
             }]),
         },
     });
@@ -1109,8 +1137,12 @@ pub fn document() -> Value {
         item[op.method] = operation_object(&op);
     }
     let header_scheme = |name: &str, description: &str| json!({"type": "apiKey", "in": "header", "name": name, "description": description});
+    // OpenAPI 3.0: its schemas (JSON Schema draft 4) read `integer` as an integer literal,
+    // which is what the server takes (`5.0` is refused where a u64 is wanted); 3.1's JSON
+    // Schema 2020-12 would also call `5.0` an integer. mTLS (3.1's `mutualTLS` scheme) is
+    // described in the text and with X-Mesh-ID instead.
     json!({
-        "openapi": "3.1.0",
+        "openapi": "3.0.3",
         "info": {
             "title": "VaultMesh federation API",
             "version": API_VERSION,
@@ -1125,11 +1157,7 @@ pub fn document() -> Value {
         "components": {
             "schemas": schemas(),
             "securitySchemes": {
-                "mutualTLS": {
-                    "type": "mutualTLS",
-                    "description": "A self-signed certificate for the origin mesh's Ed25519 key; the key must be the one the node holds for the mesh in X-Mesh-ID.",
-                },
-                "meshId": header_scheme("X-Mesh-ID", "The origin mesh (did:vm:mesh:…)."),
+                "meshId": header_scheme("X-Mesh-ID", "The origin mesh (did:vm:mesh:…); the TLS client certificate must be for its key."),
                 "timestamp": header_scheme("X-Timestamp", "When the request was signed (RFC 3339 UTC, whole seconds)."),
                 "nonce": header_scheme("X-Nonce", "16 to 64 fresh random bytes, base58."),
                 "signature": header_scheme("X-Signature", "Ed25519 over the request (see the description above), multibase base58btc."),

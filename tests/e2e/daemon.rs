@@ -108,9 +108,15 @@ fn bad_anchor_witness_and_http_settings_are_refused_at_start() {
     for (section, says) in [
         ("[anchor]\nbackend = \"bitcoin\"\n", "backend must be"),
         ("[anchor]\nbackend = \"rfc3161\"\n", "needs tsa_url"),
-        ("[anchor]\nbackend = \"rfc3161\"\ntsa_url = \"ftp://tsa\"\n", "tsa_url"),
+        (
+            "[anchor]\nbackend = \"rfc3161\"\ntsa_url = \"ftp://tsa\"\n",
+            "tsa_url",
+        ),
         ("[witness]\nsamples = 0\n", "samples must be 1 to 64"),
-        ("[witness]\ntsa_trust = [\"/nonexistent/ca.pem\"]\n", "tsa_trust"),
+        (
+            "[witness]\ntsa_trust = [\"/nonexistent/ca.pem\"]\n",
+            "tsa_trust",
+        ),
         ("[http]\nlisten = \"not an address\"\n", "[http] listen"),
     ] {
         let d = Daemon::in_tempdir("settings");
@@ -120,6 +126,9 @@ fn bad_anchor_witness_and_http_settings_are_refused_at_start() {
         assert_eq!(out.status.code(), Some(1), "{section}: {}", shown(&out));
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains(says), "{section}: {}", shown(&out));
-        assert!(!d.dir.join("control.sock").exists(), "{section}: a socket was left");
+        assert!(
+            !d.dir.join("control.sock").exists(),
+            "{section}: a socket was left"
+        );
     }
 }

@@ -156,7 +156,7 @@ fn every_documented_operation_is_routed_and_every_request_is_documented() {
         }
         // The router takes no method the document does not list, and a 405 lists exactly
         // the documented ones.
-        let concrete = path.replace('{', "").replace('}', "");
+        let concrete = path.replace(['{', '}'], "");
         for method in METHODS {
             if item.contains_key(method) || path == openapi::PATH {
                 continue;
