@@ -164,6 +164,26 @@ pub(super) enum AgreementsCommand {
         #[arg(long, default_value = "revoked by the operator")]
         reason: String,
     },
+    /// Stop witnessing under an agreement pending a discrepancy's resolution (seed §6.3
+    /// step 4); the peer's requests are refused until it is resumed.
+    Suspend {
+        #[command(flatten)]
+        id: IdArgs,
+        /// Why.
+        #[arg(long)]
+        reason: String,
+        /// The discrepancy behind it (recorded in `fed_trust_suspended`).
+        #[arg(long)]
+        discrepancy: Option<String>,
+    },
+    /// End a suspension.
+    Resume {
+        #[command(flatten)]
+        id: IdArgs,
+        /// Why.
+        #[arg(long, default_value = "resumed by the operator")]
+        reason: String,
+    },
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -544,6 +564,28 @@ pub(super) fn agreements(command: AgreementsCommand, out: &mut Output) -> anyhow
                 Method::POST,
                 &format!("/v1/agreements/{}/revoke", path_id(&id.id)?),
                 Some(json!({"notice_days": notice_days, "reason": reason})),
+            )?;
+            print(out, id.json.json, &v, events)
+        }
+        AgreementsCommand::Suspend {
+            id,
+            reason,
+            discrepancy,
+        } => {
+            let v = call(
+                &id.dir.data_dir,
+                Method::POST,
+                &format!("/v1/agreements/{}/suspend", path_id(&id.id)?),
+                Some(json!({"reason": reason, "discrepancy_id": discrepancy})),
+            )?;
+            print(out, id.json.json, &v, events)
+        }
+        AgreementsCommand::Resume { id, reason } => {
+            let v = call(
+                &id.dir.data_dir,
+                Method::POST,
+                &format!("/v1/agreements/{}/resume", path_id(&id.id)?),
+                Some(json!({"reason": reason})),
             )?;
             print(out, id.json.json, &v, events)
         }

@@ -105,6 +105,23 @@ pub enum ControlOp {
         /// Why.
         reason: String,
     },
+    /// Stop witnessing under an agreement pending a discrepancy (seed §6.3 step 4).
+    Suspend {
+        /// Agreement id.
+        id: String,
+        /// Why.
+        reason: String,
+        /// The discrepancy behind it.
+        #[serde(default)]
+        discrepancy_id: Option<String>,
+    },
+    /// End a suspension.
+    Resume {
+        /// Agreement id.
+        id: String,
+        /// Why.
+        reason: String,
+    },
     /// Connectivity of known peers.
     Health,
     /// Run an anchor cycle now.
@@ -277,6 +294,14 @@ struct TermsBody {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+struct SuspendBody {
+    reason: String,
+    #[serde(default)]
+    discrepancy_id: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct RevokeBody {
     notice_days: u32,
     reason: String,
@@ -424,6 +449,48 @@ pub fn router(tx: Tx) -> Router {
                                 },
                             )
                             .await
+                        }
+                        Err(r) => *r,
+                    }
+                },
+            ),
+        )
+        .route(
+            "/v1/agreements/{id}/suspend",
+            post(
+                |State(tx): State<Tx>,
+                 UrlPath(id): UrlPath<String>,
+                 b: Result<Json<SuspendBody>, JsonRejection>| async move {
+                    match body(b) {
+                        Ok(SuspendBody {
+                            reason,
+                            discrepancy_id,
+                        }) => {
+                            ask(
+                                &tx,
+                                ControlOp::Suspend {
+                                    id,
+                                    reason,
+                                    discrepancy_id,
+                                },
+                            )
+                            .await
+                        }
+                        Err(r) => *r,
+                    }
+                },
+            ),
+        )
+        .route(
+            "/v1/agreements/{id}/resume",
+            post(
+                |State(tx): State<Tx>,
+                 UrlPath(id): UrlPath<String>,
+                 b: Result<Json<ReasonBody>, JsonRejection>| async move {
+                    match body(b) {
+                        Ok(ReasonBody { reason }) => {
+                            let reason = reason.unwrap_or_else(|| "resumed by the operator".into());
+                            ask(&tx, ControlOp::Resume { id, reason }).await
                         }
                         Err(r) => *r,
                     }

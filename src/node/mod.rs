@@ -1122,6 +1122,26 @@ impl Node {
                     reason,
                 })
             }
+            ControlOp::Suspend {
+                id,
+                reason,
+                discrepancy_id,
+            } => {
+                let agreement_id = id.parse().map_err(bad)?;
+                let discrepancy_id = discrepancy_id.map(|d| d.parse()).transpose().map_err(bad)?;
+                self.command(Command::Suspend {
+                    agreement_id,
+                    reason,
+                    discrepancy_id,
+                })
+            }
+            ControlOp::Resume { id, reason } => {
+                let agreement_id = id.parse().map_err(bad)?;
+                self.command(Command::Resume {
+                    agreement_id,
+                    reason,
+                })
+            }
             ControlOp::AnchorNow | ControlOp::Verify { .. } => {
                 Err(internal("answered asynchronously"))
             }

@@ -297,7 +297,7 @@ fn three_meshes_witness_cross_anchor_and_catch_rewritten_history() {
     add_peer(&berlin, &singapore, &keys[2]);
     let dublin_key: PublicKey = keys[0].parse().expect("key");
 
-    federate(&dublin, &berlin, "3", "Compliance,Drills");
+    let berlin_dublin = federate(&dublin, &berlin, "3", "Compliance,Drills");
     federate(&dublin, &singapore, "2", "Compliance");
 
     // Receipts on Dublin's Compliance scroll are witnessed by both within one cycle.
