@@ -577,6 +577,51 @@ fn three_meshes_witness_cross_anchor_and_catch_rewritten_history() {
         shown(&verify)
     );
 
+    // Escalation (seed §6.3 step 4): Berlin suspends the agreement citing its finding; while
+    // suspended it witnesses nothing of Dublin; then it resumes.
+    let finding = first_b["report"]["discrepancy_id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    berlin.json(&[
+        "agreements",
+        "suspend",
+        &berlin_dublin,
+        "--reason",
+        "history rewritten",
+        "--discrepancy",
+        &finding,
+    ]);
+    let suspended = berlin
+        .federation_receipts()
+        .into_iter()
+        .find(|r| r["type"] == "fed_trust_suspended")
+        .expect("a suspension receipt");
+    assert_eq!(suspended["discrepancy_id"], finding.as_str(), "{suspended}");
+    let refused = berlin.cli(&[
+        "verify",
+        "--mesh",
+        "vaultmesh-dublin",
+        "--scroll",
+        "Compliance",
+    ]);
+    assert_eq!(refused.status.code(), Some(1), "{}", shown(&refused));
+    assert!(shown(&refused).contains("suspended"), "{}", shown(&refused));
+    berlin.json(&[
+        "agreements",
+        "resume",
+        &berlin_dublin,
+        "--reason",
+        "reviewed",
+    ]);
+    let list = berlin.json(&["agreements", "list"]);
+    assert!(
+        list.as_array().is_some_and(|l| l.iter().any(|a| {
+            a["agreement_id"] == berlin_dublin.as_str() && a["status"]["state"] == "active"
+        })),
+        "{list}"
+    );
+
     // Tampering 2: Dublin's Drills scroll is truncated to 4 receipts and regrown to 12.
     dublin.terminate();
     let mut drills = read_receipts(&dublin.dir, "Drills");
