@@ -65,15 +65,7 @@ pub fn in_force_with(
 ) -> Result<Option<AgreementRecord>, EngineError> {
     Ok(live_with(tx, me, peer)?
         .into_iter()
-        .find(|r| is_party(&r.agreement, me, peer) && in_force(&r.status, now)))
-}
-
-fn in_force(status: &AgreementStatus, now: Timestamp) -> bool {
-    match status {
-        AgreementStatus::Active | AgreementStatus::Suspended { .. } => true,
-        AgreementStatus::Revoking { effective_at } => now < *effective_at,
-        _ => false,
-    }
+        .find(|r| is_party(&r.agreement, me, peer) && r.status.in_force(now)))
 }
 
 /// Our drafts with `peer` that await its countersignature.

@@ -19,8 +19,7 @@ use vm_receipts::receipts::{
 };
 use vm_receipts::{Blake3Hash, DocumentId, MeshId, ScrollName, Signature, jcs};
 use vm_storage::{
-    AgreementStatus, CasOutcome, DiscrepancyRecord, ReceivedAttestation, WitnessState,
-    records::witness_key,
+    CasOutcome, DiscrepancyRecord, ReceivedAttestation, WitnessState, records::witness_key,
 };
 
 use super::policy::{self, PeerRequest};
@@ -529,10 +528,8 @@ pub fn on_anchored(ctx: &mut Ctx<'_, '_>, entries: Vec<CrossAnchored>) -> Result
     for entry in entries {
         let record = agreements::in_force_with(ctx.tx, ctx.me, &entry.peer, ctx.now)?
             .filter(|r| {
-                matches!(
-                    r.status,
-                    AgreementStatus::Active | AgreementStatus::Revoking { .. }
-                ) && r.agreement.trust_level >= TrustLevel::ATTEST
+                r.status.working(ctx.now)
+                    && r.agreement.trust_level >= TrustLevel::ATTEST
                     && r.agreement
                         .terms
                         .scrolls_shared

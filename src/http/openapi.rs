@@ -1168,7 +1168,13 @@ pub fn document() -> Value {
 
 /// The document as committed in `docs/openapi.json`: pretty JSON and a final newline.
 pub fn pretty() -> String {
-    let mut text = serde_json::to_string_pretty(&document()).unwrap_or_default();
-    text.push('\n');
-    text
+    // Built once: the node serves it on every `GET /federation/openapi.json`.
+    static PRETTY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    PRETTY
+        .get_or_init(|| {
+            let mut text = serde_json::to_string_pretty(&document()).unwrap_or_default();
+            text.push('\n');
+            text
+        })
+        .clone()
 }

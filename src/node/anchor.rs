@@ -16,7 +16,7 @@ use tokio::sync::oneshot;
 use vm_receipts::documents::{AnchorNotification, SignedRoot, TrustLevel, WitnessResult};
 use vm_receipts::scroll::write_root_file;
 use vm_receipts::{MeshId, Timestamp};
-use vm_storage::{AgreementRecord, AgreementStatus, AnchoredRoot, WitnessState};
+use vm_storage::{AgreementRecord, AnchoredRoot, WitnessState};
 
 use super::control::ControlReply;
 use super::wire::{FedRequest, FedResponse};
@@ -133,12 +133,7 @@ impl Node {
             .unwrap_or_default();
         let mut out = Vec::new();
         for a in agreements {
-            let in_force = match &a.status {
-                AgreementStatus::Active => true,
-                AgreementStatus::Revoking { effective_at } => now < *effective_at,
-                _ => false,
-            };
-            if !in_force || a.agreement.trust_level < TrustLevel::ATTEST {
+            if !a.status.working(now) || a.agreement.trust_level < TrustLevel::ATTEST {
                 continue;
             }
             let Some(peer) = a.agreement.counterparty(me).cloned() else {
@@ -272,8 +267,7 @@ impl Node {
             .unwrap_or_default()
             .into_iter()
             .filter(|a| {
-                (matches!(a.status, AgreementStatus::Active)
-                    || matches!(a.status, AgreementStatus::Revoking { effective_at } if now < effective_at))
+                a.status.working(now)
                     && a.agreement.trust_level >= TrustLevel::VERIFY
                     && a.agreement.terms.scrolls_shared.contains(scroll)
             })
@@ -310,10 +304,7 @@ impl Node {
     /// The peer does the same with ours, so nothing is pushed here: a push and a pull of one
     /// root would witness it twice.
     pub(super) fn exchange_roots(&mut self, peer: &MeshId, scrolls: &[vm_receipts::ScrollName]) {
-        let we_witness = self
-            .agreement_with(peer)
-            .is_some_and(|a| a.agreement.trust_level >= TrustLevel::VERIFY);
-        if !we_witness {
+        if !self.we_witness(peer) {
             return;
         }
         for scroll in scrolls {

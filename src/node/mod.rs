@@ -161,14 +161,7 @@ pub async fn run(
     }
     drop(http_tx);
     let https_client = Arc::new(https::HttpsClient::new(
-        vm_network::tls::TlsIdentity::new(
-            &dir.key().seed_bytes(),
-            mesh_id.as_str(),
-            &["localhost".to_owned(), "127.0.0.1".to_owned()],
-            SystemClock.now().unix() - 3600,
-            365,
-        )
-        .map_err(|e| anyhow::anyhow!("TLS identity: {e}"))?,
+        identity,
         dir.key().clone(),
         mesh_id.clone(),
         config.network.allow_private_addresses,
@@ -222,6 +215,7 @@ pub async fn run(
         completions: completions_tx,
         recent: VecDeque::new(),
         peer_meshes: HashMap::new(),
+        peer_keys: Arc::new(HashMap::new()),
         clock: SystemClock,
         scrolls,
         federation_on,
@@ -321,6 +315,9 @@ struct Node {
     /// PeerId → mesh, derived from the peer book: rebuilt when the engine reports a peer
     /// update (the only way the book changes), so an inbound request costs a map lookup.
     peer_meshes: HashMap<String, MeshId>,
+    /// Mesh → key, from the same rebuild: what witness checks verify anchors with (shared
+    /// with the spawned checks, not re-read from the store for each).
+    peer_keys: Arc<HashMap<MeshId, PublicKey>>,
     clock: SystemClock,
     /// Our scrolls other than the Federation scroll, by file stem.
     scrolls: BTreeMap<String, Scroll>,
@@ -536,10 +533,7 @@ impl Node {
                     peer,
                     scrolls,
                 } => {
-                    // We witness the peer's shared scrolls only at level 2+ (DESIGN §6).
-                    let witnesses = self
-                        .agreement_with(&peer)
-                        .is_some_and(|a| a.agreement.trust_level >= TrustLevel::VERIFY);
+                    let witnesses = self.we_witness(&peer);
                     tracing::debug!(%agreement_id, %peer, witnesses, "verification due");
                     if witnesses {
                         for scroll in scrolls {
@@ -597,10 +591,15 @@ impl Node {
     fn index_peers(&mut self) {
         match self.engine.store().all::<PeerEntry>() {
             Ok(peers) => {
-                self.peer_meshes = peers
+                let keyed: Vec<(MeshId, PublicKey)> = peers
                     .into_iter()
-                    .filter_map(|e| Some((e.public_key?.peer_id(), e.mesh_id)))
+                    .filter_map(|e| Some((e.mesh_id, e.public_key?)))
                     .collect();
+                self.peer_meshes = keyed
+                    .iter()
+                    .map(|(mesh, key)| (key.peer_id(), mesh.clone()))
+                    .collect();
+                self.peer_keys = Arc::new(keyed.into_iter().collect());
             }
             Err(e) => tracing::error!(error = %e, "cannot read the peer book"),
         }

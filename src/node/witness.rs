@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 use tokio::sync::oneshot;
 use vm_receipts::documents::{AnchorNotification, DiscrepancyType, SignedRoot, from_value};
 use vm_receipts::{MeshId, PublicKey, ScrollName};
-use vm_storage::{AgreementRecord, AgreementStatus, AnchoredRoot, PeerEntry, WitnessState};
+use vm_storage::{AgreementRecord, AnchoredRoot, WitnessState};
 
 use super::control::ControlReply;
 use super::https::{Outbound, Target};
@@ -64,7 +64,7 @@ struct Job {
     pushed: bool,
     previous: Option<SignedRoot>,
     settings: WitnessSettings,
-    keys: HashMap<MeshId, PublicKey>,
+    keys: Arc<HashMap<MeshId, PublicKey>>,
     schema_version: Option<String>,
     rng: ChaCha20Rng,
 }
@@ -82,14 +82,15 @@ impl Node {
             .into_iter()
             .find(|r| {
                 let parties = &r.agreement.parties;
-                parties.contains(me)
-                    && parties.contains(peer)
-                    && match &r.status {
-                        AgreementStatus::Active | AgreementStatus::Suspended { .. } => true,
-                        AgreementStatus::Revoking { effective_at } => now < *effective_at,
-                        _ => false,
-                    }
+                parties.contains(me) && parties.contains(peer) && r.status.in_force(now)
             })
+    }
+
+    /// Whether we witness `peer`'s shared scrolls: an agreement in force at level 2+ (DESIGN
+    /// §6; at level 1 the peer may read ours, nobody witnesses).
+    pub(super) fn we_witness(&self, peer: &MeshId) -> bool {
+        self.agreement_with(peer)
+            .is_some_and(|a| a.agreement.trust_level >= vm_receipts::documents::TrustLevel::VERIFY)
     }
 
     /// Asks the policy whether `peer` may make `request`; a refusal is the response.
@@ -206,14 +207,7 @@ impl Node {
                 .and_then(Value::as_str)
                 .map(str::to_owned)
         });
-        let keys = self
-            .engine
-            .store()
-            .all::<PeerEntry>()
-            .unwrap_or_default()
-            .into_iter()
-            .filter_map(|e| Some((e.mesh_id, e.public_key?)))
-            .collect();
+        let keys = self.peer_keys.clone();
         let mut seed = [0u8; 32];
         rand::Rng::fill_bytes(&mut self.rng, &mut seed);
         let job = Job {

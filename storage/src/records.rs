@@ -198,6 +198,23 @@ pub enum AgreementStatus {
     },
 }
 
+impl AgreementStatus {
+    /// Whether the agreement binds both parties at `now`: active, suspended, or revoked but
+    /// within its notice.
+    pub fn in_force(&self, now: Timestamp) -> bool {
+        match self {
+            Self::Active | Self::Suspended { .. } => true,
+            Self::Revoking { effective_at } => now < *effective_at,
+            _ => false,
+        }
+    }
+
+    /// In force and not suspended: witnessing and cross-anchoring run under it.
+    pub fn working(&self, now: Timestamp) -> bool {
+        self.in_force(now) && !matches!(self, Self::Suspended { .. })
+    }
+}
+
 /// An agreement and its state.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AgreementRecord {
