@@ -19,7 +19,7 @@ use rand_chacha::ChaCha20Rng;
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 use vm_receipts::documents::{AnchorNotification, DiscrepancyType, SignedRoot, from_value};
-use vm_receipts::{MeshId, PublicKey, ScrollName};
+use vm_receipts::{MeshId, PublicKey, ScrollName, Timestamp};
 use vm_storage::{AgreementRecord, AnchoredRoot, WitnessState};
 
 use super::control::ControlReply;
@@ -47,6 +47,7 @@ pub(super) struct Queued {
     scroll: ScrollName,
     notification: Option<AnchorNotification>,
     pushed: bool,
+    received: Timestamp,
     reply: Option<oneshot::Sender<ControlReply>>,
 }
 
@@ -62,6 +63,9 @@ struct Job {
     scroll: ScrollName,
     notification: Option<AnchorNotification>,
     pushed: bool,
+    /// When the notification arrived: a pushed root's freshness is judged then, not when
+    /// its evidence came back (a slow evidence round trip is not the mesh's drift).
+    received: Timestamp,
     previous: Option<SignedRoot>,
     settings: WitnessSettings,
     keys: Arc<HashMap<MeshId, PublicKey>>,
@@ -169,6 +173,20 @@ impl Node {
         pushed: bool,
         reply: Option<oneshot::Sender<ControlReply>>,
     ) {
+        let received = self.now();
+        self.witness_received(peer, scroll, notification, pushed, received, reply);
+    }
+
+    /// As [`Self::witness`], for a request that arrived at `received` (a queued one waited).
+    fn witness_received(
+        &mut self,
+        peer: MeshId,
+        scroll: ScrollName,
+        notification: Option<AnchorNotification>,
+        pushed: bool,
+        received: Timestamp,
+        reply: Option<oneshot::Sender<ControlReply>>,
+    ) {
         let slot = (peer.clone(), scroll.file_stem());
         if let Some(queued) = self.witnessing.get_mut(&slot) {
             // One check at a time per (peer, scroll); the newest request waits. A request
@@ -177,6 +195,7 @@ impl Node {
                 scroll,
                 notification,
                 pushed,
+                received,
                 reply,
             });
             if let Some(Queued { reply: Some(r), .. }) = previous {
@@ -219,6 +238,7 @@ impl Node {
             scroll,
             notification,
             pushed,
+            received,
             settings: self.witness_settings.clone(),
             keys,
             schema_version,
@@ -285,11 +305,12 @@ impl Node {
             let _ = r.send(answer);
         }
         if let Some(Some(next)) = self.witnessing.remove(&slot) {
-            self.witness(
+            self.witness_received(
                 slot.0,
                 next.scroll,
                 next.notification,
                 next.pushed,
+                next.received,
                 next.reply,
             );
         }
@@ -526,7 +547,11 @@ async fn check_once(job: &mut Job, n: &AnchorNotification) -> Result<Verdict, St
         previous: job.previous.as_ref(),
         requested: &requested,
         evidence: &evidence,
-        now: SystemClock.now(),
+        now: if job.pushed {
+            job.received
+        } else {
+            SystemClock.now()
+        },
         drift_secs: job.settings.drift_secs,
         trust: &trust,
         schema_version: job.schema_version.as_deref(),

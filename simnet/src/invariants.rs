@@ -1,0 +1,341 @@
+//! The invariants (issue 7): safety ones checked as events happen, the rest when the run
+//! ends, after its faults healed.
+//!
+//! - `attestations_consistent`: no honest mesh attests a root inconsistent with one it
+//!   attested before (both must lie on one history the mesh really had, the later no
+//!   smaller).
+//! - `no_false_positives`: no honest mesh records a discrepancy against an honest one.
+//! - `detection`: every detectable byzantine act is reported by every honest witness of
+//!   the mesh, within the budget.
+//! - `evidence_verifies`: every discrepancy an honest mesh recorded carries evidence that
+//!   checks with the accused mesh's key, and for equivocation and rewrites proves it alone.
+//! - `agreements_symmetric`: every planned agreement is in force on both sides, with the
+//!   same id.
+//! - `federation_scrolls_verify`: every Federation scroll holds parseable Federation
+//!   receipts only, and nothing the engine decided is missing from it.
+//! - `convergence`: after the last heal, every honest witness catches up with every honest
+//!   peer within the budget.
+
+use std::collections::BTreeMap;
+
+use vaultmesh_federation::federation_log::ReceiptLog;
+use vaultmesh_federation::witness::{ConflictEvidence, Standing};
+use vm_receipts::Blake3Hash;
+use vm_receipts::receipts::parse_receipt;
+use vm_storage::DiscrepancyRecord;
+
+use crate::report::InvariantResult;
+use crate::sim::{Mesh, Sim};
+
+/// Results by invariant.
+#[derive(Debug, Clone, Default)]
+pub struct Invariants {
+    results: BTreeMap<&'static str, (u64, Option<String>)>,
+}
+
+/// Every invariant, in report order.
+pub const NAMES: [&str; 7] = [
+    "attestations_consistent",
+    "no_false_positives",
+    "detection",
+    "evidence_verifies",
+    "agreements_symmetric",
+    "federation_scrolls_verify",
+    "convergence",
+];
+
+impl Invariants {
+    /// None checked yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Records one check of `name`; the first violation is kept.
+    pub fn check(&mut self, name: &'static str, outcome: Result<(), String>) {
+        let entry = self.results.entry(name).or_default();
+        entry.0 += 1;
+        if let Err(v) = outcome
+            && entry.1.is_none()
+        {
+            entry.1 = Some(v);
+        }
+    }
+
+    /// Records a violation of `name`.
+    pub fn violate(&mut self, name: &'static str, why: String) {
+        self.check(name, Err(why));
+    }
+
+    /// The results, every named invariant included.
+    pub fn results(&self) -> Vec<InvariantResult> {
+        let mut names: Vec<&'static str> = NAMES.to_vec();
+        for k in self.results.keys() {
+            if !names.contains(k) {
+                names.push(k);
+            }
+        }
+        names
+            .into_iter()
+            .map(|name| {
+                let (checks, violation) = self.results.get(name).cloned().unwrap_or_default();
+                InvariantResult {
+                    name,
+                    checks,
+                    violation,
+                }
+            })
+            .collect()
+    }
+}
+
+/// Whether a witness that attested `previous` may attest `new` of `mesh`: some history the
+/// mesh really had holds both, and the new one is no smaller.
+pub fn consistent(
+    mesh: &Mesh,
+    previous: Option<(u64, Blake3Hash)>,
+    new: (u64, Blake3Hash),
+) -> Result<(), String> {
+    let histories = || {
+        std::iter::once(&mesh.scroll)
+            .chain(mesh.fork.iter())
+            .chain(mesh.histories.iter())
+    };
+    if !histories().any(|h| h.had(new.0, &new.1)) {
+        return Err(format!(
+            "{} is no root the mesh ever had at that size",
+            new.1
+        ));
+    }
+    let Some(prev) = previous else {
+        return Ok(());
+    };
+    if new.0 < prev.0 {
+        return Err("the attested size went backwards".into());
+    }
+    if histories().any(|h| h.had(prev.0, &prev.1) && h.had(new.0, &new.1)) {
+        Ok(())
+    } else {
+        Err("no history of the mesh holds both roots".into())
+    }
+}
+
+/// The checks made when the run is over.
+pub fn final_checks(sim: &mut Sim) {
+    detection(sim);
+    evidence(sim);
+    agreements(sim);
+    scrolls(sim);
+    convergence(sim);
+}
+
+fn detection(sim: &mut Sim) {
+    let budget = sim.config.detection_budget_cycles * sim.config.cycle_secs * 1000;
+    let mut outcomes = Vec::new();
+    for act in &sim.acts {
+        if !act.kind.detectable() {
+            continue;
+        }
+        let m = &sim.meshes[act.mesh];
+        for &w in &m.peers {
+            if !sim.meshes[w].honest() {
+                continue;
+            }
+            let outcome = match act.detected.get(&w) {
+                None => Err(format!(
+                    "{} never reported {}'s {} (at {} ms)",
+                    sim.meshes[w].id,
+                    m.id,
+                    act.kind.name(),
+                    act.at_ms
+                )),
+                Some(t) if t - act.at_ms > budget => Err(format!(
+                    "{} reported {}'s {} after {} s, beyond the budget of {} s",
+                    sim.meshes[w].id,
+                    m.id,
+                    act.kind.name(),
+                    (t - act.at_ms) / 1000,
+                    budget / 1000
+                )),
+                Some(_) => Ok(()),
+            };
+            outcomes.push(outcome);
+        }
+    }
+    for o in outcomes {
+        sim.invariants.check("detection", o);
+    }
+}
+
+fn evidence(sim: &mut Sim) {
+    let mut outcomes = Vec::new();
+    for w in 0..sim.meshes.len() {
+        if !sim.meshes[w].honest() {
+            continue;
+        }
+        let me = sim.meshes[w].id.clone();
+        let records: Vec<DiscrepancyRecord> = sim.meshes[w].store().all().unwrap_or_default();
+        for r in records
+            .into_iter()
+            .filter(|r| r.report.body.reporting_mesh == me)
+        {
+            let accused = &r.report.body.reported_mesh;
+            let Some(m) = sim.index_of(accused) else {
+                outcomes.push(Err(format!("{me} accused unknown {accused}")));
+                continue;
+            };
+            let kind = sim.meshes[m].byzantine.map(|(k, _)| k);
+            let outcome = r
+                .evidence
+                .first()
+                .ok_or_else(|| "no evidence".to_owned())
+                .and_then(|v| {
+                    serde_json::from_value::<ConflictEvidence>(v.clone())
+                        .map_err(|e| format!("evidence does not parse: {e}"))
+                })
+                .and_then(|e| {
+                    e.verify(&sim.meshes[m].public)
+                        .map_err(|e| format!("evidence does not verify: {e}"))
+                })
+                .and_then(|standing| match (kind, standing) {
+                    (Some(k), Standing::Claim) if k.needs_proof() => Err(format!(
+                        "{}'s {} was reported on a claim, not a proof",
+                        accused,
+                        k.name()
+                    )),
+                    _ => Ok(()),
+                })
+                .map_err(|e| format!("{me} about {accused}: {e}"));
+            outcomes.push(outcome);
+        }
+    }
+    for o in outcomes {
+        sim.invariants.check("evidence_verifies", o);
+    }
+}
+
+fn agreements(sim: &mut Sim) {
+    let now = sim.now();
+    let mut outcomes = Vec::new();
+    for i in 0..sim.meshes.len() {
+        let mine = sim.agreements(i);
+        for &p in &sim.meshes[i].peers {
+            if p < i {
+                continue;
+            }
+            let theirs = sim.agreements(p);
+            let (a, b) = (&sim.meshes[i].id, &sim.meshes[p].id);
+            let in_force = |list: &[vm_storage::AgreementRecord], other| {
+                list.iter()
+                    .filter(|r| r.agreement.parties.contains(other) && r.status.in_force(now))
+                    .map(|r| r.agreement.agreement_id.clone())
+                    .collect::<Vec<_>>()
+            };
+            let (x, y) = (in_force(&mine, b), in_force(&theirs, a));
+            outcomes.push(if x.len() == 1 && x == y {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{a} holds {x:?} in force with {b}, which holds {y:?}"
+                ))
+            });
+        }
+    }
+    for o in outcomes {
+        sim.invariants.check("agreements_symmetric", o);
+    }
+}
+
+fn scrolls(sim: &mut Sim) {
+    let mut outcomes = Vec::new();
+    for m in &sim.meshes {
+        let mut outcome = Ok(());
+        for (seq, leaf) in m.log.leaves().iter().enumerate() {
+            if let Err(e) = parse_receipt(leaf) {
+                outcome = Err(format!("{} receipt {seq}: {e}", m.id));
+                break;
+            }
+        }
+        if outcome.is_ok()
+            && let Some(engine) = m.engine()
+        {
+            match engine.pending_receipts() {
+                Ok(p) if p.is_empty() => {}
+                Ok(p) => {
+                    outcome = Err(format!(
+                        "{}: {} receipts decided but not in the scroll of {}",
+                        m.id,
+                        p.len(),
+                        m.log.len()
+                    ))
+                }
+                Err(e) => outcome = Err(format!("{}: {e}", m.id)),
+            }
+        }
+        outcomes.push(outcome);
+    }
+    for o in outcomes {
+        sim.invariants.check("federation_scrolls_verify", o);
+    }
+}
+
+/// The heal: the end of the last partition or the last restart.
+pub fn last_heal_ms(sim: &Sim) -> Option<u64> {
+    let partitions = sim.config.network.last_heal_ms();
+    let crashes = sim.config.crashes.iter().map(|c| c.at_ms + c.down_ms).max();
+    partitions.max(crashes)
+}
+
+fn convergence(sim: &mut Sim) {
+    let Some(heal) = last_heal_ms(sim) else {
+        return;
+    };
+    let budget = sim.config.convergence_budget_secs * 1000;
+    let mut worst = 0u64;
+    let mut outcomes = Vec::new();
+    for w in 0..sim.meshes.len() {
+        if !sim.meshes[w].honest() {
+            continue;
+        }
+        for &m in &sim.meshes[w].peers {
+            if !sim.meshes[m].honest() {
+                continue;
+            }
+            // What the peer had anchored at the heal (or its first anchor after it).
+            let anchored = &sim.meshes[m].anchored;
+            let target = anchored
+                .iter()
+                .rev()
+                .find(|(t, _)| *t <= heal)
+                .or_else(|| anchored.first())
+                .map_or(0, |(_, s)| *s);
+            let caught_up = sim
+                .attested
+                .get(&(w, m))
+                .and_then(|l| l.iter().find(|(t, s, _)| *t >= heal && *s >= target))
+                .map(|(t, _, _)| *t);
+            match caught_up {
+                Some(t) => {
+                    worst = worst.max(t - heal);
+                    outcomes.push(if t - heal <= budget {
+                        Ok(())
+                    } else {
+                        Err(format!(
+                            "{} caught up with {} {} s after the heal",
+                            sim.meshes[w].id,
+                            sim.meshes[m].id,
+                            (t - heal) / 1000
+                        ))
+                    });
+                }
+                None => outcomes.push(Err(format!(
+                    "{} never caught up with {} (size {target}) after the heal at {} ms",
+                    sim.meshes[w].id, sim.meshes[m].id, heal
+                ))),
+            }
+        }
+    }
+    sim.convergence_ms = Some(worst);
+    for o in outcomes {
+        sim.invariants.check("convergence", o);
+    }
+}

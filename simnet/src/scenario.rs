@@ -1,0 +1,234 @@
+//! Named scenarios, and running one into a [`Report`].
+
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha20Rng;
+
+use crate::net::{LinkConfig, Partition};
+use crate::report::Report;
+use crate::sim::{Byzantine, Crash, CrashPoint, Sim, SimConfig};
+
+/// The engine-level scenarios.
+pub const SCENARIOS: [&str; 9] = [
+    "steady",
+    "partition-heal",
+    "churn",
+    "equivocation",
+    "history-rewrite",
+    "loss-10",
+    "byzantine-mix",
+    "random",
+    "swarm",
+];
+
+const HOUR: u64 = 3_600_000;
+
+/// `count` meshes spread evenly over `n` (so byzantine ones are not neighbours).
+fn spread(n: usize, count: usize) -> Vec<usize> {
+    (0..count)
+        .map(|k| (k * n / count.max(1) + 1) % n.max(1))
+        .collect()
+}
+
+/// The configuration of scenario `name`.
+pub fn config(name: &str, meshes: usize, seed: u64) -> Result<SimConfig, String> {
+    let mut c = SimConfig::new(name, meshes, seed);
+    let mut rng = ChaCha20Rng::seed_from_u64(seed ^ 0x5151_5151);
+    match name {
+        "steady" => {}
+        "partition-heal" => {
+            // Half the meshes cut off both ways for four hours, then a quarter cut one way
+            // (they hear the rest, the rest does not hear them) for two.
+            let half: Vec<bool> = (0..meshes).map(|i| i < meshes / 2).collect();
+            let quarter: Vec<bool> = (0..meshes).map(|i| i % 4 == 0).collect();
+            c.network.partitions = vec![
+                Partition {
+                    from_ms: 3 * HOUR,
+                    until_ms: 7 * HOUR,
+                    side_a: half,
+                    one_way: false,
+                },
+                Partition {
+                    from_ms: 9 * HOUR,
+                    until_ms: 11 * HOUR,
+                    side_a: quarter,
+                    one_way: true,
+                },
+            ];
+        }
+        "churn" => {
+            // Every hour from the second to the 18th, a tenth of the meshes crash, at a
+            // random point, for 5 to 90 minutes.
+            for hour in 2..18 {
+                for m in 0..meshes {
+                    if rng.random_bool(0.1) {
+                        c.crashes.push(random_crash(&mut rng, m, hour));
+                    }
+                }
+            }
+        }
+        "equivocation" => {
+            let count = (meshes / 20).max(1);
+            for m in spread(meshes, count) {
+                c.byzantine.push((m, Byzantine::Equivocate, 3 * HOUR));
+            }
+        }
+        "history-rewrite" => {
+            let count = (meshes / 20).max(2);
+            for (k, m) in spread(meshes, count).into_iter().enumerate() {
+                let b = if k % 2 == 0 {
+                    Byzantine::Rewrite
+                } else {
+                    Byzantine::Truncate
+                };
+                c.byzantine.push((m, b, (3 + k as u64 % 5) * HOUR));
+            }
+        }
+        "loss-10" => {
+            c.network.link = LinkConfig {
+                latency_ms: 40,
+                jitter_ms: 200,
+                loss: 0.10,
+                duplicate: 0.02,
+            };
+        }
+        "byzantine-mix" => {
+            let kinds = [
+                Byzantine::ForgeSignatures,
+                Byzantine::Replay,
+                Byzantine::WithholdSamples,
+                Byzantine::LieAboutAnchors,
+                Byzantine::Equivocate,
+                Byzantine::Rewrite,
+            ];
+            let count = kinds.len().min(meshes / 3).max(1);
+            for (k, m) in spread(meshes, count).into_iter().enumerate() {
+                c.byzantine.push((m, kinds[k], 2 * HOUR));
+            }
+        }
+        "random" => {
+            // A small topology with a fault mix drawn from the seed: what CI runs over many
+            // seeds.
+            c.hours = 8;
+            c.network.link = LinkConfig {
+                latency_ms: rng.random_range(5..100),
+                jitter_ms: rng.random_range(0..500),
+                loss: [0.0, 0.02, 0.1][rng.random_range(0..3)],
+                duplicate: [0.0, 0.05][rng.random_range(0..2)],
+            };
+            if rng.random_bool(0.5) {
+                let side: Vec<bool> = (0..meshes).map(|_| rng.random_bool(0.5)).collect();
+                let from = rng.random_range(1..4) * HOUR;
+                c.network.partitions.push(Partition {
+                    from_ms: from,
+                    until_ms: from + rng.random_range(1..3) * HOUR,
+                    side_a: side,
+                    one_way: rng.random_bool(0.5),
+                });
+            }
+            for m in 0..meshes {
+                if rng.random_bool(0.2) {
+                    let hour = rng.random_range(1..4);
+                    c.crashes.push(random_crash(&mut rng, m, hour));
+                }
+            }
+            if meshes >= 4 && rng.random_bool(0.5) {
+                let kinds = [
+                    Byzantine::Equivocate,
+                    Byzantine::Rewrite,
+                    Byzantine::Truncate,
+                    Byzantine::ForgeSignatures,
+                    Byzantine::Replay,
+                    Byzantine::WithholdSamples,
+                    Byzantine::LieAboutAnchors,
+                ];
+                let m = rng.random_range(0..meshes);
+                let kind = kinds[rng.random_range(0..kinds.len())];
+                // Crashing a byzantine mesh tells nothing more; keep its faults its own.
+                c.crashes.retain(|x| x.mesh != m);
+                c.byzantine.push((m, kind, rng.random_range(2..4) * HOUR));
+            }
+        }
+        other => {
+            return Err(format!(
+                "unknown scenario {other:?}; known: {}",
+                SCENARIOS.join(", ")
+            ));
+        }
+    }
+    Ok(c)
+}
+
+fn random_crash(rng: &mut ChaCha20Rng, mesh: usize, hour: u64) -> Crash {
+    Crash {
+        mesh,
+        at_ms: hour * HOUR + rng.random_range(0..HOUR),
+        down_ms: rng.random_range(5..90) * 60_000,
+        point: [
+            CrashPoint::Idle,
+            CrashPoint::AfterCommit,
+            CrashPoint::BeforeAppend,
+        ][rng.random_range(0..3)],
+    }
+}
+
+/// The command that replays a run.
+pub fn replay_command(c: &SimConfig) -> String {
+    let mut cmd = format!(
+        "cargo run --release -p vm-simnet -- run --scenario {} --meshes {} --seed {}",
+        c.scenario, c.meshes, c.seed
+    );
+    if c.hours != SimConfig::new(&c.scenario, c.meshes, c.seed).hours {
+        cmd.push_str(&format!(" --hours {}", c.hours));
+    }
+    cmd
+}
+
+/// Runs a configuration to the end and reports.
+#[allow(clippy::disallowed_methods)] // wall time of the report, not an input to the run
+pub fn run(config: SimConfig) -> Report {
+    let started = std::time::Instant::now();
+    let replay = replay_command(&config);
+    let mut sim = Sim::new(config);
+    sim.finish();
+    let c = &sim.config;
+    let mut detection_secs = Vec::new();
+    let mut undetected = Vec::new();
+    for act in &sim.acts {
+        if !act.kind.detectable() {
+            continue;
+        }
+        for &w in &sim.meshes[act.mesh].peers {
+            if !sim.meshes[w].honest() {
+                continue;
+            }
+            match act.detected.get(&w) {
+                Some(t) => detection_secs.push((t - act.at_ms) / 1000),
+                None => undetected.push(format!(
+                    "{} {} by {}",
+                    sim.meshes[act.mesh].id,
+                    act.kind.name(),
+                    sim.meshes[w].id
+                )),
+            }
+        }
+    }
+    Report {
+        scenario: c.scenario.clone(),
+        meshes: c.meshes,
+        seed: c.seed,
+        simulated_secs: sim.now_ms / 1000,
+        events: sim.counters.events,
+        messages: sim.counters.messages,
+        dropped: sim.counters.dropped,
+        witness_checks: sim.counters.witness_checks,
+        attestations: sim.counters.attestations,
+        discrepancies: sim.counters.discrepancies,
+        detection_secs,
+        undetected,
+        convergence_secs: sim.convergence_ms.map(|m| m / 1000),
+        invariants: sim.invariants.results(),
+        trace_hash: sim.trace_hash(),
+        wall_secs: started.elapsed().as_secs_f64(),
+        replay,
+    }
+}

@@ -1,0 +1,1246 @@
+//! Swarm level: `nodes` real libp2p nodes ([`vm_network`]) on 127.0.0.1 in this process,
+//! taken through one round of the federation's network life, and the same [`Report`] as
+//! the engine level.
+//!
+//! The steps, each bounded (a step that overruns fails the run with an error naming it):
+//!
+//! 1. **start**: every node's network starts on a loopback TCP port; node `i > 0`
+//!    bootstraps to node 0 and to one earlier node chosen by the seed, so the Kademlia DHT
+//!    forms from two seeds rather than a star.
+//! 2. **publish** and **discovery**: every node publishes the signed DiscoveryRecord its
+//!    real [`Engine`] builds, then looks up its ring neighbours `i+1 ..= i+k` (`k =
+//!    min(5, n-1)`) by mesh id through the DHT. Invariant `dht_discovery`.
+//! 3. **gossip**: every node gossips a [`SignedRoot`] of a small in-memory scroll; every
+//!    node validates every gossiped root as the node does (`check_gossip`: parsed, signed by
+//!    the key of the mesh it names, published by that mesh's own peer) and gives gossipsub
+//!    the verdict, so only validated roots are forwarded. Invariant `gossip_delivery` asks
+//!    for *full* delivery: every node accepted every other node's root. Then one node,
+//!    chosen by the seed, gossips a forged root (its own mesh id, a root it never signed,
+//!    signed by another key); invariant `forged_gossip_rejected`: nobody accepted it, and
+//!    somebody saw it (else the invariant would hold vacuously).
+//! 4. **witness**: each node witnesses its ring neighbours' roots over request-response
+//!    with the node's own wire types ([`FedRequest::Roots`], then [`FedRequest::Evidence`]
+//!    with samples chosen by the seed), addressing each neighbour by the peer id and
+//!    addresses of the record the DHT returned, and checks with the real
+//!    [`witness::check`] against a `local` anchor. Invariant `witness_round`: every
+//!    check verified, and the root it verified is the one gossiped.
+//! 5. **shutdown**: every node's event loop stops and drops its handle; dropping the last
+//!    handle stops the network task; the runtime then waits a bounded time for the tasks.
+//!
+//! Unlike the engine level this is not deterministic in timing: the OS schedules real
+//! sockets. The seed fixes everything else (keys, scrolls, bootstrap choices, the forger,
+//! the samples), and time inside the swarm is one fixed instant (records, roots, anchors and
+//! freshness checks all read it), so the *outcomes* repeat; the trace hash is over the
+//! sorted outcomes, not over an event order.
+//!
+//! [`Engine`]: vaultmesh_federation::engine::Engine
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use anyhow::{Context, anyhow, bail};
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha20Rng;
+use serde_json::{Map, Value, json};
+use tokio::sync::{Notify, mpsc, watch};
+use tokio::task::JoinSet;
+use vaultmesh_federation::anchor::{AnchorTrust, Batch, anchor_local};
+use vaultmesh_federation::engine::{Engine, EngineConfig};
+use vaultmesh_federation::node::wire::{FedRequest, FedResponse};
+use vaultmesh_federation::witness::{
+    self, CheckInput, Consistency, Evidence, EvidenceRequest, Sample, Verdict, choose_samples,
+};
+use vm_network::{
+    GossipVerdict, NetworkCommand, NetworkConfig, NetworkError, NetworkEvent, NetworkHandle,
+    RequestError,
+};
+use vm_receipts::documents::{
+    AnchorNotification, DiscoveryRecord, SignedDocument, SignedRoot, from_value, parse,
+};
+use vm_receipts::merkle::MerkleTree;
+use vm_receipts::{Blake3Hash, MeshId, MeshKey, PublicKey, ScrollName, Timestamp, jcs};
+use vm_storage::Store;
+
+use crate::report::{InvariantResult, Report};
+
+/// The scenario's name in reports and on the command line.
+pub const SCENARIO: &str = "swarm";
+/// Ring neighbours each node looks up and witnesses (all others in a smaller swarm).
+pub const NEIGHBOURS: usize = 5;
+/// Fewest nodes: a node needs a neighbour to look up and witness.
+pub const MIN_NODES: usize = 2;
+/// Most nodes: 200 in one process is ~700 MB and twice the target; beyond that
+/// the figure measures the host, not the protocol.
+pub const MAX_NODES: usize = 200;
+/// The invariants every run reports, in order.
+pub const INVARIANTS: [&str; 4] = [
+    "dht_discovery",
+    "gossip_delivery",
+    "forged_gossip_rejected",
+    "witness_round",
+];
+
+/// The scroll each node gossips and is witnessed on.
+const SCROLL: &str = "Compliance";
+/// The one instant of the swarm (2026-09-21): records, roots, anchors and freshness checks
+/// all read it, so no outcome depends on the OS clock.
+const NOW_UNIX: i64 = 1_790_000_000;
+/// Receipts sampled per witness check (the newest always among them).
+const SAMPLES: usize = 3;
+/// The witness drift limit (the seed's five minutes).
+const DRIFT_SECS: i64 = 300;
+/// Lookups per (node, neighbour) before it counts as failed: a record put a moment ago may
+/// not have reached the peers a lookup walks yet; the node itself retries the same way.
+const LOOKUP_ATTEMPTS: u32 = 3;
+/// Attempts of one witness request when the transport fails.
+const REQUEST_ATTEMPTS: u32 = 3;
+/// Pause between retries of a publish, a lookup or a first gossip (the mesh is forming).
+const RETRY_PAUSE: Duration = Duration::from_millis(100);
+/// Gossip timing: a short first heartbeat so the mesh forms within a second, and a
+/// heartbeat that still leaves the 2 cores to the nodes at 100 of them.
+const GOSSIP_INITIAL_DELAY: Duration = Duration::from_millis(100);
+const GOSSIP_HEARTBEAT: Duration = Duration::from_millis(250);
+/// Connections each node's peer manager keeps (as in the swarm benchmark).
+const TARGET_PEERS: usize = 20;
+/// Request timeout inside the swarm.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// DHT query timeout: above Kademlia's 10 s peer timeout, so a query that waited on an
+/// unresponsive peer still ends with what it found rather than failing.
+const QUERY_TIMEOUT: Duration = Duration::from_secs(30);
+/// After the forged root was first refused, how long other nodes have to receive it (and,
+/// if validation were broken, to accept it): several gossip heartbeats.
+const FORGED_SETTLE: Duration = Duration::from_secs(1);
+
+/// The budget of each step.
+const START_BUDGET: Duration = Duration::from_secs(30);
+const PUBLISH_BUDGET: Duration = Duration::from_secs(60);
+const DISCOVERY_BUDGET: Duration = Duration::from_secs(20);
+const GOSSIP_PUBLISH_BUDGET: Duration = Duration::from_secs(20);
+/// Waiting for delivery ends the step without an error: what is missing then is the
+/// `gossip_delivery` invariant's finding, reported with the rest.
+const GOSSIP_DELIVERY_BUDGET: Duration = Duration::from_secs(20);
+const FORGED_BUDGET: Duration = Duration::from_secs(10);
+const WITNESS_BUDGET: Duration = Duration::from_secs(20);
+const SHUTDOWN_BUDGET: Duration = Duration::from_secs(5);
+
+/// Runs the swarm scenario: `nodes` real libp2p nodes on 127.0.0.1 in this process, on a
+/// multi-thread tokio runtime of its own. An error means a step could not finish (its name
+/// and the replay command are in the message); a failed invariant is in the report.
+#[allow(clippy::disallowed_methods)] // wall time of the report, not an input to the simulation
+pub fn run(nodes: usize, seed: u64) -> anyhow::Result<Report> {
+    let started = std::time::Instant::now();
+    if !(MIN_NODES..=MAX_NODES).contains(&nodes) {
+        bail!("the swarm scenario runs {MIN_NODES} to {MAX_NODES} nodes, not {nodes}");
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")?;
+    let result = runtime.block_on(scenario(nodes, seed));
+    // Every handle is gone by now (dropped on success, or with the failed future): the
+    // network tasks are ending; give them a bounded time rather than abandoning sockets.
+    runtime.shutdown_timeout(SHUTDOWN_BUDGET);
+    let mut report = result.with_context(|| format!("replay with: {}", replay(nodes, seed)))?;
+    report.wall_secs = started.elapsed().as_secs_f64();
+    Ok(report)
+}
+
+/// The command that replays a run.
+fn replay(nodes: usize, seed: u64) -> String {
+    format!("simnet run --scenario swarm --meshes {nodes} --seed {seed}")
+}
+
+/// Runs `future` as the step `name`, within `budget`.
+async fn step<T>(
+    name: &str,
+    budget: Duration,
+    future: impl Future<Output = anyhow::Result<T>>,
+) -> anyhow::Result<T> {
+    let t0 = tokio::time::Instant::now();
+    let r = tokio::time::timeout(budget, future).await;
+    eprintln!("DBG step {name} took {:?}", t0.elapsed());
+    r.map_err(|_| {
+        anyhow!(
+            "swarm step `{name}` did not finish within {} s",
+            budget.as_secs()
+        )
+    })?
+    .with_context(|| format!("swarm step `{name}`"))
+}
+
+/// 32 bytes for `label` and node `index`, from the seed: keys, engine seeds, scroll
+/// contents and sample choices are all drawn this way, each from its own stream.
+fn derive(seed: u64, label: &str, index: usize) -> [u8; 32] {
+    let mut h = blake3::Hasher::new_derive_key("vm-simnet swarm 2026-11");
+    h.update(&seed.to_le_bytes());
+    h.update(label.as_bytes());
+    h.update(&(index as u64).to_le_bytes());
+    *h.finalize().as_bytes()
+}
+
+fn now() -> anyhow::Result<Timestamp> {
+    Timestamp::from_unix(NOW_UNIX).ok_or_else(|| anyhow!("{NOW_UNIX} is not a timestamp"))
+}
+
+fn scroll_name() -> anyhow::Result<ScrollName> {
+    SCROLL
+        .parse()
+        .with_context(|| format!("scroll name {SCROLL}"))
+}
+
+/// One mesh of the swarm: who it is.
+struct Member {
+    mesh_id: MeshId,
+    key: MeshKey,
+    public_key: PublicKey,
+    peer_id: String,
+}
+
+impl Member {
+    fn new(seed: u64, index: usize) -> anyhow::Result<Self> {
+        let key = MeshKey::from_seed(&derive(seed, "mesh key", index));
+        let public_key = key.public_key();
+        Ok(Self {
+            mesh_id: MeshId::from_name(&format!("swarm-{index:03}"))?,
+            peer_id: public_key.peer_id(),
+            key,
+            public_key,
+        })
+    }
+}
+
+/// A node's Compliance scroll, in memory: the tree, the stored lines, and the root it
+/// signed, anchored (`local`) and gossips.
+struct MemScroll {
+    tree: MerkleTree,
+    lines: Vec<String>,
+    root: SignedRoot,
+    root_json: Vec<u8>,
+    notification: AnchorNotification,
+}
+
+impl MemScroll {
+    /// 3 to 8 receipts (the count from the seed), each line the receipt's JCS with the
+    /// `root_hash` after it, as a scroll stores them, so the witness's sample check
+    /// recomputes leaves exactly as it does for a real scroll.
+    fn build(member: &Member, seed: u64, index: usize, now: Timestamp) -> anyhow::Result<Self> {
+        let mut rng = ChaCha20Rng::from_seed(derive(seed, "scroll", index));
+        let size: u64 = rng.random_range(3..=8);
+        let mut tree = MerkleTree::new();
+        let mut lines = Vec::new();
+        for sequence in 0..size {
+            let mut receipt = Map::new();
+            receipt.insert("type".into(), json!("swarm_sample"));
+            receipt.insert("mesh_id".into(), json!(member.mesh_id));
+            receipt.insert("sequence".into(), json!(sequence));
+            receipt.insert("timestamp".into(), json!(now));
+            let payload = Blake3Hash::from_bytes(rng.random::<[u8; 32]>());
+            receipt.insert("payload".into(), json!(payload.to_string()));
+            tree.append(&jcs::to_vec(&Value::Object(receipt.clone()))?);
+            let root = Blake3Hash::from_bytes(tree.root());
+            receipt.insert("root_hash".into(), json!(root.to_string()));
+            lines.push(String::from_utf8(jcs::to_vec(&Value::Object(receipt))?)?);
+        }
+        let root = SignedRoot::new(
+            &member.key,
+            member.mesh_id.clone(),
+            scroll_name()?,
+            tree.len(),
+            Blake3Hash::from_bytes(tree.root()),
+            now,
+        )?;
+        let batch = Batch::new(vec![root.clone()])?;
+        let anchor = anchor_local(&member.key, &member.mesh_id, &batch.root(), now);
+        let notification = AnchorNotification::new(root.clone(), batch.proof(0, &anchor)?);
+        // As the node gossips it (`announce`): the signed root's JSON.
+        let root_json = serde_json::to_vec(&root)?;
+        Ok(Self {
+            tree,
+            lines,
+            root,
+            root_json,
+            notification,
+        })
+    }
+
+    /// The evidence for `ask`, as the node's `serve_evidence` builds it from a scroll.
+    fn evidence(&self, ask: &EvidenceRequest) -> FedResponse {
+        if let Err(reason) = ask.check() {
+            return FedResponse::error("bad_request", reason, true);
+        }
+        if ask.scroll != self.root.scroll {
+            return FedResponse::error("unknown_scroll", format!("no scroll {}", ask.scroll), true);
+        }
+        if ask.new_size > self.tree.len() {
+            return FedResponse::error(
+                "beyond_tree",
+                format!("{} receipts, not {}", self.tree.len(), ask.new_size),
+                false,
+            );
+        }
+        let consistency = match ask.old_size {
+            Some(old) if old > 0 && old < ask.new_size => {
+                match (
+                    self.tree.root_at(old),
+                    self.tree.prove_consistency(old, ask.new_size),
+                ) {
+                    (Ok(old_root), Ok(proof)) => Some(Consistency {
+                        old_root: Blake3Hash::from_bytes(old_root),
+                        proof: proof.into(),
+                    }),
+                    (Err(e), _) | (_, Err(e)) => {
+                        return FedResponse::error("internal", e.to_string(), false);
+                    }
+                }
+            }
+            _ => None,
+        };
+        let mut samples = Vec::with_capacity(ask.samples.len());
+        for &sequence in &ask.samples {
+            let line = usize::try_from(sequence)
+                .ok()
+                .and_then(|s| self.lines.get(s));
+            let (Some(line), Ok(inclusion)) =
+                (line, self.tree.prove_inclusion(sequence, ask.new_size))
+            else {
+                return FedResponse::error("internal", format!("no receipt {sequence}"), false);
+            };
+            samples.push(Sample {
+                sequence,
+                line: line.clone(),
+                inclusion: inclusion.into(),
+            });
+        }
+        FedResponse::Evidence {
+            evidence: Box::new(Evidence {
+                scroll: ask.scroll.clone(),
+                new_size: ask.new_size,
+                consistency,
+                samples,
+            }),
+        }
+    }
+}
+
+/// What every node's event loop shares: the keys it validates with, which gossip is whose,
+/// and the counters.
+struct Shared {
+    /// The key of every mesh, as operators who federated them all would hold: gossip from
+    /// a mesh a node holds no key for is *ignored* (not forwarded), so a partial directory
+    /// would measure the directory rather than the network.
+    keys: HashMap<MeshId, PublicKey>,
+    /// Mesh of each peer id (who may ask for evidence).
+    meshes_by_peer: HashMap<String, MeshId>,
+    /// blake3 of each honest root's gossip bytes → its node.
+    honest: HashMap<[u8; 32], usize>,
+    /// blake3 of the forged root's gossip bytes.
+    forged: [u8; 32],
+    /// Network events the loops handled.
+    events: AtomicU64,
+    /// Verdicts on honest roots, and how many of them were Accept.
+    honest_judged: AtomicU64,
+    honest_accepted: AtomicU64,
+    /// Verdicts on the forged root.
+    forged_judged: AtomicU64,
+    /// Wakes the coordinator when a verdict is logged (a permit is kept if it is not
+    /// waiting, so a check-then-wait loop misses nothing).
+    progress: Notify,
+}
+
+/// What one node decided about gossip.
+#[derive(Default)]
+struct GossipLog {
+    /// Verdict on each honest node's root.
+    honest: HashMap<usize, GossipVerdict>,
+    /// Verdicts on the forged root (once, unless it arrived twice: that would be a bug).
+    forged: Vec<GossipVerdict>,
+    /// Messages that were neither: nobody in the swarm publishes such.
+    stray: u64,
+}
+
+/// A node's event loop: answers requests and judges gossip, until told to stop.
+struct Server {
+    handle: NetworkHandle,
+    scroll: Arc<MemScroll>,
+    record: DiscoveryRecord,
+    shared: Arc<Shared>,
+    log: Arc<Mutex<GossipLog>>,
+}
+
+impl Server {
+    async fn run(self, mut events: mpsc::Receiver<NetworkEvent>, mut stop: watch::Receiver<bool>) {
+        loop {
+            let event = tokio::select! {
+                _ = stop.changed() => break,
+                event = events.recv() => match event {
+                    Some(event) => event,
+                    None => break,
+                },
+            };
+            self.shared.events.fetch_add(1, Ordering::Relaxed);
+            // A failed send means the network task stopped: the run is ending.
+            let sent = match event {
+                NetworkEvent::Request {
+                    request_id,
+                    peer,
+                    body,
+                } => {
+                    let body = self.answer(&peer, &body).to_bytes();
+                    self.handle
+                        .send(NetworkCommand::Respond { request_id, body })
+                        .await
+                }
+                NetworkEvent::Gossip { id, origin, data } => {
+                    let verdict = self.judge(origin.as_deref(), &data);
+                    self.handle
+                        .send(NetworkCommand::GossipVerdict { id, verdict })
+                        .await
+                }
+                _ => Ok(()),
+            };
+            if sent.is_err() {
+                break;
+            }
+        }
+    }
+
+    /// A request from the Noise-authenticated `peer`: the read requests a witness makes.
+    fn answer(&self, peer: &str, body: &[u8]) -> FedResponse {
+        if !self.shared.meshes_by_peer.contains_key(peer) {
+            return FedResponse::error(
+                "unknown_sender",
+                format!("peer {peer} is not a mesh we know"),
+                false,
+            );
+        }
+        let request: FedRequest = match serde_json::from_slice(body) {
+            Ok(r) => r,
+            Err(e) => return FedResponse::error("malformed", e.to_string(), true),
+        };
+        match request {
+            FedRequest::Discovery => FedResponse::Discovery {
+                record: Box::new(self.record.clone()),
+            },
+            FedRequest::Roots { scrolls } => {
+                let ours = &self.scroll.notification;
+                let roots = if scrolls.is_empty() || scrolls.contains(&ours.scroll) {
+                    serde_json::to_value(ours).map(|v| vec![v])
+                } else {
+                    Ok(Vec::new())
+                };
+                match roots {
+                    Ok(roots) => FedResponse::Roots { roots },
+                    Err(e) => FedResponse::error("internal", e.to_string(), false),
+                }
+            }
+            FedRequest::Evidence { ask } => self.scroll.evidence(&ask),
+            _ => FedResponse::error(
+                "unsupported",
+                "a swarm node serves discovery, roots and evidence only",
+                true,
+            ),
+        }
+    }
+
+    /// The node's `check_gossip`, then the verdict logged against the root it concerns.
+    fn judge(&self, origin: Option<&str>, data: &[u8]) -> GossipVerdict {
+        let verdict = check_gossip(&self.shared.keys, origin, data);
+        let hash = *blake3::hash(data).as_bytes();
+        let shared = &self.shared;
+        {
+            let mut log = self.log.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(&from) = shared.honest.get(&hash) {
+                log.honest.insert(from, verdict);
+                shared.honest_judged.fetch_add(1, Ordering::Relaxed);
+                if verdict == GossipVerdict::Accept {
+                    shared.honest_accepted.fetch_add(1, Ordering::Relaxed);
+                }
+            } else if hash == shared.forged {
+                log.forged.push(verdict);
+                shared.forged_judged.fetch_add(1, Ordering::Relaxed);
+            } else {
+                log.stray += 1;
+            }
+        }
+        shared.progress.notify_one();
+        verdict
+    }
+}
+
+/// Application validation of a gossiped root, as the node's `check_gossip`: parsed, signed
+/// by the mesh it names (a key we hold), published by that mesh's own peer; a mesh we hold
+/// no key for is ignored.
+fn check_gossip(
+    keys: &HashMap<MeshId, PublicKey>,
+    origin: Option<&str>,
+    data: &[u8],
+) -> GossipVerdict {
+    let Ok(root) = parse::<SignedRoot>(data) else {
+        return GossipVerdict::Reject;
+    };
+    let Some(key) = keys.get(&root.mesh_id) else {
+        return GossipVerdict::Ignore;
+    };
+    if origin != Some(key.peer_id().as_str()) || root.verify(key).is_err() {
+        return GossipVerdict::Reject;
+    }
+    GossipVerdict::Accept
+}
+
+/// A started node, as the coordinator holds it.
+struct Node {
+    handle: NetworkHandle,
+    record: DiscoveryRecord,
+    log: Arc<Mutex<GossipLog>>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+/// What the steps counted.
+#[derive(Default)]
+struct Counts {
+    /// Requests (request-response and DHT puts and gets) and gossip messages sent.
+    messages: u64,
+}
+
+/// The scenario on the current runtime.
+async fn scenario(n: usize, seed: u64) -> anyhow::Result<Report> {
+    let k = NEIGHBOURS.min(n - 1);
+    let now = now()?;
+    let members = (0..n)
+        .map(|i| Member::new(seed, i))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let scrolls = members
+        .iter()
+        .enumerate()
+        .map(|(i, m)| MemScroll::build(m, seed, i, now).map(Arc::new))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let mut rng = ChaCha20Rng::from_seed(derive(seed, "scenario", 0));
+    let forger = rng.random_range(0..n);
+    let forged = forge(&members[forger], &scrolls[forger], seed, now)?;
+    let shared = Arc::new(Shared {
+        keys: members
+            .iter()
+            .map(|m| (m.mesh_id.clone(), m.public_key))
+            .collect(),
+        meshes_by_peer: members
+            .iter()
+            .map(|m| (m.peer_id.clone(), m.mesh_id.clone()))
+            .collect(),
+        honest: scrolls
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (*blake3::hash(&s.root_json).as_bytes(), i))
+            .collect(),
+        forged: *blake3::hash(&forged).as_bytes(),
+        events: AtomicU64::new(0),
+        honest_judged: AtomicU64::new(0),
+        honest_accepted: AtomicU64::new(0),
+        forged_judged: AtomicU64::new(0),
+        progress: Notify::new(),
+    });
+    let (stop, stopped) = watch::channel(false);
+    let mut counts = Counts::default();
+
+    let nodes = step(
+        "start",
+        START_BUDGET,
+        start(&members, &scrolls, &shared, &stopped, &mut rng, now, seed),
+    )
+    .await?;
+    if let Ok(secs) = std::env::var("DBG_SLEEP") {
+        tokio::time::sleep(Duration::from_secs(secs.parse().unwrap_or(0))).await;
+    }
+    // The step's own budget reports which records are missing; the outer one is a backstop.
+    counts.messages += step(
+        "publish",
+        PUBLISH_BUDGET + SHUTDOWN_BUDGET,
+        publish_records(&nodes, PUBLISH_BUDGET),
+    )
+    .await?;
+    let (lookups, sent) = step("discovery", DISCOVERY_BUDGET, discover(&nodes, k)).await?;
+    counts.messages += sent;
+    let dht_discovery = check_lookups(&members, &lookups);
+
+    counts.messages += step(
+        "gossip",
+        GOSSIP_PUBLISH_BUDGET,
+        gossip_roots(&nodes, &scrolls),
+    )
+    .await?;
+    let expected = (n * (n - 1)) as u64;
+    let all_judged = wait_for(&shared, GOSSIP_DELIVERY_BUDGET, |s| {
+        s.honest_judged.load(Ordering::Relaxed) >= expected
+    })
+    .await;
+    let gossip_delivery = check_delivery(&nodes, all_judged);
+
+    counts.messages += step(
+        "forged gossip",
+        FORGED_BUDGET,
+        gossip_forged(&nodes[forger].handle, forged),
+    )
+    .await?;
+    if wait_for(&shared, FORGED_BUDGET, |s| {
+        s.forged_judged.load(Ordering::Relaxed) > 0
+    })
+    .await
+    {
+        tokio::time::sleep(FORGED_SETTLE).await;
+    }
+    let forged_gossip_rejected = check_forged(&nodes, forger);
+
+    let witnessed = step(
+        "witness",
+        WITNESS_BUDGET,
+        witness_round(&nodes, &scrolls, &lookups, k, seed, now),
+    )
+    .await?;
+    counts.messages += 2 * witnessed.len() as u64;
+    let (witness_round, verified) = check_witnessing(&witnessed);
+
+    let mut dropped = 0;
+    for node in &nodes {
+        if let Ok(status) = node.handle.status().await {
+            if std::env::var("DBG_PUB").is_ok() {
+                eprintln!(
+                    "DBG final {:?} {} {}",
+                    status.counters, status.connections, status.routing_table
+                );
+            }
+            dropped += status.counters.events_dropped;
+        }
+    }
+    step("shutdown", SHUTDOWN_BUDGET, shutdown(nodes, stop)).await?;
+
+    let mut outcomes: Vec<String> = Vec::new();
+    outcomes.extend(lookups.iter().map(|l| {
+        format!(
+            "lookup {} {} {}",
+            l.from,
+            l.target,
+            if l.found.is_ok() { "found" } else { "missing" }
+        )
+    }));
+    outcomes.extend(gossip_delivery.1.iter().cloned());
+    outcomes.push(format!(
+        "forged by {forger}: accepted {}",
+        forged_gossip_rejected.1
+    ));
+    outcomes.extend(witnessed.iter().map(|w| match &w.verdict {
+        Ok(Verdict::Verified {
+            samples_checked, ..
+        }) => format!(
+            "witness {} {} verified {samples_checked}",
+            w.witness, w.target
+        ),
+        Ok(other) => format!("witness {} {} {other:?}", w.witness, w.target),
+        Err(e) => format!("witness {} {} error {e}", w.witness, w.target),
+    }));
+    outcomes.sort();
+    let trace_hash = blake3::hash(outcomes.join("\n").as_bytes())
+        .to_hex()
+        .to_string();
+
+    Ok(Report {
+        scenario: SCENARIO.into(),
+        meshes: n,
+        seed,
+        events: shared.events.load(Ordering::Relaxed),
+        messages: counts.messages,
+        dropped,
+        witness_checks: witnessed.iter().filter(|w| w.verdict.is_ok()).count() as u64,
+        attestations: verified,
+        invariants: vec![
+            dht_discovery,
+            gossip_delivery.0,
+            forged_gossip_rejected.0,
+            witness_round,
+        ],
+        trace_hash,
+        replay: replay(n, seed),
+        ..Report::default()
+    })
+}
+
+/// The forged root: the forger's own mesh id (so the origin check passes and only the
+/// signature check can catch it), a root its scroll never had, signed by another key.
+fn forge(
+    member: &Member,
+    scroll: &MemScroll,
+    seed: u64,
+    now: Timestamp,
+) -> anyhow::Result<Vec<u8>> {
+    let wrong_key = MeshKey::from_seed(&derive(seed, "forger's wrong key", 0));
+    let root = SignedRoot::new(
+        &wrong_key,
+        member.mesh_id.clone(),
+        scroll.root.scroll.clone(),
+        scroll.root.size,
+        Blake3Hash::from_bytes(derive(seed, "forged root", 0)),
+        now,
+    )?;
+    Ok(serde_json::to_vec(&root)?)
+}
+
+/// Step 1: the networks, their discovery records (built by the real engine over an
+/// in-memory store, as the node builds its own), and their event loops.
+async fn start(
+    members: &[Member],
+    scrolls: &[Arc<MemScroll>],
+    shared: &Arc<Shared>,
+    stopped: &watch::Receiver<bool>,
+    rng: &mut ChaCha20Rng,
+    now: Timestamp,
+    seed: u64,
+) -> anyhow::Result<Vec<Node>> {
+    let mut nodes: Vec<Node> = Vec::with_capacity(members.len());
+    for (i, member) in members.iter().enumerate() {
+        let mut config = NetworkConfig::new(member.key.clone(), Arc::new(move || now));
+        config.listen = vec!["/ip4/127.0.0.1/tcp/0".into()];
+        config.gossip_initial_delay = GOSSIP_INITIAL_DELAY;
+        config.gossip_heartbeat = GOSSIP_HEARTBEAT;
+        config.target_peers = TARGET_PEERS;
+        config.request_timeout = REQUEST_TIMEOUT;
+        config.query_timeout = QUERY_TIMEOUT;
+        if i > 0 {
+            let mut seeds = vec![0];
+            let other = rng.random_range(0..i);
+            if other != 0 {
+                seeds.push(other);
+            }
+            for s in seeds {
+                let addr = nodes[s].handle.listen_addrs().into_iter().next();
+                config
+                    .bootstrap
+                    .push(addr.ok_or_else(|| anyhow!("node {s} listens on no address"))?);
+            }
+        }
+        let (handle, events) = vm_network::spawn(config)
+            .await
+            .with_context(|| format!("starting node {i}'s network"))?;
+        let record = discovery_record(member, i, &handle, now, seed).await?;
+        let log = Arc::new(Mutex::new(GossipLog::default()));
+        let server = Server {
+            handle: handle.clone(),
+            scroll: scrolls[i].clone(),
+            record: record.clone(),
+            shared: shared.clone(),
+            log: log.clone(),
+        };
+        let server = tokio::spawn(server.run(events, stopped.clone()));
+        nodes.push(Node {
+            handle,
+            record,
+            log,
+            server,
+        });
+    }
+    Ok(nodes)
+}
+
+/// The record the node's engine signs: its listen addresses (without `/p2p/`), the
+/// Compliance scroll offered. redb runs on a blocking thread even in memory (the node
+/// keeps redb off the executor too).
+async fn discovery_record(
+    member: &Member,
+    index: usize,
+    handle: &NetworkHandle,
+    now: Timestamp,
+    seed: u64,
+) -> anyhow::Result<DiscoveryRecord> {
+    let mut config = EngineConfig::new(format!("swarm node {index}"));
+    config.multiaddrs = handle
+        .listen_addrs()
+        .iter()
+        .map(|a| a.split("/p2p/").next().unwrap_or(a).to_owned())
+        .collect();
+    config.scrolls_available = vec![scroll_name()?];
+    let (mesh_id, key) = (member.mesh_id.clone(), member.key.clone());
+    let engine_seed = derive(seed, "engine", index);
+    tokio::task::spawn_blocking(move || -> anyhow::Result<DiscoveryRecord> {
+        let store = Store::in_memory().context("in-memory store")?;
+        let mut engine = Engine::open(mesh_id, key, config, store, 0, engine_seed)
+            .context("opening the engine")?;
+        Ok(engine.discovery_record(now)?)
+    })
+    .await
+    .context("the engine task panicked")?
+    .with_context(|| format!("node {index}'s discovery record"))
+}
+
+/// Step 2a: every node publishes its record, retrying until a peer stores it. Returns the
+/// puts sent. If the budget runs out, the error names the nodes still trying and why.
+async fn publish_records(nodes: &[Node], budget: Duration) -> anyhow::Result<u64> {
+    let pending: Arc<Mutex<HashMap<usize, String>>> = Arc::new(Mutex::new(
+        (0..nodes.len())
+            .map(|i| (i, "no answer yet".to_owned()))
+            .collect(),
+    ));
+    let mut tasks = JoinSet::new();
+    let permits: usize = std::env::var("DBG_PERMITS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1000);
+    let sem = Arc::new(tokio::sync::Semaphore::new(permits));
+    for (i, node) in nodes.iter().enumerate() {
+        let handle = node.handle.clone();
+        let value = serde_json::to_vec(&node.record)?;
+        let pending = pending.clone();
+        let sem = sem.clone();
+        tasks.spawn(async move {
+            let _permit = sem.acquire_owned().await;
+            let mut attempts = 0u64;
+            loop {
+                attempts += 1;
+                let t0 = tokio::time::Instant::now();
+                let result = handle.publish_record(value.clone()).await;
+                let st = handle
+                    .status()
+                    .await
+                    .ok()
+                    .map(|s| (s.connections, s.routing_table, s.counters));
+                if std::env::var("DBG_PUB").is_ok() {
+                    eprintln!(
+                        "DBG publish node {i} attempt {attempts} took {:?}: {:?} status {:?}",
+                        t0.elapsed(),
+                        result,
+                        st
+                    );
+                }
+                {
+                    let mut pending = pending.lock().unwrap_or_else(PoisonError::into_inner);
+                    match result {
+                        Ok(()) => {
+                            pending.remove(&i);
+                            return Ok(attempts);
+                        }
+                        // Our own record refused: no retry mends that.
+                        Err(e @ NetworkError::Record(_)) => {
+                            return Err(anyhow!("node {i}'s record was refused: {e}"));
+                        }
+                        // No peer stored it yet: the DHT is still forming.
+                        Err(e) => {
+                            pending.insert(i, e.to_string());
+                        }
+                    }
+                }
+                tokio::time::sleep(RETRY_PAUSE).await;
+            }
+        });
+    }
+    let all = async {
+        let mut sent = 0;
+        while let Some(done) = tasks.join_next().await {
+            sent += done.context("a publishing task panicked")??;
+        }
+        Ok::<_, anyhow::Error>(sent)
+    };
+    match tokio::time::timeout(budget, all).await {
+        Ok(sent) => sent,
+        Err(_) => {
+            let pending = pending.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut left: Vec<_> = pending.iter().collect();
+            left.sort();
+            Err(anyhow!(
+                "{} records not stored by any peer within {} s; first: {:?}",
+                left.len(),
+                budget.as_secs(),
+                &left[..left.len().min(5)]
+            ))
+        }
+    }
+}
+
+/// One DHT lookup of a ring neighbour's record.
+struct Lookup {
+    from: usize,
+    target: usize,
+    found: Result<DiscoveryRecord, String>,
+}
+
+/// The `k` ring neighbours of `i` in a swarm of `n`.
+fn ring(i: usize, n: usize, k: usize) -> impl Iterator<Item = usize> {
+    (1..=k).map(move |d| (i + d) % n)
+}
+
+/// Step 2b: every node looks up its ring neighbours by mesh id. Returns the lookups and
+/// the gets sent.
+async fn discover(nodes: &[Node], k: usize) -> anyhow::Result<(Vec<Lookup>, u64)> {
+    let n = nodes.len();
+    let mut tasks = JoinSet::new();
+    for (from, node) in nodes.iter().enumerate() {
+        for target in ring(from, n, k) {
+            let handle = node.handle.clone();
+            let mesh_id = nodes[target].record.mesh_id.clone();
+            tasks.spawn(async move {
+                let mut attempts = 0u64;
+                let found = loop {
+                    attempts += 1;
+                    match handle.find_record(mesh_id.clone()).await {
+                        Ok(record) => break Ok(record),
+                        Err(e) if attempts >= u64::from(LOOKUP_ATTEMPTS) => {
+                            break Err(e.to_string());
+                        }
+                        Err(_) => tokio::time::sleep(RETRY_PAUSE).await,
+                    }
+                };
+                (
+                    Lookup {
+                        from,
+                        target,
+                        found,
+                    },
+                    attempts,
+                )
+            });
+        }
+    }
+    let mut lookups = Vec::with_capacity(n * k);
+    let mut sent = 0;
+    while let Some(done) = tasks.join_next().await {
+        let (lookup, attempts) = done.context("a lookup task panicked")?;
+        lookups.push(lookup);
+        sent += attempts;
+    }
+    lookups.sort_by_key(|l| (l.from, l.target));
+    Ok((lookups, sent))
+}
+
+/// `dht_discovery`: every lookup returned the neighbour's record, signed by the key the
+/// neighbour holds, for its mesh and peer.
+fn check_lookups(members: &[Member], lookups: &[Lookup]) -> InvariantResult {
+    let mut violation = None;
+    for l in lookups {
+        let expected = &members[l.target];
+        let problem = match &l.found {
+            Err(e) => Some(format!("not found: {e}")),
+            Ok(r) if r.mesh_id != expected.mesh_id => Some(format!("record of {}", r.mesh_id)),
+            Ok(r) if r.public_key != expected.public_key || r.peer_id != expected.peer_id => {
+                Some("record under another key".to_owned())
+            }
+            Ok(r) => r
+                .verify(&expected.public_key)
+                .err()
+                .map(|e| format!("signature: {e}")),
+        };
+        if let Some(problem) = problem {
+            violation = Some(format!(
+                "node {} looking up node {} ({}): {problem}",
+                l.from, l.target, expected.mesh_id
+            ));
+            break;
+        }
+    }
+    InvariantResult {
+        name: INVARIANTS[0],
+        checks: lookups.len() as u64,
+        violation,
+    }
+}
+
+/// Step 3a: every node gossips its root, retrying while it has no subscribed peer yet.
+/// Returns the messages published.
+async fn gossip_roots(nodes: &[Node], scrolls: &[Arc<MemScroll>]) -> anyhow::Result<u64> {
+    let mut tasks = JoinSet::new();
+    for (node, scroll) in nodes.iter().zip(scrolls) {
+        let handle = node.handle.clone();
+        let data = scroll.root_json.clone();
+        tasks.spawn(async move {
+            while handle.gossip(data.clone()).await.is_err() {
+                tokio::time::sleep(RETRY_PAUSE).await;
+            }
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.context("a gossiping task panicked")?;
+    }
+    Ok(nodes.len() as u64)
+}
+
+/// Step 3c: the forger publishes the forged root.
+async fn gossip_forged(forger: &NetworkHandle, data: Vec<u8>) -> anyhow::Result<u64> {
+    while forger.gossip(data.clone()).await.is_err() {
+        tokio::time::sleep(RETRY_PAUSE).await;
+    }
+    Ok(1)
+}
+
+/// Waits until `done` holds, at most `budget`; whether it came to hold.
+async fn wait_for(shared: &Shared, budget: Duration, done: impl Fn(&Shared) -> bool) -> bool {
+    tokio::time::timeout(budget, async {
+        while !done(shared) {
+            shared.progress.notified().await;
+        }
+    })
+    .await
+    .is_ok()
+}
+
+/// `gossip_delivery` (full delivery): every node accepted every other node's root and
+/// rejected none. Also returns the delivery outcomes for the trace.
+fn check_delivery(nodes: &[Node], all_judged: bool) -> (InvariantResult, Vec<String>) {
+    let n = nodes.len();
+    let mut outcomes = Vec::with_capacity(n * n);
+    let mut missing = 0usize;
+    let mut first: Option<String> = None;
+    for (to, node) in nodes.iter().enumerate() {
+        let log = node.log.lock().unwrap_or_else(PoisonError::into_inner);
+        for from in (0..n).filter(|&f| f != to) {
+            let verdict = log.honest.get(&from).copied();
+            outcomes.push(format!("gossip {from} to {to}: {verdict:?}"));
+            let problem = match verdict {
+                Some(GossipVerdict::Accept) => None,
+                Some(v) => Some(format!("node {to} judged node {from}'s honest root {v:?}")),
+                None => {
+                    missing += 1;
+                    Some(format!("node {to} never received node {from}'s root"))
+                }
+            };
+            if first.is_none() {
+                first = problem;
+            }
+        }
+        if log.stray > 0 && first.is_none() {
+            first = Some(format!("node {to} received {} stray messages", log.stray));
+        }
+    }
+    let violation = first.map(|f| {
+        let waited = if all_judged {
+            String::new()
+        } else {
+            format!(
+                " (after {} s, {missing} of {} deliveries missing)",
+                GOSSIP_DELIVERY_BUDGET.as_secs(),
+                n * (n - 1)
+            )
+        };
+        format!("{f}{waited}")
+    });
+    (
+        InvariantResult {
+            name: INVARIANTS[1],
+            checks: (n * (n - 1)) as u64,
+            violation,
+        },
+        outcomes,
+    )
+}
+
+/// `forged_gossip_rejected`: no node accepted the forged root, and at least one judged it.
+/// Also returns how many accepted it.
+fn check_forged(nodes: &[Node], forger: usize) -> (InvariantResult, usize) {
+    let mut seen = 0u64;
+    let mut accepted = 0usize;
+    let mut first = None;
+    for (i, node) in nodes.iter().enumerate() {
+        let log = node.log.lock().unwrap_or_else(PoisonError::into_inner);
+        seen += log.forged.len() as u64;
+        for v in log.forged.iter().filter(|v| **v != GossipVerdict::Reject) {
+            if *v == GossipVerdict::Accept {
+                accepted += 1;
+            }
+            first.get_or_insert_with(|| format!("node {i} judged the forged root {v:?}"));
+        }
+    }
+    if seen == 0 {
+        first = Some(format!(
+            "no node received node {forger}'s forged root within {} s: the check proved nothing",
+            FORGED_BUDGET.as_secs()
+        ));
+    }
+    (
+        InvariantResult {
+            name: INVARIANTS[2],
+            checks: seen,
+            violation: first,
+        },
+        accepted,
+    )
+}
+
+/// One witness check of a ring neighbour's root.
+struct Witnessed {
+    witness: usize,
+    target: usize,
+    verdict: Result<Verdict, String>,
+}
+
+/// Step 4: every node witnesses its ring neighbours, all checks at once.
+async fn witness_round(
+    nodes: &[Node],
+    scrolls: &[Arc<MemScroll>],
+    lookups: &[Lookup],
+    k: usize,
+    seed: u64,
+    now: Timestamp,
+) -> anyhow::Result<Vec<Witnessed>> {
+    let found: HashMap<(usize, usize), &DiscoveryRecord> = lookups
+        .iter()
+        .filter_map(|l| l.found.as_ref().ok().map(|r| ((l.from, l.target), r)))
+        .collect();
+    let n = nodes.len();
+    let mut tasks = JoinSet::new();
+    for (witness, node) in nodes.iter().enumerate() {
+        for target in ring(witness, n, k) {
+            let Some(record) = found.get(&(witness, target)) else {
+                tasks.spawn(async move {
+                    Witnessed {
+                        witness,
+                        target,
+                        verdict: Err("its record was not found in the DHT".into()),
+                    }
+                });
+                continue;
+            };
+            let handle = node.handle.clone();
+            let record = (*record).clone();
+            let gossiped = scrolls[target].root.clone();
+            let rng = ChaCha20Rng::from_seed(derive(seed, "samples", witness * n + target));
+            tasks.spawn(async move {
+                let verdict = witness_one(&handle, &record, &gossiped, rng, now).await;
+                Witnessed {
+                    witness,
+                    target,
+                    verdict,
+                }
+            });
+        }
+    }
+    let mut done = Vec::with_capacity(n * k);
+    while let Some(w) = tasks.join_next().await {
+        done.push(w.context("a witness task panicked")?);
+    }
+    done.sort_by_key(|w| (w.witness, w.target));
+    Ok(done)
+}
+
+/// One check, as the node's witness task runs it: the root the mesh serves now (checked
+/// like a notification, and against the root it gossiped), then evidence for samples, then
+/// [`witness::check`]. The mesh is addressed and its key taken from its DHT record.
+async fn witness_one(
+    handle: &NetworkHandle,
+    record: &DiscoveryRecord,
+    gossiped: &SignedRoot,
+    mut rng: ChaCha20Rng,
+    now: Timestamp,
+) -> Result<Verdict, String> {
+    let ask = |request: FedRequest| async move {
+        let body = serde_json::to_vec(&request).map_err(|e| e.to_string())?;
+        let mut attempt = 1;
+        let response = loop {
+            match handle
+                .request(&record.peer_id, record.multiaddrs.clone(), body.clone())
+                .await
+            {
+                Ok(response) => break response,
+                // The connection went (a peer manager trimmed it before the request
+                // arrived, a dial raced): the node's outbound queue resends the same way.
+                Err(RequestError::Failed(_)) if attempt < REQUEST_ATTEMPTS => {
+                    attempt += 1;
+                    tokio::time::sleep(RETRY_PAUSE).await;
+                }
+                Err(e) => return Err(e.to_string()),
+            }
+        };
+        serde_json::from_slice::<FedResponse>(&response).map_err(|e| e.to_string())
+    };
+    let roots = match ask(FedRequest::Roots {
+        scrolls: vec![gossiped.scroll.clone()],
+    })
+    .await?
+    {
+        FedResponse::Roots { roots } => roots,
+        other => return Err(format!("roots: unexpected response {other:?}")),
+    };
+    let value = roots.into_iter().next().ok_or("no anchored root served")?;
+    let n: AnchorNotification = from_value(value).map_err(|e| e.to_string())?;
+    if n.mesh_id != record.mesh_id || n.scroll != gossiped.scroll {
+        return Err(format!("served a root of {}'s {}", n.mesh_id, n.scroll));
+    }
+    n.verify_root(&record.public_key)
+        .map_err(|e| e.to_string())?;
+    if &n.signed_root() != gossiped {
+        return Err("the anchored root is not the one gossiped".into());
+    }
+    let requested = choose_samples(n.size, SAMPLES, &mut rng);
+    let evidence = match ask(FedRequest::Evidence {
+        ask: EvidenceRequest {
+            scroll: n.scroll.clone(),
+            old_size: None,
+            new_size: n.size,
+            samples: requested.clone(),
+        },
+    })
+    .await?
+    {
+        FedResponse::Evidence { evidence } => *evidence,
+        other => return Err(format!("evidence: unexpected response {other:?}")),
+    };
+    let key = record.public_key;
+    let mesh = record.mesh_id.clone();
+    let key_of = move |m: &MeshId| (*m == mesh).then_some(key);
+    let trust = AnchorTrust {
+        key_of: &key_of,
+        tsa: None,
+    };
+    Ok(witness::check(&CheckInput {
+        notification: &n,
+        pushed: false,
+        previous: None,
+        requested: &requested,
+        evidence: &evidence,
+        now,
+        drift_secs: DRIFT_SECS,
+        trust: &trust,
+        schema_version: None,
+    }))
+}
+
+/// `witness_round`: every check verified. Also returns the attestations (verified checks).
+fn check_witnessing(witnessed: &[Witnessed]) -> (InvariantResult, u64) {
+    let mut verified = 0;
+    let mut first = None;
+    for w in witnessed {
+        let problem = match &w.verdict {
+            Ok(Verdict::Verified { .. }) => {
+                verified += 1;
+                None
+            }
+            Ok(Verdict::Discrepancy { finding, .. }) => Some(format!(
+                "discrepancy {:?}: {:?}",
+                finding.kind, finding.details
+            )),
+            Ok(Verdict::Stale) => Some("stale".to_owned()),
+            Err(e) => Some(format!("no verdict: {e}")),
+        };
+        if let Some(problem) = problem {
+            first.get_or_insert_with(|| {
+                format!("node {} witnessing node {}: {problem}", w.witness, w.target)
+            });
+        }
+    }
+    (
+        InvariantResult {
+            name: INVARIANTS[3],
+            checks: witnessed.len() as u64,
+            violation: first,
+        },
+        verified,
+    )
+}
+
+/// Step 5: every event loop stops and drops its handle; the coordinator drops the rest.
+async fn shutdown(nodes: Vec<Node>, stop: watch::Sender<bool>) -> anyhow::Result<()> {
+    // A send error means every loop has ended already.
+    let _ = stop.send(true);
+    for (i, node) in nodes.into_iter().enumerate() {
+        drop(node.handle);
+        node.server
+            .await
+            .with_context(|| format!("node {i}'s event loop panicked"))?;
+    }
+    Ok(())
+}
