@@ -6,9 +6,10 @@
 //!   smaller).
 //! - `no_false_positives`: no honest mesh records a discrepancy against an honest one.
 //! - `detection`: every detectable byzantine act is reported by every honest witness of
-//!   the mesh, within the budget.
+//!   the mesh, within the budget; equivocation and rewrites with evidence that proves them
+//!   alone (two signed roots, or a signed root and a consistency proof), not only claims.
 //! - `evidence_verifies`: every discrepancy an honest mesh recorded carries evidence that
-//!   checks with the accused mesh's key, and for equivocation and rewrites proves it alone.
+//!   checks with the accused mesh's key.
 //! - `agreements_symmetric`: every planned agreement is in force on both sides, with the
 //!   same id.
 //! - `federation_scrolls_verify`: every Federation scroll holds parseable Federation
@@ -16,7 +17,7 @@
 //! - `convergence`: after the last heal, every honest witness catches up with every honest
 //!   peer within the budget.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use vaultmesh_federation::federation_log::ReceiptLog;
 use vaultmesh_federation::witness::{ConflictEvidence, Standing};
@@ -121,14 +122,17 @@ pub fn consistent(
 
 /// The checks made when the run is over.
 pub fn final_checks(sim: &mut Sim) {
-    detection(sim);
-    evidence(sim);
+    let proofs = evidence(sim);
+    detection(sim, &proofs);
     agreements(sim);
     scrolls(sim);
     convergence(sim);
 }
 
-fn detection(sim: &mut Sim) {
+/// Every act reported by every honest witness of the mesh in time; equivocation and
+/// rewrites each with at least one record whose evidence proves it alone (`proofs`: the
+/// (witness, mesh) pairs that have one).
+fn detection(sim: &mut Sim, proofs: &BTreeSet<(usize, usize)>) {
     let budget = sim.config.detection_budget_cycles * sim.config.cycle_secs * 1000;
     let mut outcomes = Vec::new();
     for act in &sim.acts {
@@ -137,9 +141,10 @@ fn detection(sim: &mut Sim) {
         }
         let m = &sim.meshes[act.mesh];
         for &w in &m.peers {
-            if !sim.meshes[w].honest() {
+            if !owed(sim, act, w) {
                 continue;
             }
+            let deadline = cut_off_until(sim, w, act.mesh, act.at_ms, budget) + budget;
             let outcome = match act.detected.get(&w) {
                 None => Err(format!(
                     "{} never reported {}'s {} (at {} ms)",
@@ -148,14 +153,23 @@ fn detection(sim: &mut Sim) {
                     act.kind.name(),
                     act.at_ms
                 )),
-                Some(t) if t - act.at_ms > budget => Err(format!(
-                    "{} reported {}'s {} after {} s, beyond the budget of {} s",
+                Some(&t) if t > deadline => Err(format!(
+                    "{} reported {}'s {} after {} s, beyond the budget of {} s (counted from {} s, when the two could first talk)",
                     sim.meshes[w].id,
                     m.id,
                     act.kind.name(),
                     (t - act.at_ms) / 1000,
-                    budget / 1000
+                    budget / 1000,
+                    (deadline - budget) / 1000,
                 )),
+                Some(_) if act.kind.needs_proof() && !proofs.contains(&(w, act.mesh)) => {
+                    Err(format!(
+                        "{} reported {}'s {} only with claims, no proof",
+                        sim.meshes[w].id,
+                        m.id,
+                        act.kind.name()
+                    ))
+                }
                 Some(_) => Ok(()),
             };
             outcomes.push(outcome);
@@ -166,7 +180,60 @@ fn detection(sim: &mut Sim) {
     }
 }
 
-fn evidence(sim: &mut Sim) {
+/// Whether honest witness `w` owes a report of `act`. A rewrite or truncation is visible
+/// only to a witness that attested a root of the history that was rewritten (one not on
+/// the mesh's history now): a witness that last saw the mesh before the rewritten part
+/// finds the new history consistent with everything it attested. Every other act is
+/// owed by every honest witness (an equivocation through the other witnesses' gossip).
+pub fn owed(sim: &Sim, act: &crate::sim::Act, w: usize) -> bool {
+    if !sim.meshes[w].honest() {
+        return false;
+    }
+    let m = &sim.meshes[act.mesh];
+    match act.kind {
+        crate::sim::Byzantine::Rewrite | crate::sim::Byzantine::Truncate => sim
+            .attested
+            .get(&(w, act.mesh))
+            .is_some_and(|l| l.iter().any(|(_, size, root)| !m.scroll.had(*size, root))),
+        _ => true,
+    }
+}
+
+/// When witness `w` and mesh `m` could first talk again after `from`: the end of every
+/// partition that overlaps `[from, from + budget]` and cuts `w` from `m` or from another
+/// witness of `m` (whose gossip may be what shows a split view), or crash of `w` or `m` (a
+/// budget is only owed once they can talk).
+fn cut_off_until(sim: &Sim, w: usize, m: usize, from: u64, budget: u64) -> u64 {
+    let mut start = from;
+    loop {
+        let end = start + budget;
+        let overlaps = |a: u64, b: u64| a <= end && b > start;
+        let partitions = sim.config.network.partitions.iter().filter(|p| {
+            overlaps(p.from_ms, p.until_ms)
+                && std::iter::once(m)
+                    .chain(sim.meshes[m].peers.iter().copied())
+                    .any(|x| x != w && (p.cuts(p.from_ms, w, x) || p.cuts(p.from_ms, x, w)))
+        });
+        let crashes = sim
+            .config
+            .crashes
+            .iter()
+            .filter(|c| (c.mesh == w || c.mesh == m) && overlaps(c.at_ms, c.at_ms + c.down_ms));
+        let later = partitions
+            .map(|p| p.until_ms)
+            .chain(crashes.map(|c| c.at_ms + c.down_ms))
+            .max()
+            .filter(|&t| t > start);
+        match later {
+            Some(t) => start = t,
+            None => return start,
+        }
+    }
+}
+
+/// Checks every honest record's evidence; returns the (witness, mesh) pairs with a proof.
+fn evidence(sim: &mut Sim) -> BTreeSet<(usize, usize)> {
+    let mut proofs = BTreeSet::new();
     let mut outcomes = Vec::new();
     for w in 0..sim.meshes.len() {
         if !sim.meshes[w].honest() {
@@ -183,7 +250,6 @@ fn evidence(sim: &mut Sim) {
                 outcomes.push(Err(format!("{me} accused unknown {accused}")));
                 continue;
             };
-            let kind = sim.meshes[m].byzantine.map(|(k, _)| k);
             let outcome = r
                 .evidence
                 .first()
@@ -196,13 +262,10 @@ fn evidence(sim: &mut Sim) {
                     e.verify(&sim.meshes[m].public)
                         .map_err(|e| format!("evidence does not verify: {e}"))
                 })
-                .and_then(|standing| match (kind, standing) {
-                    (Some(k), Standing::Claim) if k.needs_proof() => Err(format!(
-                        "{}'s {} was reported on a claim, not a proof",
-                        accused,
-                        k.name()
-                    )),
-                    _ => Ok(()),
+                .map(|standing| {
+                    if standing == Standing::Proof {
+                        proofs.insert((w, m));
+                    }
                 })
                 .map_err(|e| format!("{me} about {accused}: {e}"));
             outcomes.push(outcome);
@@ -211,6 +274,7 @@ fn evidence(sim: &mut Sim) {
     for o in outcomes {
         sim.invariants.check("evidence_verifies", o);
     }
+    proofs
 }
 
 fn agreements(sim: &mut Sim) {

@@ -71,6 +71,9 @@ fn run_one(
     hours: Option<u64>,
     peers: Option<u64>,
 ) -> Result<Report, String> {
+    if name == "swarm" {
+        return vm_simnet::swarm::run(meshes, seed).map_err(|e| format!("swarm: {e:#}"));
+    }
     let mut config = scenario::config(name, meshes, seed)?;
     if let Some(h) = hours {
         config.hours = h;

@@ -44,7 +44,8 @@ pub struct Partition {
 }
 
 impl Partition {
-    fn cuts(&self, now_ms: u64, from: usize, to: usize) -> bool {
+    /// Whether it cuts `from → to` at `now_ms`.
+    pub fn cuts(&self, now_ms: u64, from: usize, to: usize) -> bool {
         if now_ms < self.from_ms || now_ms >= self.until_ms {
             return false;
         }

@@ -198,7 +198,7 @@ pub fn run(config: SimConfig) -> Report {
             continue;
         }
         for &w in &sim.meshes[act.mesh].peers {
-            if !sim.meshes[w].honest() {
+            if !crate::invariants::owed(&sim, act, w) {
                 continue;
             }
             match act.detected.get(&w) {

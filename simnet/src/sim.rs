@@ -33,11 +33,10 @@ use vaultmesh_federation::engine::{
 };
 use vaultmesh_federation::federation_log::{self, MemoryLog, ReceiptLog};
 use vaultmesh_federation::witness::{
-    self, CheckInput, ConflictEvidence, Consistency, Evidence, EvidenceRequest, Finding, Sample,
-    Verdict, choose_samples,
+    self, CheckInput, Consistency, Evidence, EvidenceRequest, Sample, Verdict, choose_samples,
 };
 use vm_receipts::documents::{
-    AnchorNotification, DiscrepancyDetails, DiscrepancyType, ProposedTerms, SignedRoot, TrustLevel,
+    AnchorNotification, DiscrepancyType, ProposedTerms, SignedRoot, TrustLevel,
     VerificationFrequency, WitnessResult,
 };
 use vm_receipts::receipts::ProposalEvent;
@@ -54,6 +53,8 @@ pub const START_UNIX: i64 = 1_765_015_200;
 const SAMPLES: usize = 4;
 /// The drift limit (seed §6: five minutes).
 const DRIFT_SECS: i64 = 300;
+/// Times an unanswered witness request is sent again.
+const WITNESS_REQUEST_RESENDS: u32 = 2;
 /// Roots of one peer remembered for comparison.
 const SEEN_PER_PEER: usize = 64;
 
@@ -205,18 +206,19 @@ enum Wire {
     EngineReply { rpc: u64, reply: Reply },
     /// An anchor notification (no reply: the next cycle supersedes a lost one).
     Notify(Box<AnchorNotification>),
-    /// "Your latest root", for a check.
-    RootsAsk { check: u64 },
+    /// "Your latest root", for a check (`request` names this one request: a duplicated
+    /// or late answer must not pass for the answer to a later one).
+    RootsAsk { request: u64 },
     /// The answer.
     RootsReply {
-        check: u64,
+        request: u64,
         root: Option<Box<AnchorNotification>>,
     },
     /// Evidence for a check.
-    EvidenceAsk { check: u64, ask: EvidenceRequest },
+    EvidenceAsk { request: u64, ask: EvidenceRequest },
     /// The answer (`None`: refused).
     EvidenceReply {
-        check: u64,
+        request: u64,
         evidence: Option<Box<Evidence>>,
     },
     /// A witnessed root, passed to the mesh's other witnesses.
@@ -267,6 +269,14 @@ enum Ev {
         peer: usize,
         check: u64,
     },
+    /// A witness request unanswered so far: sent again if the check still waits for it.
+    Resend {
+        mesh: usize,
+        peer: usize,
+        request: u64,
+        attempt: u32,
+        wire: Wire,
+    },
     Crash {
         mesh: usize,
         point: CrashPoint,
@@ -312,6 +322,8 @@ enum Origin {
 #[derive(Debug, Clone)]
 struct Check {
     id: u64,
+    /// The request whose answer the check waits for.
+    awaiting: u64,
     /// When what it checks arrived (a push waiting behind another check keeps its time).
     received_ms: u64,
     origin: Origin,
@@ -754,6 +766,22 @@ impl Sim {
                     self.finish_check(mesh, peer);
                 }
             }
+            Ev::Resend {
+                mesh,
+                peer,
+                request,
+                attempt,
+                wire,
+            } => {
+                let waiting = self.meshes[mesh]
+                    .checks
+                    .get(&peer)
+                    .is_some_and(|c| c.awaiting == request);
+                if waiting {
+                    self.record(&[8, mesh as u64, peer as u64, request]);
+                    self.request(mesh, peer, request, attempt + 1, wire);
+                }
+            }
             Ev::Crash {
                 mesh,
                 point,
@@ -1035,18 +1063,20 @@ impl Sim {
                 let _ = self.input(to, input);
             }
             Wire::Notify(n) => self.on_notify(to, from, *n),
-            Wire::RootsAsk { check } => {
+            Wire::RootsAsk { request } => {
                 let view = self.meshes[to].view_of(from);
                 let root = self.meshes[to].latest[view].clone().map(Box::new);
-                self.send(to, from, Wire::RootsReply { check, root });
+                self.send(to, from, Wire::RootsReply { request, root });
             }
-            Wire::RootsReply { check, root } => self.on_root(to, from, check, root.map(|r| *r)),
-            Wire::EvidenceAsk { check, ask } => {
+            Wire::RootsReply { request, root } => {
+                self.on_root(to, from, request, root.map(|r| *r));
+            }
+            Wire::EvidenceAsk { request, ask } => {
                 let evidence = self.serve_evidence(to, from, &ask).map(Box::new);
-                self.send(to, from, Wire::EvidenceReply { check, evidence });
+                self.send(to, from, Wire::EvidenceReply { request, evidence });
             }
-            Wire::EvidenceReply { check, evidence } => {
-                self.on_evidence(to, from, check, evidence.map(|e| *e));
+            Wire::EvidenceReply { request, evidence } => {
+                self.on_evidence(to, from, request, evidence.map(|e| *e));
             }
             Wire::Gossip(n) => self.on_gossip(to, *n),
         }
@@ -1245,6 +1275,16 @@ impl Sim {
         if !self.meshes[w].gossip_seen.insert((m, n.size, n.root)) {
             return;
         }
+        // A root this witness already holds (usually the one it witnessed itself) tells it
+        // nothing: no signature to check.
+        let known = self.meshes[w]
+            .seen
+            .get(&m)
+            .and_then(|s| s.get(&n.size))
+            .is_some_and(|(e, _)| e.root == n.root);
+        if known {
+            return;
+        }
         if !self.authentic(m, &n) || self.compare_seen(w, m, &n) {
             return;
         }
@@ -1264,33 +1304,26 @@ impl Sim {
             return false;
         }
         let seen = self.meshes[w].seen.entry(m).or_default();
-        let earlier = match seen.get_mut(&n.size) {
-            None => {
-                seen.insert(n.size, (n.clone(), false));
-                while seen.len() > SEEN_PER_PEER {
-                    seen.pop_first();
-                }
-                return false;
-            }
-            Some((e, _)) if e.root == n.root => return false,
-            Some((_, true)) => return false,
-            Some((e, reported)) => {
-                *reported = true;
-                e.signed_root()
-            }
-        };
+        if seen.get(&n.size).is_some_and(|(e, _)| e.root == n.root) {
+            return false;
+        }
         let later = n.signed_root();
-        let finding = Finding {
-            kind: DiscrepancyType::RootMismatch,
-            details: DiscrepancyDetails {
-                scroll: n.scroll.clone(),
-                claimed_root: Some(earlier.root),
-                computed_root: Some(later.root),
-                sample_receipts_checked: None,
-                first_divergence_at: None,
-                extra: Map::new(),
-            },
-            evidence: ConflictEvidence::ConflictingRoots { earlier, later },
+        // Each root seen is used in one report at most: a split view is reported once per
+        // pair of roots, not again with every copy of them.
+        let found = seen.values_mut().find_map(|(e, reported)| {
+            let finding = (!*reported)
+                .then(|| witness::compare_roots(&e.signed_root(), &later))
+                .flatten()?;
+            *reported = true;
+            Some(finding)
+        });
+        let reported = found.is_some();
+        seen.entry(n.size).or_insert_with(|| (n.clone(), reported));
+        while seen.len() > SEEN_PER_PEER {
+            seen.pop_first();
+        }
+        let Some(finding) = found else {
+            return false;
         };
         let report = WitnessReport {
             peer: self.meshes[m].id.clone(),
@@ -1338,6 +1371,7 @@ impl Sim {
             m,
             Check {
                 id,
+                awaiting: 0,
                 received_ms,
                 origin,
                 notification: None,
@@ -1355,7 +1389,7 @@ impl Sim {
             },
         );
         match n {
-            None => self.send(w, m, Wire::RootsAsk { check: id }),
+            None => self.ask_root(w, m),
             Some(n) => self.ask_evidence(w, m, n),
         }
     }
@@ -1379,45 +1413,80 @@ impl Sim {
         };
         check.requested = requested;
         check.notification = Some(n);
-        let id = check.id;
-        self.send(w, m, Wire::EvidenceAsk { check: id, ask });
+        self.next_id += 1;
+        let request = self.next_id;
+        check.awaiting = request;
+        self.request(w, m, request, 0, Wire::EvidenceAsk { request, ask });
     }
 
-    fn on_root(&mut self, w: usize, m: usize, check: u64, root: Option<AnchorNotification>) {
+    fn ask_root(&mut self, w: usize, m: usize) {
+        let request = self.id();
+        if let Some(c) = self.meshes[w].checks.get_mut(&m) {
+            c.awaiting = request;
+            self.request(w, m, request, 0, Wire::RootsAsk { request });
+        }
+    }
+
+    /// Sends a witness request (idempotent: roots, evidence), and again after the request
+    /// timeout while unanswered, twice at most (as the node's witness requests do).
+    fn request(&mut self, w: usize, m: usize, request: u64, attempt: u32, wire: Wire) {
+        if attempt < WITNESS_REQUEST_RESENDS {
+            self.schedule(
+                self.now_ms + self.config.rpc_timeout_ms,
+                Ev::Resend {
+                    mesh: w,
+                    peer: m,
+                    request,
+                    attempt,
+                    wire: wire.clone(),
+                },
+            );
+        }
+        self.send(w, m, wire);
+    }
+
+    fn on_root(&mut self, w: usize, m: usize, request: u64, root: Option<AnchorNotification>) {
         let Some(c) = self.meshes[w].checks.get(&m) else {
             return;
         };
-        if c.id != check {
+        if c.awaiting != request {
             return;
+        }
+        if let Some(c) = self.meshes[w].checks.get_mut(&m) {
+            c.awaiting = 0; // answered: a duplicate of this answer is ignored
+        }
+        let c = &self.meshes[w].checks[&m];
+        let unchanged = |n: &AnchorNotification| {
+            c.previous
+                .as_ref()
+                .is_some_and(|p| p.size == n.size && p.root == n.root)
+        };
+        if !c.resynced && root.as_ref().is_some_and(unchanged) {
+            // Nothing new to witness (a pull of the root already witnessed): no need to
+            // check a signature we would not act on.
+            return self.finish_check(w, m);
         }
         let Some(n) = root.filter(|n| self.authentic(m, n)) else {
             return self.finish_check(w, m);
         };
-        let c = &self.meshes[w].checks[&m];
-        let unchanged = c
-            .previous
-            .as_ref()
-            .is_some_and(|p| p.size == n.size && p.root == n.root);
-        if unchanged && !c.resynced {
-            // Nothing new to witness (a pull of the root already witnessed).
-            self.compare_seen(w, m, &n);
-            return self.finish_check(w, m);
-        }
         if self.compare_seen(w, m, &n) {
             return self.finish_check(w, m);
         }
         self.ask_evidence(w, m, n);
     }
 
-    fn on_evidence(&mut self, w: usize, m: usize, check: u64, evidence: Option<Evidence>) {
+    fn on_evidence(&mut self, w: usize, m: usize, request: u64, evidence: Option<Evidence>) {
         let Some(c) = self.meshes[w].checks.get(&m).cloned() else {
             return;
         };
         let Some(n) = c.notification.clone() else {
             return;
         };
-        if c.id != check {
+        if c.awaiting != request {
             return;
+        }
+        if let Some(c) = self.meshes[w].checks.get_mut(&m) {
+            c.awaiting = 0; // answered: a duplicate of this answer is ignored
         }
         let evidence = evidence.unwrap_or_else(|| Evidence {
             scroll: n.scroll.clone(),
@@ -1464,7 +1533,7 @@ impl Sim {
                     c.resynced = true;
                     c.origin = Origin::Pull;
                 }
-                self.send(w, m, Wire::RootsAsk { check });
+                self.ask_root(w, m);
                 return;
             }
             if c.origin == Origin::Gossip

@@ -242,16 +242,9 @@ impl Node {
         Ok(summary)
     }
 
-    /// Gossips the signed root and notifies the peers that witness this scroll.
+    /// Gossips the notification and notifies the peers that witness this scroll.
     fn announce(&self, n: &AnchorNotification) {
-        if let Ok(bytes) = serde_json::to_vec(&n.signed_root()) {
-            let net = self.net.clone();
-            tokio::spawn(async move {
-                if let Err(e) = net.gossip(bytes).await {
-                    tracing::debug!(error = %e, "root not gossiped (no subscribers yet)");
-                }
-            });
-        }
+        self.gossip_root(n);
         for peer in self.witnesses_of(&n.scroll) {
             self.notify(&peer, n);
         }

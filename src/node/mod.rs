@@ -37,7 +37,7 @@ use tokio::sync::{mpsc, oneshot};
 use vm_network::dns::{DnsConfig, DnsDiscovery};
 use vm_network::{GossipVerdict, NetworkCommand, NetworkConfig, NetworkEvent, NetworkHandle};
 use vm_receipts::documents::TrustLevel;
-use vm_receipts::documents::{DiscoveryRecord, ProposedTerms, SignedDocument, SignedRoot, parse};
+use vm_receipts::documents::{AnchorNotification, DiscoveryRecord, ProposedTerms, parse};
 use vm_receipts::scroll::{Scroll, write_root_file};
 use vm_receipts::{MeshId, PublicKey, ScrollName, Timestamp};
 use vm_storage::{AgreementRecord, AgreementStatus, PeerEntry, PeerSource, ProposalRecord, Store};
@@ -221,6 +221,7 @@ pub async fn run(
         federation_on,
         witness_settings,
         witnessing: HashMap::new(),
+        seen_roots: HashMap::new(),
         rng: rand_chacha::ChaCha20Rng::from_seed(node_seed),
         outbound: https::Outbound {
             net: net_handle_for_outbound,
@@ -325,6 +326,9 @@ struct Node {
     witness_settings: witness::WitnessSettings,
     /// Witness checks in flight per (peer, scroll stem), with the one waiting behind each.
     witnessing: HashMap<(MeshId, String), Option<witness::Queued>>,
+    /// Roots of the peers we witness, as pushed, pulled or gossiped: what a new one is
+    /// compared with (see `witness::Node::cross_check`).
+    seen_roots: witness::SeenRoots,
     /// Samples, nonces: seeded from the OS once.
     rng: rand_chacha::ChaCha20Rng,
     backend: anchor::Backend,
@@ -812,11 +816,14 @@ impl Node {
                     .await;
             }
             NetworkEvent::Gossip { id, origin, data } => {
-                let verdict = self.check_gossip(origin.as_deref(), &data);
+                let (verdict, root) = self.check_gossip(origin.as_deref(), &data);
                 let _ = self
                     .net
                     .send(NetworkCommand::GossipVerdict { id, verdict })
                     .await;
+                if let Some(n) = root {
+                    self.cross_check(n);
+                }
             }
             NetworkEvent::PeerConnected { peer } => tracing::debug!(%peer, "peer connected"),
             NetworkEvent::PeerDisconnected { peer } => tracing::debug!(%peer, "peer disconnected"),
@@ -1000,28 +1007,31 @@ impl Node {
         }
     }
 
-    /// Application validation of a gossiped SignedRoot: parsed, signed by the mesh it names
-    /// (a key we hold), published by that mesh's own peer. Unknown meshes are ignored.
-    fn check_gossip(&self, origin: Option<&str>, data: &[u8]) -> GossipVerdict {
-        let root: SignedRoot = match parse(data) {
+    /// Application validation of a gossiped anchor notification: parsed, its root signed by
+    /// the mesh it names (a key we hold). Unknown meshes are ignored. The publisher may be the
+    /// mesh or a witness passing on a root it verified (the mesh's signature is what counts:
+    /// that is how witnesses compare what they were shown); an accepted one is returned for
+    /// that comparison.
+    fn check_gossip(
+        &self,
+        origin: Option<&str>,
+        data: &[u8],
+    ) -> (GossipVerdict, Option<AnchorNotification>) {
+        let n: AnchorNotification = match parse(data) {
             Ok(r) => r,
             Err(e) => {
                 tracing::warn!(?origin, error = %e, "malformed gossip refused");
-                return GossipVerdict::Reject;
+                return (GossipVerdict::Reject, None);
             }
         };
-        let Some(key) = self.peer_entry(&root.mesh_id).and_then(|e| e.public_key) else {
-            return GossipVerdict::Ignore;
+        let Some(key) = self.peer_entry(&n.mesh_id).and_then(|e| e.public_key) else {
+            return (GossipVerdict::Ignore, None);
         };
-        if origin != Some(key.peer_id().as_str()) {
-            tracing::warn!(?origin, mesh = %root.mesh_id, "gossiped root published by another peer");
-            return GossipVerdict::Reject;
+        if let Err(e) = n.verify_root(&key) {
+            tracing::warn!(?origin, mesh = %n.mesh_id, error = %e, "gossiped root wrongly signed");
+            return (GossipVerdict::Reject, None);
         }
-        if let Err(e) = root.verify(&key) {
-            tracing::warn!(mesh = %root.mesh_id, error = %e, "gossiped root wrongly signed");
-            return GossipVerdict::Reject;
-        }
-        GossipVerdict::Accept
+        (GossipVerdict::Accept, Some(n))
     }
 
     /// An operator request. `Ok(None)` means the answer comes later (from a completion).

@@ -10,7 +10,7 @@
 //! transaction, before anything is sent. One check per (peer, scroll) runs at a time; a
 //! notification arriving meanwhile waits as the next one (only the newest is kept).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use axum::http::StatusCode;
@@ -50,6 +50,13 @@ pub(super) struct Queued {
     received: Timestamp,
     reply: Option<oneshot::Sender<ControlReply>>,
 }
+
+/// Roots of each (peer, scroll stem) seen, by size, each with whether it was already used in
+/// a conflict report.
+pub(super) type SeenRoots = HashMap<(MeshId, String), BTreeMap<u64, (SignedRoot, bool)>>;
+
+/// Roots remembered per (peer, scroll): about three days of hourly anchors.
+const SEEN_PER_SCROLL: usize = 64;
 
 /// Most bytes of evidence served in one response (the transport allows 8 MiB).
 const MAX_EVIDENCE_BYTES: usize = 7 * 1024 * 1024;
@@ -143,6 +150,9 @@ impl Node {
         };
         if let Err(e) = notification.verify_root(&key) {
             return FedResponse::error("bad_signature", e.to_string(), true);
+        }
+        if self.compare_seen(&notification) {
+            return FedResponse::Ack;
         }
         let stored = self.witness_state(from, &notification.scroll);
         if stored.as_ref().is_some_and(|s| {
@@ -279,10 +289,18 @@ impl Node {
                     "resynced": report.resynced,
                 });
                 let verdict = verdict_json(&report.verdict);
+                let verified = matches!(report.verdict, Verdict::Verified { .. })
+                    .then(|| report.notification.clone());
                 let now = self.now();
                 match self.engine.handle(now, Input::Witnessed(report)) {
                     Ok(outputs) => {
                         let events = self.apply(outputs);
+                        if let Some(n) = verified {
+                            // Pass it to the mesh's other witnesses, and compare it with
+                            // what they passed to us.
+                            self.gossip_root(&n);
+                            self.compare_seen(&n);
+                        }
                         let mut value = summary;
                         value["verdict"] = verdict;
                         value["events"] = Value::Array(events);
@@ -313,6 +331,108 @@ impl Node {
                 next.received,
                 next.reply,
             );
+        }
+    }
+
+    /// Gossips an anchor notification (ours, or a peer's we verified).
+    pub(super) fn gossip_root(&self, n: &AnchorNotification) {
+        if let Ok(bytes) = serde_json::to_vec(n) {
+            let net = self.net.clone();
+            tokio::spawn(async move {
+                if let Err(e) = net.gossip(bytes).await {
+                    tracing::debug!(error = %e, "root not gossiped (no subscribers, or a duplicate)");
+                }
+            });
+        }
+    }
+
+    /// A peer's root another witness passed on (signature already checked): compared with
+    /// what we saw of that peer, and witnessed like a pulled root if it is newer than ours.
+    /// This is what catches a split view: a mesh showing one history to some witnesses and
+    /// another to the rest passes each witness's own checks (the simulator's
+    /// `split_view_equivocation_goes_undetected_without_cross_witness_comparison`).
+    pub(super) fn cross_check(&mut self, n: AnchorNotification) {
+        let peer = n.mesh_id.clone();
+        if !self.we_witness(&peer)
+            || self
+                .authorize_read(&peer, PeerRequest::Notify(&n.scroll))
+                .is_err()
+        {
+            return;
+        }
+        if self.compare_seen(&n) {
+            return;
+        }
+        let newer = self
+            .witness_state(&peer, &n.scroll)
+            .is_none_or(|s| s.latest.size < n.size);
+        if newer {
+            let scroll = n.scroll.clone();
+            self.witness(peer, scroll, Some(n), false, None);
+        }
+    }
+
+    /// Compares a root of a peer we witness with the roots of it we saw before and the one
+    /// we witnessed last ([`witness::compare_roots`]); a conflict is recorded at once, with
+    /// both signed roots as the proof. Returns whether one was.
+    fn compare_seen(&mut self, n: &AnchorNotification) -> bool {
+        let peer = n.mesh_id.clone();
+        let state = self.witness_state(&peer, &n.scroll);
+        let later = n.signed_root();
+        let seen = self
+            .seen_roots
+            .entry((peer.clone(), n.scroll.file_stem()))
+            .or_default();
+        if seen.get(&n.size).is_some_and(|(r, _)| r.root == n.root) {
+            return false;
+        }
+        let from_state = state
+            .as_ref()
+            .filter(|s| !seen.get(&s.latest.size).is_some_and(|(_, used)| *used))
+            .and_then(|s| witness::compare_roots(&s.latest, &later));
+        let finding = from_state.or_else(|| {
+            seen.values_mut().find_map(|(r, used)| {
+                let f = (!*used)
+                    .then(|| witness::compare_roots(r, &later))
+                    .flatten()?;
+                *used = true;
+                Some(f)
+            })
+        });
+        seen.entry(n.size)
+            .or_insert_with(|| (later.clone(), finding.is_some()));
+        if let Some(s) = &state {
+            seen.entry(s.latest.size)
+                .or_insert_with(|| (s.latest.clone(), finding.is_some()));
+        }
+        while seen.len() > SEEN_PER_SCROLL {
+            seen.pop_first();
+        }
+        let Some(finding) = finding else {
+            return false;
+        };
+        tracing::warn!(%peer, scroll = %n.scroll, size = n.size, kind = finding.evidence.kind(), "a peer signed two histories");
+        let report = WitnessReport {
+            peer,
+            notification: n.clone(),
+            expected_size: state.map(|s| s.latest.size),
+            verdict: Verdict::Discrepancy {
+                anchor: None,
+                samples_checked: 0,
+                finding: Box::new(finding),
+            },
+            resynced: false,
+        };
+        let now = self.now();
+        match self.engine.handle(now, Input::Witnessed(Box::new(report))) {
+            Ok(outputs) => {
+                self.apply(outputs);
+                true
+            }
+            Err(e) => {
+                tracing::info!(error = %e, "conflicting roots not recorded");
+                false
+            }
         }
     }
 
@@ -464,9 +584,23 @@ fn verdict_json(verdict: &Verdict) -> Value {
     }
 }
 
-/// One request to the witnessed mesh, over whichever transport reaches it.
+/// Times a witness request that failed in transport is sent again.
+const WITNESS_REQUEST_RESENDS: usize = 2;
+
+/// One request to the witnessed mesh, over whichever transport reaches it. Roots and
+/// evidence requests are reads, so one lost on the way is sent again (twice at most) rather
+/// than failing the whole check: the simulator showed that on a lossy network a check of
+/// four requests without resends failed about half the time, and detection slipped past
+/// its two-cycle budget.
 async fn ask(job: &Job, request: &FedRequest) -> Result<FedResponse, String> {
-    job.outbound.call(&job.target, request).await
+    let mut result = job.outbound.call(&job.target, request).await;
+    for _ in 0..WITNESS_REQUEST_RESENDS {
+        if result.is_ok() {
+            break;
+        }
+        result = job.outbound.call(&job.target, request).await;
+    }
+    result
 }
 
 /// The root the mesh serves now for the job's scroll, checked like a notification.

@@ -422,6 +422,49 @@ pub fn check(input: &CheckInput<'_>) -> Verdict {
     }
 }
 
+/// Compares a root of a mesh learned elsewhere (another witness's gossip, a later pull)
+/// with one of the same mesh and scroll held before, on the signatures alone: two roots of
+/// one size with different hashes, or a smaller root signed later than a larger one, are
+/// histories no append-only log has (the evidence is a proof). Anything else needs a
+/// consistency proof from the mesh, or is no conflict.
+///
+/// This is how a split view is caught: a mesh that shows one history to some witnesses and
+/// another to the rest passes each witness's own checks, but not the comparison of what the
+/// witnesses saw.
+pub fn compare_roots(held: &SignedRoot, other: &SignedRoot) -> Option<Finding> {
+    if held.mesh_id != other.mesh_id || held.scroll != other.scroll {
+        return None;
+    }
+    let evidence = if held.size == other.size && held.root != other.root {
+        ConflictEvidence::ConflictingRoots {
+            earlier: held.clone(),
+            later: other.clone(),
+        }
+    } else if other.size < held.size && other.timestamp > held.timestamp {
+        ConflictEvidence::Rollback {
+            earlier: held.clone(),
+            later: other.clone(),
+        }
+    } else if held.size < other.size && held.timestamp > other.timestamp {
+        ConflictEvidence::Rollback {
+            earlier: other.clone(),
+            later: held.clone(),
+        }
+    } else {
+        return None;
+    };
+    let mut d = details(&held.scroll);
+    d.claimed_root = Some(held.root);
+    d.computed_root = Some(other.root);
+    d.extra.insert("held_size".into(), held.size.into());
+    d.extra.insert("other_size".into(), other.size.into());
+    Some(Finding {
+        kind: DiscrepancyType::RootMismatch,
+        details: d,
+        evidence,
+    })
+}
+
 /// The major part of a `MAJOR.MINOR.PATCH` version (the whole text if it has no dot).
 fn major(version: &str) -> &str {
     version.split('.').next().unwrap_or(version)

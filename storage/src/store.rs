@@ -89,6 +89,8 @@ const RECEIPT_OUTBOX: TableDefinition<u64, &[u8]> = TableDefinition::new("receip
 /// The node's state database. Open it once per process.
 pub struct Store {
     db: Database,
+    /// Commits since the last durable one, for a store in memory (see [`Store::in_memory`]).
+    lazy_commits: Option<std::sync::atomic::AtomicU32>,
 }
 
 impl std::fmt::Debug for Store {
@@ -115,7 +117,27 @@ impl Store {
 
     /// A database in memory (simulation, tests): same code, no file.
     pub fn in_memory() -> Result<Self, StoreError> {
-        Self::init(Database::builder().create_with_backend(redb::backends::InMemoryBackend::new())?)
+        let mut store = Self::init(
+            Database::builder().create_with_backend(redb::backends::InMemoryBackend::new())?,
+        )?;
+        store.lazy_commits = Some(std::sync::atomic::AtomicU32::new(0));
+        Ok(store)
+    }
+
+    /// Begins a write. A store in memory has no disk to be durable on: its commits skip
+    /// redb's durable-commit work (the data stays in the `Database`, which is what survives a
+    /// simulated crash), except every 64th, which lets redb free the pages older commits
+    /// released.
+    fn begin(&self) -> Result<redb::WriteTransaction, StoreError> {
+        let mut txn = self.db.begin_write()?;
+        if let Some(n) = &self.lazy_commits {
+            let count = n.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            if count % 64 != 63 {
+                txn.set_durability(redb::Durability::None)
+                    .map_err(|e| StoreError::Database(e.to_string()))?;
+            }
+        }
+        Ok(txn)
     }
 
     fn init(db: Database) -> Result<Self, StoreError> {
@@ -138,7 +160,10 @@ impl Store {
         txn.open_table(META)?
             .insert(SCHEMA_KEY, u64::from(SCHEMA_VERSION))?;
         txn.commit()?;
-        Ok(Self { db })
+        Ok(Self {
+            db,
+            lazy_commits: None,
+        })
     }
 
     /// The schema version on disk.
@@ -155,7 +180,7 @@ impl Store {
         &self,
         f: impl FnOnce(&mut WriteTx<'_>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let txn = self.db.begin_write()?;
+        let txn = self.begin()?;
         let out = f(&mut WriteTx { txn: &txn })?;
         txn.commit()?;
         Ok(out)
@@ -167,7 +192,7 @@ impl Store {
         &self,
         f: impl FnOnce(&mut WriteTx<'_>) -> Result<T, E>,
     ) -> Result<T, E> {
-        let txn = self.db.begin_write().map_err(StoreError::from)?;
+        let txn = self.begin()?;
         let out = f(&mut WriteTx { txn: &txn })?;
         txn.commit().map_err(StoreError::from)?;
         Ok(out)

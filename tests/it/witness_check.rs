@@ -1331,3 +1331,56 @@ fn samples_with_fractions_exponents_and_unicode_are_recomputed_exactly() {
         NEW_TS,
     );
 }
+
+fn signed(size: u64, root: &[u8], ts: i64) -> SignedRoot {
+    SignedRoot::new(
+        &mesh_key(),
+        dublin(),
+        compliance(),
+        size,
+        Blake3Hash::digest(root),
+        at(ts),
+    )
+    .expect("signed")
+}
+
+/// Split views are caught by comparing what witnesses saw: two roots of one size, or a
+/// smaller root signed later, prove it with the mesh's signatures alone; anything an
+/// append-only log can produce is no conflict.
+#[test]
+fn compare_roots_proves_split_views_and_rollbacks_and_nothing_else() {
+    use vaultmesh_federation::witness::compare_roots;
+    let key = mesh_key().public_key();
+    let a = signed(10, b"a", NOW - 100);
+    let b = signed(10, b"b", NOW - 90);
+    let f = compare_roots(&a, &b).expect("a split view");
+    assert_eq!(f.kind, DiscrepancyType::RootMismatch);
+    assert!(matches!(
+        f.evidence,
+        ConflictEvidence::ConflictingRoots { .. }
+    ));
+    assert_eq!(f.evidence.verify(&key), Ok(Standing::Proof));
+
+    // Smaller and signed later, in either order of learning.
+    let small_later = signed(7, b"c", NOW - 10);
+    for (held, other) in [(&a, &small_later), (&small_later, &a)] {
+        let f = compare_roots(held, other).expect("a rollback");
+        assert!(
+            matches!(f.evidence, ConflictEvidence::Rollback { .. }),
+            "{f:?}"
+        );
+        assert_eq!(f.evidence.verify(&key), Ok(Standing::Proof));
+    }
+
+    // What an honest log produces: the same root signed again, growth, an older smaller root.
+    let again = signed(10, b"a", NOW - 50);
+    let grown = signed(12, b"d", NOW - 40);
+    let older_smaller = signed(7, b"c", NOW - 200);
+    for other in [&again, &grown, &older_smaller] {
+        assert!(compare_roots(&a, other).is_none(), "{other:?}");
+    }
+    // Another scroll or mesh is never compared.
+    let mut elsewhere = b.clone();
+    elsewhere.scroll = "Drills".parse().expect("scroll");
+    assert!(compare_roots(&a, &elsewhere).is_none());
+}
