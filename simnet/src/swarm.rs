@@ -12,9 +12,9 @@
 //! 2. **publish** and **discovery**: every node publishes the signed DiscoveryRecord its
 //!    real [`Engine`] builds, then looks up its ring neighbours `i+1 ..= i+k` (`k =
 //!    min(5, n-1)`) by mesh id through the DHT. Invariant `dht_discovery`.
-//! 3. **gossip**: every node gossips a [`SignedRoot`] of a small in-memory scroll; every
-//!    node validates every gossiped root as the node does (`check_gossip`: parsed, signed by
-//!    the key of the mesh it names, published by that mesh's own peer) and gives gossipsub
+//! 3. **gossip**: every node gossips the anchor notification of a small in-memory scroll's
+//!    [`SignedRoot`]; every node validates every gossiped root as the node does
+//!    (`check_gossip`: parsed, signed by the key of the mesh it names) and gives gossipsub
 //!    the verdict, so only validated roots are forwarded. Invariant `gossip_delivery` asks
 //!    for *full* delivery: every node accepted every other node's root. Then one node,
 //!    chosen by the seed, gossips a forged root (its own mesh id, a root it never signed,
@@ -266,8 +266,8 @@ impl MemScroll {
         let batch = Batch::new(vec![root.clone()])?;
         let anchor = anchor_local(&member.key, &member.mesh_id, &batch.root(), now);
         let notification = AnchorNotification::new(root.clone(), batch.proof(0, &anchor)?);
-        // As the node gossips it (`announce`): the signed root's JSON.
-        let root_json = serde_json::to_vec(&root)?;
+        // As the node gossips it (`announce`): the anchor notification's JSON.
+        let root_json = serde_json::to_vec(&notification)?;
         Ok(Self {
             tree,
             lines,
@@ -403,8 +403,8 @@ impl Server {
                         .send(NetworkCommand::Respond { request_id, body })
                         .await
                 }
-                NetworkEvent::Gossip { id, origin, data } => {
-                    let verdict = self.judge(origin.as_deref(), &data);
+                NetworkEvent::Gossip { id, data, .. } => {
+                    let verdict = self.judge(&data);
                     self.handle
                         .send(NetworkCommand::GossipVerdict { id, verdict })
                         .await
@@ -456,8 +456,8 @@ impl Server {
     }
 
     /// The node's `check_gossip`, then the verdict logged against the root it concerns.
-    fn judge(&self, origin: Option<&str>, data: &[u8]) -> GossipVerdict {
-        let verdict = check_gossip(&self.shared.keys, origin, data);
+    fn judge(&self, data: &[u8]) -> GossipVerdict {
+        let verdict = check_gossip(&self.shared.keys, data);
         let hash = *blake3::hash(data).as_bytes();
         let shared = &self.shared;
         {
@@ -477,21 +477,18 @@ impl Server {
     }
 }
 
-/// Application validation of a gossiped root, as the node's `check_gossip`: parsed, signed
-/// by the mesh it names (a key we hold), published by that mesh's own peer; a mesh we hold
-/// no key for is ignored.
-fn check_gossip(
-    keys: &HashMap<MeshId, PublicKey>,
-    origin: Option<&str>,
-    data: &[u8],
-) -> GossipVerdict {
-    let Ok(root) = parse::<SignedRoot>(data) else {
+/// Application validation of a gossiped anchor notification, as the node's `check_gossip`:
+/// parsed, its root signed by the mesh it names (a key we hold); a mesh we hold no key for
+/// is ignored. Any peer may publish it (witnesses pass on the roots they verified): the
+/// mesh's signature is what counts, not the publisher.
+fn check_gossip(keys: &HashMap<MeshId, PublicKey>, data: &[u8]) -> GossipVerdict {
+    let Ok(n) = parse::<AnchorNotification>(data) else {
         return GossipVerdict::Reject;
     };
-    let Some(key) = keys.get(&root.mesh_id) else {
+    let Some(key) = keys.get(&n.mesh_id) else {
         return GossipVerdict::Ignore;
     };
-    if origin != Some(key.peer_id().as_str()) || root.verify(key).is_err() {
+    if n.verify_root(key).is_err() {
         return GossipVerdict::Reject;
     }
     GossipVerdict::Accept
@@ -662,8 +659,8 @@ async fn scenario(n: usize, seed: u64) -> anyhow::Result<Report> {
     })
 }
 
-/// The forged root: the forger's own mesh id (so the origin check passes and only the
-/// signature check can catch it), a root its scroll never had, signed by another key.
+/// The forged root: the forger's own mesh id (so only the signature check can catch it), a
+/// root its scroll never had, signed by another key, anchored like a real one.
 fn forge(
     member: &Member,
     scroll: &MemScroll,
@@ -679,7 +676,10 @@ fn forge(
         Blake3Hash::from_bytes(derive(seed, "forged root", 0)),
         now,
     )?;
-    Ok(serde_json::to_vec(&root)?)
+    let batch = Batch::new(vec![root.clone()])?;
+    let anchor = anchor_local(&wrong_key, &member.mesh_id, &batch.root(), now);
+    let notification = AnchorNotification::new(root, batch.proof(0, &anchor)?);
+    Ok(serde_json::to_vec(&notification)?)
 }
 
 /// The peer manager's target and the connection limit for a swarm of `n`: room for every
