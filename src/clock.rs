@@ -35,3 +35,20 @@ pub fn os_random_32() -> Result<[u8; 32], getrandom::Error> {
     getrandom::fill(&mut bytes)?;
     Ok(bytes)
 }
+
+/// Elapsed wall time, for what a report shows (a simulation's run time): never an input to
+/// a decision, which is what keeps simulations deterministic.
+#[derive(Debug, Clone, Copy)]
+pub struct Stopwatch(std::time::Instant);
+
+impl Stopwatch {
+    /// Starts now.
+    pub fn start() -> Self {
+        Self(std::time::Instant::now())
+    }
+
+    /// Seconds since the start.
+    pub fn elapsed_secs(&self) -> f64 {
+        self.0.elapsed().as_secs_f64()
+    }
+}

@@ -184,9 +184,8 @@ pub fn replay_command(c: &SimConfig) -> String {
 }
 
 /// Runs a configuration to the end and reports.
-#[allow(clippy::disallowed_methods)] // wall time of the report, not an input to the run
 pub fn run(config: SimConfig) -> Report {
-    let started = std::time::Instant::now();
+    let started = vaultmesh_federation::clock::Stopwatch::start();
     let replay = replay_command(&config);
     let mut sim = Sim::new(config);
     sim.finish();
@@ -228,7 +227,7 @@ pub fn run(config: SimConfig) -> Report {
         convergence_secs: sim.convergence_ms.map(|m| m / 1000),
         invariants: sim.invariants.results(),
         trace_hash: sim.trace_hash(),
-        wall_secs: started.elapsed().as_secs_f64(),
+        wall_secs: started.elapsed_secs(),
         replay,
     }
 }

@@ -141,9 +141,8 @@ const SHUTDOWN_BUDGET: Duration = Duration::from_secs(5);
 /// Runs the swarm scenario: `nodes` real libp2p nodes on 127.0.0.1 in this process, on a
 /// multi-thread tokio runtime of its own. An error means a step could not finish (its name
 /// and the replay command are in the message); a failed invariant is in the report.
-#[allow(clippy::disallowed_methods)] // wall time of the report, not an input to the simulation
 pub fn run(nodes: usize, seed: u64) -> anyhow::Result<Report> {
-    let started = std::time::Instant::now();
+    let started = vaultmesh_federation::clock::Stopwatch::start();
     if !(MIN_NODES..=MAX_NODES).contains(&nodes) {
         bail!("the swarm scenario runs {MIN_NODES} to {MAX_NODES} nodes, not {nodes}");
     }
@@ -156,7 +155,7 @@ pub fn run(nodes: usize, seed: u64) -> anyhow::Result<Report> {
     // network tasks are ending; give them a bounded time rather than abandoning sockets.
     runtime.shutdown_timeout(SHUTDOWN_BUDGET);
     let mut report = result.with_context(|| format!("replay with: {}", replay(nodes, seed)))?;
-    report.wall_secs = started.elapsed().as_secs_f64();
+    report.wall_secs = started.elapsed_secs();
     Ok(report)
 }
 
