@@ -354,6 +354,8 @@ pub struct Mesh {
     pub histories: Vec<MemScroll>,
     /// Its misbehaviour, and from when.
     pub byzantine: Option<(Byzantine, u64)>,
+    /// Whether the misbehaviour began (its act recorded).
+    acted: bool,
     /// Its planned agreements.
     pub peers: Vec<usize>,
     /// Its latest notification per view.
@@ -563,6 +565,7 @@ impl Sim {
                 fork: None,
                 histories: Vec::new(),
                 byzantine,
+                acted: false,
                 peers,
                 latest: [None, None],
                 first: None,
@@ -1091,30 +1094,32 @@ impl Sim {
         let count = self.rng.random_range(lo..=hi.max(lo));
         let cycle = now_ms / (self.config.cycle_secs * 1000);
         let mesh = &mut self.meshes[i];
-        let mut act = None;
-        if mesh.misbehaves(Byzantine::Equivocate, now_ms) && mesh.fork.is_none() {
-            mesh.fork = Some(mesh.scroll.clone());
-            act = Some(Byzantine::Equivocate);
-        }
-        if mesh.misbehaves(Byzantine::Rewrite, now_ms) && mesh.histories.is_empty() {
-            mesh.histories.push(mesh.scroll.clone());
-            let keep = mesh.scroll.len().saturating_sub(2);
-            mesh.scroll.truncate(keep);
-            act = Some(Byzantine::Rewrite);
-        }
-        if mesh.misbehaves(Byzantine::Truncate, now_ms) && mesh.histories.is_empty() {
-            mesh.histories.push(mesh.scroll.clone());
-            let keep = mesh.scroll.len() / 2;
-            mesh.scroll.truncate(keep);
-            act = Some(Byzantine::Truncate);
-        }
-        for b in [Byzantine::WithholdSamples, Byzantine::LieAboutAnchors] {
-            if mesh.misbehaves(b, now_ms) && mesh.histories.is_empty() {
-                // Marks the act once (these meshes' histories stay honest).
-                mesh.histories.push(mesh.scroll.clone());
-                act = Some(b);
+        // The misbehaviour begins at the first cycle from its start time: recorded once as
+        // the act the honest witnesses are measured against.
+        let act = match mesh.byzantine {
+            Some((kind, from)) if !mesh.acted && now_ms >= from => {
+                mesh.acted = true;
+                match kind {
+                    Byzantine::Equivocate => mesh.fork = Some(mesh.scroll.clone()),
+                    Byzantine::Rewrite | Byzantine::Truncate => {
+                        mesh.histories.push(mesh.scroll.clone());
+                        let keep = if kind == Byzantine::Rewrite {
+                            mesh.scroll.len().saturating_sub(2)
+                        } else {
+                            mesh.scroll.len() / 2
+                        };
+                        mesh.scroll.truncate(keep);
+                    }
+                    // These act in how roots are signed, anchored, sent and served.
+                    Byzantine::ForgeSignatures
+                    | Byzantine::Replay
+                    | Byzantine::WithholdSamples
+                    | Byzantine::LieAboutAnchors => {}
+                }
+                Some(kind)
             }
-        }
+            _ => None,
+        };
         // Receipts after a rewrite differ from the ones they replace.
         let tag = if mesh.histories.is_empty() { "a" } else { "r" };
         let base = mesh.scroll.len();
