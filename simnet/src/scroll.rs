@@ -3,6 +3,7 @@
 //! append, so the simulator can tell in O(1) whether a root is one this history had.
 
 use serde_json::{Map, Value, json};
+use vaultmesh_federation::witness::ProvingLog;
 use vm_receipts::documents::SignedRoot;
 use vm_receipts::merkle::{MerkleTree, ProofError};
 use vm_receipts::proof::{ConsistencyProofJson, InclusionProofJson};
@@ -123,6 +124,26 @@ impl MemScroll {
         let root = self.roots[self.lines.len()];
         SignedRoot::new(key, me.clone(), self.name.clone(), size, root, now)
             .expect("a root statement is always signable")
+    }
+}
+
+impl ProvingLog for MemScroll {
+    fn size(&self) -> u64 {
+        MemScroll::len(self)
+    }
+    fn root_at(&self, size: u64) -> Result<Blake3Hash, String> {
+        MemScroll::root_at(self, size).ok_or_else(|| format!("no root at size {size}"))
+    }
+    fn prove_consistency(&self, old: u64, new: u64) -> Result<ConsistencyProofJson, String> {
+        MemScroll::prove_consistency(self, old, new).map_err(|e| e.to_string())
+    }
+    fn line(&self, sequence: u64) -> Result<String, String> {
+        MemScroll::line(self, sequence)
+            .map(str::to_owned)
+            .ok_or_else(|| format!("no receipt {sequence}"))
+    }
+    fn prove_inclusion(&self, sequence: u64, size: u64) -> Result<InclusionProofJson, String> {
+        MemScroll::prove_inclusion(self, sequence, size).map_err(|e| e.to_string())
     }
 }
 

@@ -52,9 +52,7 @@ use tokio::task::JoinSet;
 use vaultmesh_federation::anchor::{AnchorTrust, Batch, anchor_local};
 use vaultmesh_federation::engine::{Engine, EngineConfig};
 use vaultmesh_federation::node::wire::{FedRequest, FedResponse};
-use vaultmesh_federation::witness::{
-    self, CheckInput, Consistency, Evidence, EvidenceRequest, Sample, Verdict, choose_samples,
-};
+use vaultmesh_federation::witness::{self, CheckInput, EvidenceRequest, Verdict, choose_samples};
 use vm_network::{
     GossipVerdict, NetworkCommand, NetworkConfig, NetworkError, NetworkEvent, NetworkHandle,
     RequestError,
@@ -276,61 +274,18 @@ impl MemScroll {
         })
     }
 
-    /// The evidence for `ask`, as the node's `serve_evidence` builds it from a scroll.
+    /// The evidence for `ask`, served as the node serves it ([`witness::serve_evidence`]).
     fn evidence(&self, ask: &EvidenceRequest) -> FedResponse {
-        if let Err(reason) = ask.check() {
-            return FedResponse::error("bad_request", reason, true);
-        }
         if ask.scroll != self.root.scroll {
             return FedResponse::error("unknown_scroll", format!("no scroll {}", ask.scroll), true);
         }
-        if ask.new_size > self.tree.len() {
-            return FedResponse::error(
-                "beyond_tree",
-                format!("{} receipts, not {}", self.tree.len(), ask.new_size),
-                false,
-            );
-        }
-        let consistency = match ask.old_size {
-            Some(old) if old > 0 && old < ask.new_size => {
-                match (
-                    self.tree.root_at(old),
-                    self.tree.prove_consistency(old, ask.new_size),
-                ) {
-                    (Ok(old_root), Ok(proof)) => Some(Consistency {
-                        old_root: Blake3Hash::from_bytes(old_root),
-                        proof: proof.into(),
-                    }),
-                    (Err(e), _) | (_, Err(e)) => {
-                        return FedResponse::error("internal", e.to_string(), false);
-                    }
-                }
+        match witness::serve_evidence(self, ask, usize::MAX) {
+            Ok(evidence) => FedResponse::Evidence {
+                evidence: Box::new(evidence),
+            },
+            Err(refusal) => {
+                FedResponse::error(refusal.code(), refusal.to_string(), refusal.permanent())
             }
-            _ => None,
-        };
-        let mut samples = Vec::with_capacity(ask.samples.len());
-        for &sequence in &ask.samples {
-            let line = usize::try_from(sequence)
-                .ok()
-                .and_then(|s| self.lines.get(s));
-            let (Some(line), Ok(inclusion)) =
-                (line, self.tree.prove_inclusion(sequence, ask.new_size))
-            else {
-                return FedResponse::error("internal", format!("no receipt {sequence}"), false);
-            };
-            samples.push(Sample {
-                sequence,
-                line: line.clone(),
-                inclusion: inclusion.into(),
-            });
-        }
-        FedResponse::Evidence {
-            evidence: Box::new(Evidence {
-                scroll: ask.scroll.clone(),
-                new_size: ask.new_size,
-                consistency,
-                samples,
-            }),
         }
     }
 }
@@ -491,6 +446,45 @@ fn check_gossip(keys: &HashMap<MeshId, PublicKey>, data: &[u8]) -> GossipVerdict
         return GossipVerdict::Reject;
     }
     GossipVerdict::Accept
+}
+
+impl witness::ProvingLog for MemScroll {
+    fn size(&self) -> u64 {
+        self.tree.len()
+    }
+    fn root_at(&self, size: u64) -> Result<Blake3Hash, String> {
+        self.tree
+            .root_at(size)
+            .map(Blake3Hash::from_bytes)
+            .map_err(|e| e.to_string())
+    }
+    fn prove_consistency(
+        &self,
+        old: u64,
+        new: u64,
+    ) -> Result<vm_receipts::proof::ConsistencyProofJson, String> {
+        self.tree
+            .prove_consistency(old, new)
+            .map(Into::into)
+            .map_err(|e| e.to_string())
+    }
+    fn line(&self, sequence: u64) -> Result<String, String> {
+        usize::try_from(sequence)
+            .ok()
+            .and_then(|s| self.lines.get(s))
+            .cloned()
+            .ok_or_else(|| format!("no receipt {sequence}"))
+    }
+    fn prove_inclusion(
+        &self,
+        sequence: u64,
+        size: u64,
+    ) -> Result<vm_receipts::proof::InclusionProofJson, String> {
+        self.tree
+            .prove_inclusion(sequence, size)
+            .map(Into::into)
+            .map_err(|e| e.to_string())
+    }
 }
 
 /// A started node, as the coordinator holds it.

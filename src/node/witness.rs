@@ -30,9 +30,7 @@ use crate::anchor::{AnchorTrust, TsaTrust};
 use crate::clock::{Clock, SystemClock};
 use crate::engine::policy::{self, PeerRequest};
 use crate::engine::{Input, WitnessReport};
-use crate::witness::{
-    self, CheckInput, Consistency, Evidence, EvidenceRequest, Sample, Verdict, choose_samples,
-};
+use crate::witness::{self, CheckInput, Evidence, EvidenceRequest, Verdict, choose_samples};
 
 /// How the node witnesses (from `[witness]`).
 #[derive(Clone)]
@@ -353,11 +351,19 @@ impl Node {
     /// `split_view_equivocation_goes_undetected_without_cross_witness_comparison`).
     pub(super) fn cross_check(&mut self, n: AnchorNotification) {
         let peer = n.mesh_id.clone();
-        if !self.we_witness(&peer)
-            || self
-                .authorize_read(&peer, PeerRequest::Notify(&n.scroll))
-                .is_err()
-        {
+        // The `Notify` policy is the witnessing one: an agreement in force at level 2+
+        // sharing the scroll. Gossip about meshes we do not witness is common, so a refusal
+        // here is not logged.
+        let agreement = self.agreement_with(&peer);
+        let witnessed = policy::authorize(
+            self.dir.mesh_id(),
+            &peer,
+            self.federation_on,
+            agreement.as_ref(),
+            self.now(),
+            PeerRequest::Notify(&n.scroll),
+        );
+        if witnessed.is_err() {
             return;
         }
         if self.compare_seen(&n) {
@@ -475,64 +481,15 @@ impl Node {
                 true,
             );
         };
-        if ask.new_size > scroll.len() {
-            return FedResponse::error(
-                "beyond_tree",
-                format!(
-                    "scroll {} has {} receipts, not {}",
-                    ask.scroll,
-                    scroll.len(),
-                    ask.new_size
-                ),
-                false,
-            );
-        }
-        let consistency = match ask.old_size {
-            Some(old) if old > 0 && old < ask.new_size => {
-                match (
-                    scroll.root_at(old),
-                    scroll.prove_consistency(old, ask.new_size),
-                ) {
-                    (Ok(old_root), Ok(proof)) => Some(Consistency { old_root, proof }),
-                    (Err(e), _) | (_, Err(e)) => {
-                        return FedResponse::error("internal", e.to_string(), false);
-                    }
-                }
-            }
-            _ => None,
-        };
-        let mut samples = Vec::with_capacity(ask.samples.len());
-        let mut bytes = 0usize;
-        for &sequence in &ask.samples {
-            let line = match scroll.read_line(sequence) {
-                Ok(l) => l,
-                Err(e) => return FedResponse::error("internal", e.to_string(), false),
-            };
-            bytes += line.len();
-            if bytes > MAX_EVIDENCE_BYTES {
-                return FedResponse::error(
-                    "too_large",
-                    "the samples asked for exceed one response; ask for fewer",
-                    true,
-                );
-            }
-            let inclusion = match scroll.prove_inclusion(sequence, ask.new_size) {
-                Ok(p) => p,
-                Err(e) => return FedResponse::error("internal", e.to_string(), false),
-            };
-            samples.push(Sample {
-                sequence,
-                line: String::from_utf8_lossy(&line).into_owned(),
-                inclusion,
-            });
-        }
-        FedResponse::Evidence {
-            evidence: Box::new(Evidence {
-                scroll: ask.scroll.clone(),
-                new_size: ask.new_size,
-                consistency,
-                samples,
-            }),
+        match witness::serve_evidence(scroll, ask, MAX_EVIDENCE_BYTES) {
+            Ok(evidence) => FedResponse::Evidence {
+                evidence: Box::new(evidence),
+            },
+            Err(refusal) => FedResponse::error(
+                refusal.code(),
+                format!("scroll {}: {refusal}", ask.scroll),
+                refusal.permanent(),
+            ),
         }
     }
 

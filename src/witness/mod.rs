@@ -8,6 +8,7 @@
 //! shared; step 5 (the attestation, the witness state, receipts) is the engine's.
 
 pub mod evidence;
+mod serve;
 
 use rand::RngExt;
 use serde::{Deserialize, Serialize};
@@ -20,6 +21,7 @@ use vm_receipts::{Blake3Hash, ScrollName, Timestamp};
 
 use crate::anchor::{self, AnchorCheck, AnchorTrust};
 pub use evidence::{ConflictEvidence, EvidenceError, Standing};
+pub use serve::{ProvingLog, ServeRefusal, serve_evidence};
 
 /// Most receipts one evidence request may sample.
 pub const MAX_SAMPLES: usize = 64;

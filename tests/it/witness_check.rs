@@ -9,7 +9,7 @@ use tempfile::TempDir;
 use vaultmesh_federation::anchor::{AnchorCheck, AnchorTrust, Batch, anchor_local};
 use vaultmesh_federation::witness::{
     CheckInput, ConflictEvidence, Consistency, Evidence, EvidenceError, EvidenceRequest, Finding,
-    MAX_SAMPLES, Sample, Standing, Verdict, check, choose_samples,
+    MAX_SAMPLES, Sample, Standing, Verdict, check, choose_samples, serve_evidence,
 };
 use vm_receipts::documents::{AnchorNotification, DiscrepancyType, SignedRoot};
 use vm_receipts::scroll::Scroll;
@@ -118,35 +118,7 @@ impl Log {
             new_size: new,
             samples: samples.to_vec(),
         };
-        ask.check().expect("an honest witness's request");
-        let consistency = match old {
-            Some(old) if old > 0 && old < new => Some(Consistency {
-                old_root: self.scroll.root_at(old).expect("root at"),
-                proof: self
-                    .scroll
-                    .prove_consistency(old, new)
-                    .expect("consistency"),
-            }),
-            _ => None,
-        };
-        let samples = samples
-            .iter()
-            .map(|&sequence| Sample {
-                sequence,
-                line: String::from_utf8(self.scroll.read_line(sequence).expect("line"))
-                    .expect("utf-8"),
-                inclusion: self
-                    .scroll
-                    .prove_inclusion(sequence, new)
-                    .expect("inclusion"),
-            })
-            .collect();
-        Evidence {
-            scroll: compliance(),
-            new_size: new,
-            consistency,
-            samples,
-        }
+        serve_evidence(&self.scroll, &ask, usize::MAX).expect("an honest witness's request")
     }
 }
 
