@@ -29,6 +29,15 @@ impl Clock for SystemClock {
     }
 }
 
+/// The operating system's wall clock in milliseconds since the Unix epoch (the witness
+/// core's time: its resends and deadlines are finer than a second).
+pub fn unix_millis() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
 /// 32 bytes from the OS random number generator, for new secret keys and nonces.
 pub fn os_random_32() -> Result<[u8; 32], getrandom::Error> {
     let mut bytes = [0u8; 32];

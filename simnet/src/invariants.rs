@@ -16,6 +16,10 @@
 //!   receipts only, and nothing the engine decided is missing from it.
 //! - `convergence`: after the last heal, every honest witness catches up with every honest
 //!   peer within the budget.
+//! - `one_attestation_per_root` (as events happen): no honest witness attests one size of a
+//!   mesh's scroll twice.
+//! - `one_record_per_finding`: no honest witness holds two open records of one finding
+//!   (the same conflict seen again counts on the first).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -35,7 +39,7 @@ pub struct Invariants {
 }
 
 /// Every invariant, in report order.
-pub const NAMES: [&str; 7] = [
+pub const NAMES: [&str; 9] = [
     "attestations_consistent",
     "no_false_positives",
     "detection",
@@ -43,6 +47,8 @@ pub const NAMES: [&str; 7] = [
     "agreements_symmetric",
     "federation_scrolls_verify",
     "convergence",
+    "one_attestation_per_root",
+    "one_record_per_finding",
 ];
 
 impl Invariants {
@@ -124,6 +130,7 @@ pub fn consistent(
 pub fn final_checks(sim: &mut Sim) {
     let proofs = evidence(sim);
     detection(sim, &proofs);
+    one_record_per_finding(sim);
     agreements(sim);
     scrolls(sim);
     convergence(sim);
@@ -162,7 +169,7 @@ fn detection(sim: &mut Sim, proofs: &BTreeSet<(usize, usize)>) {
                     budget / 1000,
                     (deadline - budget) / 1000,
                 )),
-                Some(_) if act.kind.needs_proof() && !proofs.contains(&(w, act.mesh)) => {
+                Some(_) if proof_owed(sim, act, w, budget) && !proofs.contains(&(w, act.mesh)) => {
                     Err(format!(
                         "{} reported {}'s {} only with claims, no proof",
                         sim.meshes[w].id,
@@ -177,6 +184,61 @@ fn detection(sim: &mut Sim, proofs: &BTreeSet<(usize, usize)>) {
     }
     for o in outcomes {
         sim.invariants.check("detection", o);
+    }
+}
+
+/// Whether `w`'s report of `act` must include a proof by the end of the run. Equivocation
+/// and rewrites always sign a contradicting root. A truncation is only a claim until the
+/// mesh signs a tree at least as large as one the witness attested of the old history
+/// (DESIGN §7: a smaller tree proves nothing on its own), so the proof is owed once the
+/// mesh anchored such a size a budget before the end.
+fn proof_owed(sim: &Sim, act: &crate::sim::Act, w: usize, budget: u64) -> bool {
+    if !act.kind.needs_proof() {
+        return false;
+    }
+    if act.kind != crate::sim::Byzantine::Truncate {
+        return true;
+    }
+    let m = &sim.meshes[act.mesh];
+    let attested = sim
+        .attested
+        .get(&(w, act.mesh))
+        .and_then(|l| {
+            l.iter()
+                .filter(|(_, size, root)| !m.scroll.had(*size, root))
+                .map(|(_, size, _)| *size)
+                .max()
+        })
+        .unwrap_or(0);
+    let end = sim.now_ms.saturating_sub(budget);
+    m.anchored
+        .iter()
+        .any(|(t, size)| *t >= act.at_ms && *t <= end && *size >= attested)
+}
+
+/// No honest witness holds two open records with one finding key.
+fn one_record_per_finding(sim: &mut Sim) {
+    let mut outcomes = Vec::new();
+    for w in 0..sim.meshes.len() {
+        if !sim.meshes[w].honest() {
+            continue;
+        }
+        let me = sim.meshes[w].id.clone();
+        let records: Vec<DiscrepancyRecord> = sim.meshes[w].store().all().unwrap_or_default();
+        let mut keys = BTreeMap::new();
+        for r in records
+            .iter()
+            .filter(|r| r.report.body.reporting_mesh == me && r.resolved_at.is_none())
+        {
+            *keys.entry(r.finding_key()).or_insert(0u32) += 1;
+        }
+        outcomes.push(match keys.into_iter().find(|(_, n)| *n > 1) {
+            Some((key, n)) => Err(format!("{me} holds {n} open records of finding {key}")),
+            None => Ok(()),
+        });
+    }
+    for o in outcomes {
+        sim.invariants.check("one_record_per_finding", o);
     }
 }
 

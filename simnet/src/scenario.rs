@@ -5,10 +5,10 @@ use rand_chacha::ChaCha20Rng;
 
 use crate::net::{LinkConfig, Partition};
 use crate::report::Report;
-use crate::sim::{Byzantine, Crash, CrashPoint, Sim, SimConfig};
+use crate::sim::{Byzantine, ClockStep, Crash, CrashPoint, Sim, SimConfig};
 
 /// The engine-level scenarios.
-pub const SCENARIOS: [&str; 9] = [
+pub const SCENARIOS: [&str; 11] = [
     "steady",
     "partition-heal",
     "churn",
@@ -16,6 +16,8 @@ pub const SCENARIOS: [&str; 9] = [
     "history-rewrite",
     "loss-10",
     "byzantine-mix",
+    "clock-step",
+    "gossip-tamper",
     "random",
     "swarm",
 ];
@@ -105,6 +107,34 @@ pub fn config(name: &str, meshes: usize, seed: u64) -> Result<SimConfig, String>
                 c.byzantine.push((m, kinds[k], 2 * HOUR));
             }
         }
+        "clock-step" => {
+            // Honest meshes whose clocks are off for one anchor cycle and then stepped back
+            // (an NTP step inside the drift limit): two minutes fast for some, three behind
+            // for others. Nobody may accuse them.
+            for (k, m) in spread(meshes, (meshes / 4).max(2)).into_iter().enumerate() {
+                let from = (3 + k as u64 % 3) * HOUR;
+                c.clock_steps.push(ClockStep {
+                    mesh: m,
+                    from_ms: from,
+                    until_ms: from + HOUR,
+                    offset_secs: if k % 2 == 0 { 120 } else { -180 },
+                });
+            }
+        }
+        "gossip-tamper" => {
+            // Witnesses that pass verified roots on with altered (unsigned) anchor proofs,
+            // over a jittery, lossy network so that tampered copies often arrive before the
+            // mesh's own notification. Nobody may accuse the meshes whose roots they alter.
+            c.network.link = LinkConfig {
+                latency_ms: 20,
+                jitter_ms: 3_000,
+                loss: 0.2,
+                duplicate: 0.0,
+            };
+            for m in spread(meshes, (meshes / 6).max(1)) {
+                c.byzantine.push((m, Byzantine::TamperGossip, HOUR));
+            }
+        }
         "random" => {
             // A small topology with a fault mix drawn from the seed: what CI runs over many
             // seeds.
@@ -140,12 +170,25 @@ pub fn config(name: &str, meshes: usize, seed: u64) -> Result<SimConfig, String>
                     Byzantine::Replay,
                     Byzantine::WithholdSamples,
                     Byzantine::LieAboutAnchors,
+                    Byzantine::TamperGossip,
                 ];
                 let m = rng.random_range(0..meshes);
                 let kind = kinds[rng.random_range(0..kinds.len())];
                 // Crashing a byzantine mesh tells nothing more; keep its faults its own.
                 c.crashes.retain(|x| x.mesh != m);
                 c.byzantine.push((m, kind, rng.random_range(2..4) * HOUR));
+            }
+            if rng.random_bool(0.3) {
+                let m = rng.random_range(0..meshes);
+                if !c.byzantine.iter().any(|(b, _, _)| *b == m) {
+                    let from = rng.random_range(1..5) * HOUR;
+                    c.clock_steps.push(ClockStep {
+                        mesh: m,
+                        from_ms: from,
+                        until_ms: from + rng.random_range(1..3) * HOUR,
+                        offset_secs: rng.random_range(-240..240),
+                    });
+                }
             }
         }
         other => {

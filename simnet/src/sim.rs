@@ -1,47 +1,43 @@
-//! The engine-level simulator: meshes, the event queue, and the driver each mesh's engine
-//! needs (what the node does with tokio and sockets, done here with virtual time).
+//! The engine-level simulator: meshes, the event queue, and the driver each mesh needs (what
+//! the node does with tokio and sockets, done here with virtual time).
 //!
 //! Every mesh is the real [`Engine`] over [`Store::in_memory`] with a [`MemoryLog`] as its
-//! Federation scroll and a [`MemScroll`] as the data scroll (`Compliance`) it anchors every
-//! cycle and its peers witness. The driver mirrors `src/node`: anchor cycles notify the
-//! witnesses, witnesses ask for evidence and run [`witness::check`] (with the node's one
-//! re-sync), hand the verdict to the engine, and the engine's messages travel as
-//! request-response pairs whose outcome is reported back (`Delivered`, `DeliveryFailed`).
-//!
-//! **Cross-witness comparison.** A mesh that shows one history to some witnesses and
-//! another to the rest (a split view) passes every check each witness makes alone. So a
-//! witness gossips every root it verified to the mesh's other witnesses, and every witness
-//! compares what it learns (pushed, pulled or gossiped) with the roots of that mesh it has
-//! seen: two signed roots of one size with different hashes are a proof of equivocation
-//! (`ConflictingRoots`), a gossiped root larger than the one witnessed is checked like a
-//! pulled one. Gossip carries the mesh's signed root, which no forwarder can forge; its
-//! anchor proof is not signed, so an anchor finding from gossip is never reported.
+//! Federation scroll, a [`MemScroll`] as the data scroll (`Compliance`) it anchors every
+//! cycle and its peers witness, and the real [`WitnessCore`]: the witness protocol's
+//! decisions (what to check, when, what to ask, resends, deadlines, the re-sync, the
+//! comparison of every root seen, what is reported, the anchor batch and whom to notify)
+//! are the node's own code. This driver only carries out their outputs over the simulated
+//! network and feeds back what comes in, exactly as `src/node` does with sockets; it decides
+//! nothing (STYLE habit 2). What is the simulator's own is the world: the network's fates,
+//! crashes, clock steps, and byzantine meshes, which tamper with what they sign, serve and
+//! forward.
 //!
 //! Determinism: one [`ChaCha20Rng`] seeded from the run's seed draws every fate, key, offset
-//! and engine seed; the queue is ordered by (time, sequence); nothing iterates a hash map.
+//! and engine and core seed; the queue is ordered by (time, sequence); nothing iterates a
+//! hash map.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
 
 use rand::{Rng, RngExt, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 use serde_json::Map;
-use vaultmesh_federation::anchor::{AnchorTrust, Batch, anchor_local};
+use vaultmesh_federation::anchor::anchor_local;
+use vaultmesh_federation::engine::policy::PeerRequest;
 use vaultmesh_federation::engine::{
     Command, Engine, EngineConfig, EngineError, Event, Input, Output, PeerMessage, ProposalRef,
-    WitnessReport,
 };
 use vaultmesh_federation::federation_log::{self, MemoryLog, ReceiptLog};
-use vaultmesh_federation::witness::{
-    self, CheckInput, Evidence, EvidenceRequest, Verdict, choose_samples,
+use vaultmesh_federation::witness::core::{
+    self as witness_core, Answer, CoreConfig, GossipCheck, Outcome, RequestId, WitnessCore,
 };
+use vaultmesh_federation::witness::{self, EvidenceRequest, cycle};
 use vm_receipts::documents::{
-    AnchorNotification, DiscrepancyType, ProposedTerms, SignedRoot, TrustLevel,
-    VerificationFrequency, WitnessResult,
+    AnchorNotification, ProposedTerms, TrustLevel, VerificationFrequency, WitnessResult,
 };
 use vm_receipts::receipts::ProposalEvent;
 use vm_receipts::{Blake3Hash, MeshId, MeshKey, PublicKey, ScrollName, Timestamp};
-use vm_storage::{AgreementRecord, AnchoredRoot, PeerSource, Store, WitnessState};
+use vm_storage::{AgreementRecord, AnchoredRoot, PeerSource, Store};
 
 use crate::invariants::Invariants;
 use crate::net::{Fate, Network};
@@ -49,14 +45,6 @@ use crate::scroll::MemScroll;
 
 /// 2025-12-06T10:00:00Z, the seed document's first timestamp.
 pub const START_UNIX: i64 = 1_765_015_200;
-/// Samples per witness check (the node's default).
-const SAMPLES: usize = 4;
-/// The drift limit (seed §6: five minutes).
-const DRIFT_SECS: i64 = 300;
-/// Times an unanswered witness request is sent again.
-const WITNESS_REQUEST_RESENDS: u32 = 2;
-/// Roots of one peer remembered for comparison.
-const SEEN_PER_PEER: usize = 64;
 
 /// What one honest witness attested of one peer, in order: (ms, size, root).
 pub type Attested = Vec<(u64, u64, Blake3Hash)>;
@@ -80,13 +68,19 @@ pub enum Byzantine {
     WithholdSamples,
     /// Anchors its roots with a signature that is not its own.
     LieAboutAnchors,
+    /// A witness that passes the roots it verified on with their (unsigned) anchor proofs
+    /// altered: it accuses nobody itself, and nobody may accuse the mesh for it.
+    TamperGossip,
 }
 
 impl Byzantine {
     /// Whether every honest witness must report it (the others are refused quietly: a
     /// forged signature proves nothing about the mesh it names, a replay is stale).
     pub fn detectable(self) -> bool {
-        !matches!(self, Self::ForgeSignatures | Self::Replay)
+        !matches!(
+            self,
+            Self::ForgeSignatures | Self::Replay | Self::TamperGossip
+        )
     }
 
     /// Whether its detection must come with evidence that proves it on its own.
@@ -104,6 +98,7 @@ impl Byzantine {
             Self::Replay => "replay",
             Self::WithholdSamples => "withhold-samples",
             Self::LieAboutAnchors => "lie-about-anchors",
+            Self::TamperGossip => "tamper-gossip",
         }
     }
 }
@@ -132,6 +127,20 @@ pub struct Crash {
     pub point: CrashPoint,
 }
 
+/// A mesh whose clock is off for a while (an NTP step, a drifting host): everything it signs
+/// and judges in that window carries the offset.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClockStep {
+    /// The mesh.
+    pub mesh: usize,
+    /// From (ms of simulated time).
+    pub from_ms: u64,
+    /// Until (ms), when the clock is stepped back.
+    pub until_ms: u64,
+    /// How far ahead (negative: behind), in seconds.
+    pub offset_secs: i64,
+}
+
 /// Everything a run is made of.
 #[derive(Debug, Clone)]
 pub struct SimConfig {
@@ -151,6 +160,8 @@ pub struct SimConfig {
     pub crashes: Vec<Crash>,
     /// Byzantine meshes: (mesh, behaviour, from ms).
     pub byzantine: Vec<(usize, Byzantine, u64)>,
+    /// Honest meshes whose clocks are off for a while.
+    pub clock_steps: Vec<ClockStep>,
     /// Receipts each mesh appends per cycle (inclusive range).
     pub receipts_per_cycle: (u64, u64),
     /// Seconds between anchor cycles (and verification cycles: agreements are hourly).
@@ -159,14 +170,11 @@ pub struct SimConfig {
     pub detection_budget_cycles: u64,
     /// After the last heal, every honest pair must converge within this many seconds.
     pub convergence_budget_secs: u64,
-    /// Witnesses gossip what they verified and compare roots across witnesses (see the
-    /// module docs). Off, a witness sees only what the mesh shows it: what the node did
-    /// before the simulator found the split-view gap, kept to show the gap in a test.
-    pub cross_check: bool,
-    /// A request unanswered after this long has failed (the node's request timeout).
+    /// An engine message unanswered after this long has failed (a transport's timeout).
     pub rpc_timeout_ms: u64,
-    /// A witness check not finished after this long is abandoned.
-    pub check_timeout_ms: u64,
+    /// The witness core's configuration: the node's defaults. `gossip_verified` off shows,
+    /// in a test, what a witness misses when it sees only what the mesh shows it.
+    pub witness: CoreConfig,
 }
 
 impl SimConfig {
@@ -181,13 +189,13 @@ impl SimConfig {
             network: Network::default(),
             crashes: Vec::new(),
             byzantine: Vec::new(),
+            clock_steps: Vec::new(),
             receipts_per_cycle: (1, 3),
             cycle_secs: 3600,
             detection_budget_cycles: 2,
             convergence_budget_secs: 2 * 3600 + 600,
-            cross_check: true,
             rpc_timeout_ms: 10_000,
-            check_timeout_ms: 30_000,
+            witness: CoreConfig::default(),
         }
     }
 
@@ -206,20 +214,18 @@ enum Wire {
     EngineReply { rpc: u64, reply: Reply },
     /// An anchor notification (no reply: the next cycle supersedes a lost one).
     Notify(Box<AnchorNotification>),
-    /// "Your latest root", for a check (`request` names this one request: a duplicated
-    /// or late answer must not pass for the answer to a later one).
-    RootsAsk { request: u64 },
-    /// The answer.
-    RootsReply {
-        request: u64,
-        root: Option<Box<AnchorNotification>>,
+    /// A witness core's request: "your latest root of `scroll`".
+    RootsAsk { request: RequestId, scroll: ScrollName },
+    /// A witness core's request for evidence.
+    EvidenceAsk {
+        request: RequestId,
+        ask: EvidenceRequest,
     },
-    /// Evidence for a check.
-    EvidenceAsk { request: u64, ask: EvidenceRequest },
-    /// The answer (`None`: refused).
-    EvidenceReply {
-        request: u64,
-        evidence: Option<Box<Evidence>>,
+    /// The answer to either (`request` names it: a duplicated or late answer is the core's
+    /// to ignore).
+    Answer {
+        request: RequestId,
+        answer: Box<Answer>,
     },
     /// A witnessed root, passed to the mesh's other witnesses.
     Gossip(Box<AnchorNotification>),
@@ -232,9 +238,8 @@ impl Wire {
             Wire::EngineReply { .. } => 2,
             Wire::Notify(_) => 3,
             Wire::RootsAsk { .. } => 4,
-            Wire::RootsReply { .. } => 5,
             Wire::EvidenceAsk { .. } => 6,
-            Wire::EvidenceReply { .. } => 7,
+            Wire::Answer { .. } => 7,
             Wire::Gossip(_) => 8,
         }
     }
@@ -264,18 +269,9 @@ enum Ev {
     Anchor {
         mesh: usize,
     },
-    CheckTimeout {
+    /// The witness core's timer (resends, deadlines).
+    WitnessTimer {
         mesh: usize,
-        peer: usize,
-        check: u64,
-    },
-    /// A witness request unanswered so far: sent again if the check still waits for it.
-    Resend {
-        mesh: usize,
-        peer: usize,
-        request: u64,
-        attempt: u32,
-        wire: Wire,
     },
     Crash {
         mesh: usize,
@@ -308,29 +304,6 @@ impl Ord for Scheduled {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
         (self.at, self.seq).cmp(&(other.at, other.seq))
     }
-}
-
-/// Why a check was started.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Origin {
-    Push,
-    Pull,
-    Gossip,
-}
-
-/// A witness check in flight (the node's spawned task, as state).
-#[derive(Debug, Clone)]
-struct Check {
-    id: u64,
-    /// The request whose answer the check waits for.
-    awaiting: u64,
-    /// When what it checks arrived (a push waiting behind another check keeps its time).
-    received_ms: u64,
-    origin: Origin,
-    notification: Option<AnchorNotification>,
-    previous: Option<SignedRoot>,
-    requested: Vec<u64>,
-    resynced: bool,
 }
 
 /// One mesh.
@@ -367,13 +340,12 @@ pub struct Mesh {
     up: bool,
     crash_next: Option<(CrashPoint, u64)>,
     next_tick: Option<u64>,
-    checks: BTreeMap<usize, Check>,
-    queued: BTreeMap<usize, VecDeque<(Option<AnchorNotification>, Origin, u64)>>,
-    /// Roots of each peer seen (by size), and whether a conflict at that size was reported.
-    seen: BTreeMap<usize, BTreeMap<u64, (AnchorNotification, bool)>>,
-    gossip_seen: BTreeSet<(usize, u64, Blake3Hash)>,
+    /// The witness core (the node's), while up.
+    witness: Option<WitnessCore>,
+    next_witness_timer: Option<u64>,
+    /// gossipsub delivers a message once however many peers forward it.
+    gossip_seen: BTreeSet<(usize, u64, Blake3Hash, Blake3Hash)>,
     rpcs: BTreeMap<u64, (usize, Blake3Hash)>,
-    rng: ChaCha20Rng,
 }
 
 impl Mesh {
@@ -533,6 +505,8 @@ impl Sim {
             config_i.scrolls_available = vec![scroll_name.clone()];
             let mut engine_seed = [0u8; 32];
             rng.fill_bytes(&mut engine_seed);
+            let mut witness_seed = [0u8; 32];
+            rng.fill_bytes(&mut witness_seed);
             let store = Store::in_memory().expect("in-memory store");
             let engine = Engine::open(
                 id.clone(),
@@ -548,8 +522,9 @@ impl Sim {
                 .iter()
                 .find(|(m, _, _)| *m == i)
                 .map(|(_, b, from)| (*b, *from));
+            let public = key.public_key();
             meshes.push(Mesh {
-                public: key.public_key(),
+                public,
                 id,
                 key,
                 config: config_i,
@@ -568,12 +543,15 @@ impl Sim {
                 up: true,
                 crash_next: None,
                 next_tick: None,
-                checks: BTreeMap::new(),
-                queued: BTreeMap::new(),
-                seen: BTreeMap::new(),
+                witness: Some(WitnessCore::new(
+                    MeshId::from_name(&format!("sim-{i:05}")).expect("mesh id"),
+                    public,
+                    config.witness.clone(),
+                    witness_seed,
+                )),
+                next_witness_timer: None,
                 gossip_seen: BTreeSet::new(),
                 rpcs: BTreeMap::new(),
-                rng: ChaCha20Rng::seed_from_u64(rng.next_u64()),
             });
         }
         let index = meshes
@@ -683,6 +661,27 @@ impl Sim {
         Timestamp::from_unix(START_UNIX + (ms / 1000) as i64).expect("in range")
     }
 
+    /// Mesh `i`'s clock (ms of simulated time, with its clock step if one is on).
+    fn clock_ms(&self, i: usize) -> u64 {
+        let offset_ms = self
+            .config
+            .clock_steps
+            .iter()
+            .find(|c| c.mesh == i && c.from_ms <= self.now_ms && self.now_ms < c.until_ms)
+            .map_or(0, |c| c.offset_secs * 1000);
+        self.now_ms.saturating_add_signed(offset_ms)
+    }
+
+    /// Mesh `i`'s clock as the engine reads it.
+    fn mesh_now(&self, i: usize) -> Timestamp {
+        self.timestamp(self.clock_ms(i))
+    }
+
+    /// Mesh `i`'s clock as the witness core reads it (ms of the Unix epoch).
+    fn core_ms(&self, i: usize) -> u64 {
+        START_UNIX as u64 * 1000 + self.clock_ms(i)
+    }
+
     fn record(&mut self, parts: &[u64]) {
         self.trace.update(&self.now_ms.to_le_bytes());
         for p in parts {
@@ -753,30 +752,18 @@ impl Sim {
                     self.anchor(mesh);
                 }
             }
-            Ev::CheckTimeout { mesh, peer, check } => {
-                if self.meshes[mesh]
-                    .checks
-                    .get(&peer)
-                    .is_some_and(|c| c.id == check)
+            Ev::WitnessTimer { mesh } => {
+                if self.meshes[mesh].up
+                    && self.meshes[mesh].next_witness_timer == Some(self.now_ms)
                 {
-                    self.record(&[5, mesh as u64, peer as u64]);
-                    self.finish_check(mesh, peer);
-                }
-            }
-            Ev::Resend {
-                mesh,
-                peer,
-                request,
-                attempt,
-                wire,
-            } => {
-                let waiting = self.meshes[mesh]
-                    .checks
-                    .get(&peer)
-                    .is_some_and(|c| c.awaiting == request);
-                if waiting {
-                    self.record(&[8, mesh as u64, peer as u64, request]);
-                    self.request(mesh, peer, request, attempt + 1, wire);
+                    self.record(&[5, mesh as u64]);
+                    self.meshes[mesh].next_witness_timer = None;
+                    let now = self.core_ms(mesh);
+                    let m = &mut self.meshes[mesh];
+                    if let (Some(core), Some(engine)) = (m.witness.as_mut(), m.engine.as_ref()) {
+                        let outputs = core.handle_timeout(now, engine);
+                        self.carry_out_witness(mesh, outputs);
+                    }
                 }
             }
             Ev::Crash {
@@ -805,7 +792,7 @@ impl Sim {
 
     /// Hands `input` to mesh `i`'s engine and carries out the outputs.
     fn input(&mut self, i: usize, input: Input) -> Result<(), EngineError> {
-        let now = self.now();
+        let now = self.mesh_now(i);
         let Some(engine) = self.meshes[i].engine.as_mut() else {
             return Ok(());
         };
@@ -869,9 +856,16 @@ impl Sim {
                     );
                 }
                 Output::Receipt { .. } => receipts = true,
-                Output::ExchangeRoots { peer, .. } | Output::VerificationDue { peer, .. } => {
-                    if let Some(&p) = self.index.get(&peer) {
-                        self.start_check(i, p, None, Origin::Pull);
+                Output::ExchangeRoots { peer, scrolls }
+                | Output::VerificationDue { peer, scrolls, .. } => {
+                    for scroll in scrolls {
+                        let now = self.core_ms(i);
+                        let m = &mut self.meshes[i];
+                        if let (Some(core), Some(engine)) = (m.witness.as_mut(), m.engine.as_ref())
+                        {
+                            let outputs = core.on_due(now, engine, &peer, &scroll, None);
+                            self.carry_out_witness(i, outputs);
+                        }
                     }
                 }
                 Output::PublishDiscovery(_) => {}
@@ -889,7 +883,7 @@ impl Sim {
     }
 
     fn append_receipts(&mut self, i: usize) {
-        let now = self.now();
+        let now = self.mesh_now(i);
         let mesh = &mut self.meshes[i];
         let Some(engine) = mesh.engine.as_mut() else {
             return;
@@ -943,6 +937,19 @@ impl Sim {
                     self.counters.attestations += 1;
                     let list = self.attested.entry((i, p)).or_default();
                     let previous = list.last().map(|(_, s, r)| (*s, *r));
+                    let again = list.iter().any(|(_, s, _)| s == size);
+                    self.invariants.check(
+                        "one_attestation_per_root",
+                        if again {
+                            Err(format!(
+                                "{} attested {}'s root at size {size} twice",
+                                self.meshes[i].id, self.meshes[p].id
+                            ))
+                        } else {
+                            Ok(())
+                        },
+                    );
+                    let list = self.attested.entry((i, p)).or_default();
                     list.push((self.now_ms, *size, *root));
                     let verdict =
                         crate::invariants::consistent(&self.meshes[p], previous, (*size, *root));
@@ -1058,21 +1065,46 @@ impl Sim {
                 };
                 let _ = self.input(to, input);
             }
-            Wire::Notify(n) => self.on_notify(to, from, *n),
-            Wire::RootsAsk { request } => {
-                let view = self.meshes[to].view_of(from);
-                let root = self.meshes[to].latest[view].clone().map(Box::new);
-                self.send(to, from, Wire::RootsReply { request, root });
+            Wire::Notify(n) => {
+                let now = self.core_ms(to);
+                let sender = self.meshes[from].id.clone();
+                let m = &mut self.meshes[to];
+                if let (Some(core), Some(engine)) = (m.witness.as_mut(), m.engine.as_ref()) {
+                    // A refusal would be the answer; notifications are one-way here.
+                    if let Ok(outputs) = core.on_notify(now, engine, &sender, *n) {
+                        self.carry_out_witness(to, outputs);
+                    }
+                }
             }
-            Wire::RootsReply { request, root } => {
-                self.on_root(to, from, request, root.map(|r| *r));
+            Wire::RootsAsk { request, scroll } => {
+                let answer = self.serve_roots(to, from, &scroll);
+                self.send(
+                    to,
+                    from,
+                    Wire::Answer {
+                        request,
+                        answer: Box::new(answer),
+                    },
+                );
             }
             Wire::EvidenceAsk { request, ask } => {
-                let evidence = self.serve_evidence(to, from, &ask).map(Box::new);
-                self.send(to, from, Wire::EvidenceReply { request, evidence });
+                let answer = self.serve_evidence(to, from, &ask);
+                self.send(
+                    to,
+                    from,
+                    Wire::Answer {
+                        request,
+                        answer: Box::new(answer),
+                    },
+                );
             }
-            Wire::EvidenceReply { request, evidence } => {
-                self.on_evidence(to, from, request, evidence.map(|e| *e));
+            Wire::Answer { request, answer } => {
+                let now = self.core_ms(to);
+                let m = &mut self.meshes[to];
+                if let (Some(core), Some(engine)) = (m.witness.as_mut(), m.engine.as_ref()) {
+                    let outputs = core.on_answer(now, engine, request, *answer);
+                    self.carry_out_witness(to, outputs);
+                }
             }
             Wire::Gossip(n) => self.on_gossip(to, *n),
         }
@@ -1081,7 +1113,7 @@ impl Sim {
     // ----- anchoring (the mesh side) -----
 
     fn anchor(&mut self, i: usize) {
-        let now = self.now();
+        let now = self.mesh_now(i);
         let now_ms = self.now_ms;
         let (lo, hi) = self.config.receipts_per_cycle;
         let count = self.rng.random_range(lo..=hi.max(lo));
@@ -1103,11 +1135,12 @@ impl Sim {
                         };
                         mesh.scroll.truncate(keep);
                     }
-                    // These act in how roots are signed, anchored, sent and served.
+                    // These act in how roots are signed, anchored, sent, served and passed on.
                     Byzantine::ForgeSignatures
                     | Byzantine::Replay
                     | Byzantine::WithholdSamples
-                    | Byzantine::LieAboutAnchors => {}
+                    | Byzantine::LieAboutAnchors
+                    | Byzantine::TamperGossip => {}
                 }
                 Some(kind)
             }
@@ -1126,8 +1159,15 @@ impl Sim {
                 f.append_event(now, &format!("b{cycle}"), base + n);
             }
         }
+        let Some(engine) = mesh.engine.as_ref() else {
+            return;
+        };
+        // The cycle's decisions are the node's (`witness::cycle`): the batch, whom to notify.
+        // A byzantine mesh tampers with what it signs and anchors.
         let views = if mesh.fork.is_some() { 2 } else { 1 };
         let mut notes = Vec::with_capacity(views);
+        let mut targets = Vec::new();
+        let mut cross = Vec::new();
         for view in 0..views {
             let key = if mesh.misbehaves(Byzantine::ForgeSignatures, now_ms) {
                 MeshKey::from_seed(&[0xEE; 32])
@@ -1135,15 +1175,28 @@ impl Sim {
                 mesh.key.clone()
             };
             let root = mesh.scroll_of_view(view).sign_root(&key, &mesh.id, now);
-            let batch = Batch::new(vec![root.clone()]).expect("one root");
             let anchor_key = if mesh.misbehaves(Byzantine::LieAboutAnchors, now_ms) {
                 MeshKey::from_seed(&[0xAA; 32])
             } else {
                 mesh.key.clone()
             };
-            let anchor = anchor_local(&anchor_key, &mesh.id, &batch.root(), now);
-            let proof = batch.proof(0, &anchor).expect("leaf 0");
-            notes.push(AnchorNotification::new(root, proof));
+            let done = cycle::plan(engine, vec![root], now).and_then(|plan| {
+                let anchor = anchor_local(&anchor_key, &mesh.id, &plan.batch.root(), now);
+                cycle::complete(engine, &plan, &anchor, now)
+            });
+            let done = match done {
+                Ok(d) => d,
+                Err(e) => {
+                    self.invariants
+                        .violate("anchor_cycles", format!("{}: {e}", mesh.id));
+                    return;
+                }
+            };
+            if view == 0 {
+                targets = done.notify.iter().map(|(p, _)| p.clone()).collect();
+                cross = done.cross;
+            }
+            notes.extend(done.notifications);
         }
         if mesh.first.is_none() {
             mesh.first = notes.first().cloned();
@@ -1156,10 +1209,8 @@ impl Sim {
             notification: notes[0].clone(),
             anchored_at: now,
         };
-        if let Some(e) = mesh.engine.as_ref() {
-            // What `roots` serves after a restart, as the node keeps it.
-            let _ = e.store().write(|tx| tx.put(&kept));
-        }
+        // What `roots` serves after a restart, as the node keeps it.
+        let _ = engine.store().write(|tx| tx.put(&kept));
         if let Some(kind) = act {
             self.acts.push(Act {
                 mesh: i,
@@ -1169,9 +1220,15 @@ impl Sim {
             });
         }
         self.record(&[40, i as u64, notes[0].size]);
+        if !cross.is_empty() {
+            let _ = self.input(i, Input::Anchored(cross));
+        }
         let replay = self.meshes[i].misbehaves(Byzantine::Replay, now_ms);
         let forge = self.meshes[i].misbehaves(Byzantine::ForgeSignatures, now_ms);
-        for w in self.meshes[i].peers.clone() {
+        for target in targets {
+            let Some(&w) = self.index.get(&target) else {
+                continue;
+            };
             let view = self.meshes[i].view_of(w);
             self.send(i, w, Wire::Notify(Box::new(notes[view].clone())));
             if replay && let Some(old) = self.meshes[i].first.clone() {
@@ -1187,365 +1244,134 @@ impl Sim {
         }
     }
 
+    /// `roots`, as the node serves it (the policy, then the latest anchored root), from the
+    /// view `w` gets.
+    fn serve_roots(&self, m: usize, w: usize, scroll: &ScrollName) -> Answer {
+        let mesh = &self.meshes[m];
+        if let Some(refusal) = self.refuse(m, w, PeerRequest::Roots(std::slice::from_ref(scroll)))
+        {
+            return refusal;
+        }
+        Answer::Root(mesh.latest[mesh.view_of(w)].clone())
+    }
+
     /// `evidence`, as the node serves it, from the view `w` gets.
-    fn serve_evidence(&self, m: usize, w: usize, ask: &EvidenceRequest) -> Option<Evidence> {
+    fn serve_evidence(&self, m: usize, w: usize, ask: &EvidenceRequest) -> Answer {
+        if let Some(refusal) = self.refuse(m, w, PeerRequest::ConsistencyProof(&ask.scroll)) {
+            return refusal;
+        }
         let mesh = &self.meshes[m];
         let scroll = mesh.scroll_of_view(mesh.view_of(w));
         if ask.scroll != *scroll.name() {
-            return None;
+            return Answer::Refused {
+                code: "unknown_scroll".into(),
+                message: format!("no scroll {} here", ask.scroll),
+            };
         }
-        let mut evidence = witness::serve_evidence(scroll, ask, usize::MAX).ok()?;
-        if mesh.misbehaves(Byzantine::WithholdSamples, self.now_ms) {
-            evidence.samples.clear();
+        match witness::serve_evidence(scroll, ask, usize::MAX) {
+            Ok(mut evidence) => {
+                if mesh.misbehaves(Byzantine::WithholdSamples, self.now_ms) {
+                    evidence.samples.clear();
+                }
+                Answer::Evidence(evidence)
+            }
+            Err(e) => Answer::Refused {
+                code: e.code().into(),
+                message: e.to_string(),
+            },
         }
-        Some(evidence)
     }
 
-    // ----- witnessing (the witness side) -----
-
-    fn witness_state(&self, w: usize, m: usize) -> Option<WitnessState> {
-        let key = vm_storage::records::witness_key(&self.meshes[m].id, &self.scroll_name);
-        self.meshes[w]
-            .store()
-            .get::<WitnessState>(&key)
-            .ok()
-            .flatten()
+    /// The policy's refusal of `w`'s request to `m`, if any (the node's `authorize_read`).
+    fn refuse(&self, m: usize, w: usize, request: PeerRequest<'_>) -> Option<Answer> {
+        let engine = self.meshes[m].engine.as_ref()?;
+        let now = self.mesh_now(m);
+        engine
+            .authorize(&self.meshes[w].id, request, now)
+            .err()
+            .map(|e| Answer::Refused {
+                code: "forbidden".into(),
+                message: e.to_string(),
+            })
     }
 
-    /// A root signed by `m`, checked for sender and signature.
-    fn authentic(&self, m: usize, n: &AnchorNotification) -> bool {
-        n.mesh_id == self.meshes[m].id
-            && n.scroll == self.scroll_name
-            && n.verify_root(&self.meshes[m].public).is_ok()
-    }
+    // ----- witnessing (the witness side): the core decides, this carries out -----
 
-    fn on_notify(&mut self, w: usize, m: usize, n: AnchorNotification) {
-        if !self.meshes[w].peers.contains(&m) || !self.authentic(m, &n) {
-            return;
-        }
-        if self.compare_seen(w, m, &n) {
-            return;
-        }
-        if self
-            .witness_state(w, m)
-            .is_some_and(|s| s.latest.size == n.size && s.latest.root == n.root)
-        {
-            return;
-        }
-        self.start_check(w, m, Some(n), Origin::Push);
-    }
-
+    /// A root another witness passed on: gossipsub's validation, then the core.
     fn on_gossip(&mut self, w: usize, n: AnchorNotification) {
         let Some(&m) = self.index.get(&n.mesh_id) else {
             return;
         };
-        if m == w || !self.meshes[w].peers.contains(&m) {
+        let key = (m, n.size, n.root, n.anchor_proof.batch_root);
+        if !self.meshes[w].gossip_seen.insert(key) {
             return;
         }
-        // gossipsub delivers a message once however many peers forward it.
-        if !self.meshes[w].gossip_seen.insert((m, n.size, n.root)) {
-            return;
-        }
-        // A root this witness already holds (usually the one it witnessed itself) tells it
-        // nothing: no signature to check.
-        let known = self.meshes[w]
-            .seen
-            .get(&m)
-            .and_then(|s| s.get(&n.size))
-            .is_some_and(|(e, _)| e.root == n.root);
-        if known {
-            return;
-        }
-        if !self.authentic(m, &n) || self.compare_seen(w, m, &n) {
-            return;
-        }
-        if self
-            .witness_state(w, m)
-            .is_none_or(|s| s.latest.size < n.size)
-        {
-            self.start_check(w, m, Some(n), Origin::Gossip);
-        }
-    }
-
-    /// Compares a root of `m` that `w` just learned with the roots of `m` it saw before: two
-    /// of one size with different hashes are reported at once, with both as evidence.
-    /// Returns whether a conflict was reported.
-    fn compare_seen(&mut self, w: usize, m: usize, n: &AnchorNotification) -> bool {
-        if !self.config.cross_check {
-            return false;
-        }
-        let seen = self.meshes[w].seen.entry(m).or_default();
-        if seen.get(&n.size).is_some_and(|(e, _)| e.root == n.root) {
-            return false;
-        }
-        let later = n.signed_root();
-        // Each root seen is used in one report at most: a split view is reported once per
-        // pair of roots, not again with every copy of them.
-        let found = seen.values_mut().find_map(|(e, reported)| {
-            let finding = (!*reported)
-                .then(|| witness::compare_roots(&e.signed_root(), &later))
-                .flatten()?;
-            *reported = true;
-            Some(finding)
-        });
-        let reported = found.is_some();
-        seen.entry(n.size).or_insert_with(|| (n.clone(), reported));
-        while seen.len() > SEEN_PER_PEER {
-            seen.pop_first();
-        }
-        let Some(finding) = found else {
-            return false;
-        };
-        let report = WitnessReport {
-            peer: self.meshes[m].id.clone(),
-            notification: n.clone(),
-            expected_size: self.witness_state(w, m).map(|s| s.latest.size),
-            verdict: Verdict::Discrepancy {
-                anchor: None,
-                samples_checked: 0,
-                finding: Box::new(finding),
-            },
-            resynced: false,
-        };
-        self.counters.witness_checks += 1;
-        self.input(w, Input::Witnessed(Box::new(report))).is_ok()
-    }
-
-    fn start_check(&mut self, w: usize, m: usize, n: Option<AnchorNotification>, origin: Origin) {
-        self.start_check_received(w, m, n, origin, self.now_ms);
-    }
-
-    /// Starts a check of what arrived at `received_ms` (earlier than now when it waited for
-    /// the check before it).
-    fn start_check_received(
-        &mut self,
-        w: usize,
-        m: usize,
-        n: Option<AnchorNotification>,
-        origin: Origin,
-        received_ms: u64,
-    ) {
-        if !self.meshes[w].up {
-            return;
-        }
-        if self.meshes[w].checks.contains_key(&m) {
-            let q = self.meshes[w].queued.entry(m).or_default();
-            q.push_back((n, origin, received_ms));
-            while q.len() > 4 {
-                q.pop_front();
-            }
-            return;
-        }
-        let previous = self.witness_state(w, m).map(|s| s.latest);
-        let id = self.id();
-        self.meshes[w].checks.insert(
-            m,
-            Check {
-                id,
-                awaiting: 0,
-                received_ms,
-                origin,
-                notification: None,
-                previous,
-                requested: Vec::new(),
-                resynced: false,
-            },
-        );
-        self.schedule(
-            self.now_ms + self.config.check_timeout_ms,
-            Ev::CheckTimeout {
-                mesh: w,
-                peer: m,
-                check: id,
-            },
-        );
-        match n {
-            None => self.ask_root(w, m),
-            Some(n) => self.ask_evidence(w, m, n),
-        }
-    }
-
-    fn ask_evidence(&mut self, w: usize, m: usize, n: AnchorNotification) {
+        let now = self.core_ms(w);
         let mesh = &mut self.meshes[w];
-        let Some(check) = mesh.checks.get_mut(&m) else {
+        let (Some(core), Some(engine)) = (mesh.witness.as_mut(), mesh.engine.as_ref()) else {
             return;
         };
-        let requested = choose_samples(n.size, SAMPLES, &mut mesh.rng);
-        let old_size = check
-            .previous
-            .as_ref()
-            .map(|p| p.size)
-            .filter(|&s| s > 0 && s < n.size);
-        let ask = EvidenceRequest {
-            scroll: n.scroll.clone(),
-            old_size,
-            new_size: n.size,
-            samples: requested.clone(),
-        };
-        check.requested = requested;
-        check.notification = Some(n);
-        self.next_id += 1;
-        let request = self.next_id;
-        check.awaiting = request;
-        self.request(w, m, request, 0, Wire::EvidenceAsk { request, ask });
-    }
-
-    fn ask_root(&mut self, w: usize, m: usize) {
-        let request = self.id();
-        if let Some(c) = self.meshes[w].checks.get_mut(&m) {
-            c.awaiting = request;
-            self.request(w, m, request, 0, Wire::RootsAsk { request });
+        if let GossipCheck::Accept(root) = core.check_gossip_root(engine, n) {
+            let outputs = core.on_gossip(now, engine, root);
+            self.carry_out_witness(w, outputs);
         }
     }
 
-    /// Sends a witness request (idempotent: roots, evidence), and again after the request
-    /// timeout while unanswered, twice at most (as the node's witness requests do).
-    fn request(&mut self, w: usize, m: usize, request: u64, attempt: u32, wire: Wire) {
-        if attempt < WITNESS_REQUEST_RESENDS {
-            self.schedule(
-                self.now_ms + self.config.rpc_timeout_ms,
-                Ev::Resend {
-                    mesh: w,
-                    peer: m,
-                    request,
-                    attempt,
-                    wire: wire.clone(),
-                },
-            );
-        }
-        self.send(w, m, wire);
-    }
-
-    fn on_root(&mut self, w: usize, m: usize, request: u64, root: Option<AnchorNotification>) {
-        let Some(c) = self.meshes[w].checks.get(&m) else {
-            return;
-        };
-        if c.awaiting != request {
-            return;
-        }
-        if let Some(c) = self.meshes[w].checks.get_mut(&m) {
-            c.awaiting = 0; // answered: a duplicate of this answer is ignored
-        }
-        let c = &self.meshes[w].checks[&m];
-        let unchanged = |n: &AnchorNotification| {
-            c.previous
-                .as_ref()
-                .is_some_and(|p| p.size == n.size && p.root == n.root)
-        };
-        if !c.resynced && root.as_ref().is_some_and(unchanged) {
-            // Nothing new to witness (a pull of the root already witnessed): no need to
-            // check a signature we would not act on.
-            return self.finish_check(w, m);
-        }
-        let Some(n) = root.filter(|n| self.authentic(m, n)) else {
-            return self.finish_check(w, m);
-        };
-        if self.compare_seen(w, m, &n) {
-            return self.finish_check(w, m);
-        }
-        self.ask_evidence(w, m, n);
-    }
-
-    fn on_evidence(&mut self, w: usize, m: usize, request: u64, evidence: Option<Evidence>) {
-        let Some(c) = self.meshes[w].checks.get(&m).cloned() else {
-            return;
-        };
-        let Some(n) = c.notification.clone() else {
-            return;
-        };
-        if c.awaiting != request {
-            return;
-        }
-        if let Some(c) = self.meshes[w].checks.get_mut(&m) {
-            c.awaiting = 0; // answered: a duplicate of this answer is ignored
-        }
-        let evidence = evidence.unwrap_or_else(|| Evidence {
-            scroll: n.scroll.clone(),
-            new_size: n.size,
-            consistency: None,
-            samples: Vec::new(),
-        });
-        if evidence.scroll != n.scroll || evidence.new_size != n.size {
-            return self.finish_check(w, m);
-        }
-        // The anchor is `local`, signed by the mesh itself: its key is the only one needed.
-        let (mesh_id, key) = (&self.meshes[m].id, self.meshes[m].public);
-        let key_of = |id: &MeshId| (id == mesh_id).then_some(key);
-        let trust = AnchorTrust {
-            key_of: &key_of,
-            tsa: None,
-        };
-        let pushed = c.origin == Origin::Push && !c.resynced;
-        // A pushed root is judged fresh or stale by when it arrived, not by when the
-        // evidence came back: a slow evidence round trip is not the mesh's drift (a false
-        // positive the simulator found, `slow_evidence_round_trips_are_not_drift`).
-        let judged_at = if pushed { c.received_ms } else { self.now_ms };
-        let verdict = witness::check(&CheckInput {
-            notification: &n,
-            pushed,
-            previous: c.previous.as_ref(),
-            requested: &c.requested,
-            evidence: &evidence,
-            now: self.timestamp(judged_at),
-            drift_secs: DRIFT_SECS,
-            trust: &trust,
-            schema_version: None,
-        });
-        if let Verdict::Discrepancy { finding, .. } = &verdict {
-            if !c.resynced
-                && matches!(
-                    finding.kind,
-                    DiscrepancyType::RootMismatch | DiscrepancyType::SampleMissing
-                )
-            {
-                // Seed §6.3 step 1: re-fetch the latest root and check again.
-                if let Some(c) = self.meshes[w].checks.get_mut(&m) {
-                    c.resynced = true;
-                    c.origin = Origin::Pull;
+    /// Carries out the witness core's outputs, as the node does over sockets.
+    fn carry_out_witness(&mut self, i: usize, outputs: Vec<witness_core::Output>) {
+        for output in outputs {
+            match output {
+                witness_core::Output::Request { id, peer, request } => {
+                    let Some(&m) = self.index.get(&peer) else {
+                        continue;
+                    };
+                    let wire = match request {
+                        witness_core::Request::Roots { scroll } => Wire::RootsAsk {
+                            request: id,
+                            scroll,
+                        },
+                        witness_core::Request::Evidence(ask) => {
+                            Wire::EvidenceAsk { request: id, ask }
+                        }
+                    };
+                    self.send(i, m, wire);
                 }
-                self.ask_root(w, m);
-                return;
-            }
-            if c.origin == Origin::Gossip
-                && matches!(
-                    finding.kind,
-                    DiscrepancyType::AnchorInvalid | DiscrepancyType::TimestampDrift
-                )
-            {
-                // A forwarder could have changed the anchor proof: not the mesh's word.
-                return self.finish_check(w, m);
-            }
-        }
-        let verified = matches!(verdict, Verdict::Verified { .. });
-        let report = WitnessReport {
-            peer: self.meshes[m].id.clone(),
-            notification: n.clone(),
-            expected_size: c.previous.as_ref().map(|p| p.size),
-            verdict,
-            resynced: c.resynced,
-        };
-        self.counters.witness_checks += 1;
-        let accepted = self.input(w, Input::Witnessed(Box::new(report))).is_ok();
-        if accepted && verified && self.config.cross_check {
-            self.compare_seen(w, m, &n);
-            // Pass the root to the mesh's other witnesses.
-            for x in self.meshes[m].peers.clone() {
-                if x != w {
-                    self.send(w, x, Wire::Gossip(Box::new(n.clone())));
+                witness_core::Output::Gossip(n) => {
+                    let Some(&m) = self.index.get(&n.mesh_id) else {
+                        continue;
+                    };
+                    let mut n = *n;
+                    if self.meshes[i].misbehaves(Byzantine::TamperGossip, self.now_ms) {
+                        // The anchor proof travels unsigned beside the root.
+                        n.anchor_proof.batch_root = Blake3Hash::digest(b"tampered");
+                    }
+                    for x in self.meshes[m].peers.clone() {
+                        if x != i {
+                            self.send(i, x, Wire::Gossip(Box::new(n.clone())));
+                        }
+                    }
+                }
+                witness_core::Output::Finished { outcome, .. } => {
+                    if let Outcome::Report(report) = outcome {
+                        self.counters.witness_checks += 1;
+                        let _ = self.input(i, Input::Witnessed(report));
+                    }
                 }
             }
         }
-        self.finish_check(w, m);
+        self.schedule_witness_timer(i);
     }
 
-    fn finish_check(&mut self, w: usize, m: usize) {
-        self.meshes[w].checks.remove(&m);
-        let next = self.meshes[w]
-            .queued
-            .get_mut(&m)
-            .and_then(VecDeque::pop_front);
-        if let Some((n, origin, received)) = next {
-            self.start_check_received(w, m, n, origin, received);
+    fn schedule_witness_timer(&mut self, i: usize) {
+        let Some(at) = self.meshes[i].witness.as_ref().and_then(WitnessCore::poll_timeout) else {
+            return;
+        };
+        // The core's clock is the mesh's; the queue's is the simulation's.
+        let offset = self.core_ms(i).saturating_sub(self.now_ms);
+        let at = at.saturating_sub(offset).max(self.now_ms + 1);
+        if self.meshes[i].next_witness_timer.is_none_or(|n| at < n) {
+            self.meshes[i].next_witness_timer = Some(at);
+            self.schedule(at, Ev::WitnessTimer { mesh: i });
         }
     }
 
@@ -1559,9 +1385,8 @@ impl Sim {
         mesh.parked = Some(engine.into_store());
         mesh.up = false;
         mesh.next_tick = None;
-        mesh.checks.clear();
-        mesh.queued.clear();
-        mesh.seen.clear();
+        mesh.witness = None;
+        mesh.next_witness_timer = None;
         mesh.gossip_seen.clear();
         mesh.rpcs.clear();
         mesh.crash_next = None;
@@ -1569,9 +1394,12 @@ impl Sim {
     }
 
     fn restart(&mut self, i: usize) {
-        let now = self.now();
+        let now = self.mesh_now(i);
         let mut seed = [0u8; 32];
         self.rng.fill_bytes(&mut seed);
+        let mut witness_seed = [0u8; 32];
+        self.rng.fill_bytes(&mut witness_seed);
+        let witness_config = self.config.witness.clone();
         let mesh = &mut self.meshes[i];
         let Some(store) = mesh.parked.take() else {
             return;
@@ -1599,6 +1427,12 @@ impl Sim {
             );
         }
         mesh.engine = Some(engine);
+        mesh.witness = Some(WitnessCore::new(
+            mesh.id.clone(),
+            mesh.public,
+            witness_config,
+            witness_seed,
+        ));
         mesh.up = true;
         let _ = self.input(i, Input::Tick);
     }

@@ -98,7 +98,7 @@ fn the_same_seed_gives_the_same_run_and_another_seed_another() {
 #[test]
 fn split_view_equivocation_goes_undetected_without_cross_witness_comparison() {
     let mut c = config("equivocation", 12, 5).expect("scenario");
-    c.cross_check = false;
+    c.witness.gossip_verified = false;
     let r = scenario::run(c);
     assert!(!r.passed());
     assert!(violation(&r, "detection").is_some(), "{r}");
@@ -120,7 +120,8 @@ fn slow_evidence_round_trips_are_not_drift() {
         duplicate: 0.0,
     };
     c.rpc_timeout_ms = 3_600_000;
-    c.check_timeout_ms = 3_600_000;
+    c.witness.request_timeout_ms = 3_600_000;
+    c.witness.check_deadline_ms = 3_600_000;
     let r = scenario::run(c);
     assert!(r.passed(), "{r}");
     assert!(r.attestations > 6 * 5 * 2, "{r}");

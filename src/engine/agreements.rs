@@ -15,12 +15,13 @@
 
 use vm_receipts::documents::{
     Document, FederationAgreement, ProposedTerms, RevocationNotice, SignatureField, SignedDocument,
+    TrustLevel,
 };
 use vm_receipts::{DocumentId, MeshId, Timestamp};
 use vm_storage::records::{agreement_id_of_index, agreement_pair_prefix};
 use vm_storage::{
     AgreementRecord, AgreementStatus, OutgoingMessage, ProposalRecord, ProposalStatus, ReadTx,
-    StoreError, WriteTx,
+    Reads, StoreError, WriteTx,
 };
 
 use super::negotiation::{self, agreement_terms};
@@ -40,15 +41,15 @@ fn is_party(a: &FederationAgreement, me: &MeshId, peer: &MeshId) -> bool {
 /// The agreements with `peer` that are live (in force, or drafts awaiting a
 /// countersignature): a prefix scan of the live-agreement index, so ended agreements cost
 /// nothing.
-fn live_with(
-    tx: &WriteTx<'_>,
+pub(super) fn live_with(
+    tx: &impl Reads,
     me: &MeshId,
     peer: &MeshId,
 ) -> Result<Vec<AgreementRecord>, EngineError> {
     let mut out = Vec::new();
     for (key, _) in tx.index::<AgreementRecord>(&agreement_pair_prefix(me, peer))? {
         if let Some(id) = agreement_id_of_index(&key)
-            && let Some(record) = tx.get::<AgreementRecord>(id)?
+            && let Some(record) = Reads::get::<AgreementRecord>(tx, id)?
         {
             out.push(record);
         }
@@ -58,7 +59,7 @@ fn live_with(
 
 /// The agreement in force with `peer` (active, suspended, or revoked but within its notice).
 pub fn in_force_with(
-    tx: &WriteTx<'_>,
+    tx: &impl Reads,
     me: &MeshId,
     peer: &MeshId,
     now: Timestamp,
@@ -242,10 +243,13 @@ pub fn activated(ctx: &mut Ctx<'_, '_>, record: &AgreementRecord) -> Result<(), 
         .counterparty(ctx.me)
         .cloned()
         .ok_or_else(|| EngineError::OutOfOrder("we are not a party".into()))?;
-    ctx.out.push(Output::ExchangeRoots {
-        peer: peer.clone(),
-        scrolls: a.terms.scrolls_shared.clone(),
-    });
+    // Only witnessing levels exchange roots (at level 1 nobody witnesses, DESIGN §6).
+    if a.trust_level >= TrustLevel::VERIFY {
+        ctx.out.push(Output::ExchangeRoots {
+            peer: peer.clone(),
+            scrolls: a.terms.scrolls_shared.clone(),
+        });
+    }
     ctx.event(Event::Established {
         agreement_id: a.agreement_id.clone(),
         peer,
@@ -705,11 +709,13 @@ pub fn tick(ctx: &mut Ctx<'_, '_>) -> Result<(), EngineError> {
             AgreementStatus::Active | AgreementStatus::Revoking { .. } => {
                 let a = &record.agreement;
                 let peer = peer_of(ctx, &record)?;
-                ctx.out.push(Output::VerificationDue {
-                    agreement_id: a.agreement_id.clone(),
-                    peer,
-                    scrolls: a.terms.scrolls_shared.clone(),
-                });
+                if a.trust_level >= TrustLevel::VERIFY {
+                    ctx.out.push(Output::VerificationDue {
+                        agreement_id: a.agreement_id.clone(),
+                        peer,
+                        scrolls: a.terms.scrolls_shared.clone(),
+                    });
+                }
                 // Cycles missed while down are not replayed one by one.
                 record.next_verification_at = Some(next_cycle(a, ctx.now));
                 ctx.tx.put(&record)?;

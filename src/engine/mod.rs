@@ -42,6 +42,7 @@ mod error;
 mod messages;
 mod negotiation;
 pub mod policy;
+mod queries;
 mod receipts;
 mod retry;
 mod witness;
@@ -394,6 +395,16 @@ pub enum Event {
         kind: String,
         /// The scroll.
         scroll: ScrollName,
+    },
+    /// A finding already recorded was made again (the next cycle, another origin of the
+    /// root, another witness's gossip): its record counts it; no new receipt or report.
+    DiscrepancyRepeated {
+        /// The open record's id.
+        discrepancy_id: DocumentId,
+        /// Whom it concerns.
+        reported_mesh: MeshId,
+        /// How many times it has been made.
+        times_seen: u64,
     },
     /// A peer's witnessed root went into our anchor.
     CrossAnchored {

@@ -18,9 +18,8 @@ use vm_receipts::receipts::{
     WitnessEventReceipt,
 };
 use vm_receipts::{Blake3Hash, DocumentId, MeshId, ScrollName, Signature, jcs};
-use vm_storage::{
-    CasOutcome, DiscrepancyRecord, ReceivedAttestation, WitnessState, records::witness_key,
-};
+use vm_storage::records::{finding_key, witness_key};
+use vm_storage::{CasOutcome, DiscrepancyRecord, ReceivedAttestation, WitnessState};
 
 use super::policy::{self, PeerRequest};
 use super::{Ctx, EngineError, Event, PeerMessage, agreements, authored_by, new_id, peer_key};
@@ -125,6 +124,16 @@ pub fn on_witnessed(ctx: &mut Ctx<'_, '_>, report: WitnessReport) -> Result<(), 
             anchor,
             samples_checked,
         } => {
+            // A root is attested once per size (DESIGN §7): the same root again is not news.
+            if let Some(s) = &stored
+                && s.latest.size == n.size
+                && s.latest.root == n.root
+            {
+                return Err(EngineError::Stale(format!(
+                    "{peer}'s root of {} at size {} is already attested",
+                    n.scroll, n.size
+                )));
+            }
             let new = WitnessState {
                 peer: peer.clone(),
                 scroll: n.scroll.clone(),
@@ -165,6 +174,20 @@ pub fn on_witnessed(ctx: &mut Ctx<'_, '_>, report: WitnessReport) -> Result<(), 
     };
     let mut discrepancy_ids = Vec::new();
     if let Some(finding) = finding {
+        // One finding, one record: the same conflict seen again is counted on the open
+        // record, with no new attestation, receipt or report (the first report is resent
+        // until the mesh acknowledges it).
+        if let Some(mut open) = open_finding(ctx, &peer, &finding)? {
+            open.times_seen += 1;
+            open.last_seen_at = Some(ctx.now);
+            ctx.tx.put(&open)?;
+            ctx.event(Event::DiscrepancyRepeated {
+                discrepancy_id: open.report.body.discrepancy_id.clone(),
+                reported_mesh: peer,
+                times_seen: open.times_seen,
+            });
+            return Ok(());
+        }
         discrepancy_ids.push(record_discrepancy(ctx, &peer, finding, resynced)?);
         // The last good root stays; the state says the latest check failed.
         if let Some(mut s) = stored {
@@ -283,6 +306,32 @@ pub fn evidence_hash(evidence: &Value) -> Result<Blake3Hash, EngineError> {
     Ok(Blake3Hash::digest(&bytes))
 }
 
+/// The open (unresolved) record of the same finding as `finding` about `peer`, if any.
+fn open_finding(
+    ctx: &Ctx<'_, '_>,
+    peer: &MeshId,
+    finding: &Finding,
+) -> Result<Option<DiscrepancyRecord>, EngineError> {
+    let prefix = finding_key(
+        ctx.me,
+        peer,
+        &finding.details.scroll,
+        &finding.kind.to_string(),
+        finding.evidence.kind(),
+    );
+    for (index_key, _) in ctx.tx.index::<DiscrepancyRecord>(&prefix)? {
+        let Some(key) = index_key.strip_prefix(&prefix) else {
+            continue;
+        };
+        if let Some(record) = ctx.tx.get::<DiscrepancyRecord>(key)?
+            && record.resolved_at.is_none()
+        {
+            return Ok(Some(record));
+        }
+    }
+    Ok(None)
+}
+
 /// Records a finding: the record with its evidence, the signed report to the mesh, and
 /// `fed_discrepancy`. Returns the discrepancy id.
 fn record_discrepancy(
@@ -328,6 +377,8 @@ fn record_discrepancy(
         report: report.clone(),
         evidence: vec![evidence.clone()],
         resolved_at: None,
+        times_seen: 1,
+        last_seen_at: None,
     })?;
     receipts::queue(
         ctx,
@@ -384,7 +435,10 @@ pub fn on_attestation(
     let slot = witness_key(from, &a.scroll);
     if let Some(stored) = ctx.tx.get::<ReceivedAttestation>(&slot)?
         && (stored.attestation.witness_id == a.witness_id
-            || stored.attestation.timestamp > a.timestamp)
+            || stored.attestation.timestamp > a.timestamp
+            || (stored.attestation.witnessed_size == a.witnessed_size
+                && stored.attestation.witnessed_root == a.witnessed_root
+                && stored.attestation.witness_result == a.witness_result))
     {
         return Err(EngineError::AlreadyReceived(format!(
             "attestation {} (or a newer one)",
@@ -487,6 +541,8 @@ pub fn on_discrepancy(
         report: report.clone(),
         evidence: vec![evidence],
         resolved_at: None,
+        times_seen: 1,
+        last_seen_at: None,
     };
     if ctx
         .tx

@@ -1,9 +1,9 @@
-//! The anchor cycle (DESIGN §7, seed §4.1 steps 1–2): sign the root of every scroll, build
-//! the anchor batch (our roots, then the witnessed roots of level-3+ peers not anchored yet),
-//! anchor the batch root through the configured backend, write `ROOT.<name>.txt`, keep each
-//! scroll's notification (what `roots` serves), announce the signed roots on gossipsub and
-//! notify every federated peer that witnesses us (level 2+, scroll shared). Cross-anchored
-//! peer roots become `fed_cross_anchor` receipts through the engine.
+//! The anchor cycle (DESIGN §7, seed §4.1 steps 1–2), carried out: sign the root of every
+//! scroll and write `ROOT.<name>.txt`, anchor the batch root through the configured backend,
+//! keep each scroll's notification (what `roots` serves), gossip it and notify its
+//! witnesses. What goes into the batch and whom to notify are [`crate::witness::cycle`]'s
+//! decisions; cross-anchored peer roots become `fed_cross_anchor` receipts through the
+//! engine.
 //!
 //! The `local` backend finishes in the loop; an `rfc3161` stamp is a network round trip, so
 //! it runs as a task and the cycle finishes when it comes back. One cycle runs at a time.
@@ -13,16 +13,16 @@ use std::sync::Arc;
 use axum::http::StatusCode;
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
-use vm_receipts::documents::{AnchorNotification, SignedRoot, TrustLevel, WitnessResult};
+use vm_receipts::Timestamp;
 use vm_receipts::scroll::write_root_file;
-use vm_receipts::{MeshId, Timestamp};
-use vm_storage::{AgreementRecord, AnchoredRoot, WitnessState};
+use vm_storage::AnchoredRoot;
 
 use super::control::ControlReply;
 use super::wire::{FedRequest, FedResponse};
 use super::{Completion, Node, err};
-use crate::anchor::{AnchorError, BackendAnchor, Batch, Rfc3161Backend, anchor_local};
-use crate::engine::{CrossAnchored, Input};
+use crate::anchor::{AnchorError, BackendAnchor, Rfc3161Backend, anchor_local};
+use crate::engine::Input;
+use crate::witness::cycle::{self, AnchorPlan};
 
 /// The configured backend.
 pub(super) enum Backend {
@@ -33,14 +33,7 @@ pub(super) enum Backend {
 }
 
 /// A cycle between its batch and its backend's answer.
-pub(super) struct PendingCycle {
-    pub batch: Batch,
-    /// How many leaves are our own roots (the rest are cross-anchored peers').
-    pub own: usize,
-    /// The peer of each cross-anchored leaf.
-    pub cross: Vec<MeshId>,
-    pub started: Timestamp,
-}
+pub(super) type PendingCycle = AnchorPlan;
 
 impl Node {
     /// Starts an anchor cycle; `reply` gets its summary (`anchor now`).
@@ -79,7 +72,7 @@ impl Node {
             Backend::Rfc3161(tsa) => {
                 self.anchoring = true;
                 let tsa = tsa.clone();
-                let trust = self.witness_settings.tsa.clone();
+                let trust = self.witness.config().tsa.clone();
                 let nonce = rand::Rng::next_u64(&mut self.rng);
                 let completions = self.completions.clone();
                 let root = cycle.batch.root();
@@ -97,8 +90,7 @@ impl Node {
         }
     }
 
-    /// Signs every scroll's root (writing the ROOT files) and adds the peer roots to
-    /// cross-anchor.
+    /// Signs every scroll's root (writing the ROOT files); the batch is the cycle's.
     fn build_batch(&mut self, now: Timestamp) -> anyhow::Result<PendingCycle> {
         let mut roots = Vec::new();
         let key = self.dir.key().clone();
@@ -108,48 +100,7 @@ impl Node {
             write_root_file(self.dir.root(), &signed)?;
             roots.push(signed);
         }
-        let own = roots.len();
-        let mut cross = Vec::new();
-        for (peer, root) in self.cross_anchor_candidates(now) {
-            cross.push(peer);
-            roots.push(root);
-        }
-        Ok(PendingCycle {
-            batch: Batch::new(roots)?,
-            own,
-            cross,
-            started: now,
-        })
-    }
-
-    /// Witnessed, verified peer roots of level-3+ agreements in force that have grown since
-    /// we last anchored them.
-    fn cross_anchor_candidates(&self, now: Timestamp) -> Vec<(MeshId, SignedRoot)> {
-        let me = self.dir.mesh_id();
-        let agreements = self
-            .engine
-            .store()
-            .all::<AgreementRecord>()
-            .unwrap_or_default();
-        let mut out = Vec::new();
-        for a in agreements {
-            if !a.status.working(now) || a.agreement.trust_level < TrustLevel::ATTEST {
-                continue;
-            }
-            let Some(peer) = a.agreement.counterparty(me).cloned() else {
-                continue;
-            };
-            for scroll in &a.agreement.terms.scrolls_shared {
-                let key = vm_storage::records::witness_key(&peer, scroll);
-                if let Ok(Some(state)) = self.engine.store().get::<WitnessState>(&key)
-                    && state.result == WitnessResult::Verified
-                    && state.cross_anchored_size != Some(state.latest.size)
-                {
-                    out.push((peer.clone(), state.latest));
-                }
-            }
-        }
-        out
+        Ok(cycle::plan(&self.engine, roots, now)?)
     }
 
     /// The backend answered: keep, announce and notify; cross-anchor receipts.
@@ -185,15 +136,11 @@ impl Node {
                 e.to_string(),
             )
         };
-        let mut notifications = Vec::with_capacity(cycle.own);
-        for (i, root) in cycle.batch.roots().iter().take(cycle.own).enumerate() {
-            let proof = cycle.batch.proof(i, &anchor).map_err(|e| internal(&e))?;
-            notifications.push(AnchorNotification::new(root.clone(), proof));
-        }
+        let done = cycle::complete(&self.engine, &cycle, &anchor, now).map_err(|e| internal(&e))?;
         self.engine
             .store()
             .write(|tx| {
-                for n in &notifications {
+                for n in &done.notifications {
                     tx.put(&AnchoredRoot {
                         notification: n.clone(),
                         anchored_at: now,
@@ -202,26 +149,17 @@ impl Node {
                 Ok(())
             })
             .map_err(|e| internal(&e))?;
-        for n in &notifications {
-            self.announce(n);
+        for n in &done.notifications {
+            self.gossip_root(n);
         }
-        let mut cross = Vec::new();
-        for (j, peer) in cycle.cross.iter().enumerate() {
-            let index = cycle.own + j;
-            let proof = cycle
-                .batch
-                .proof(index, &anchor)
-                .map_err(|e| internal(&e))?;
-            cross.push(CrossAnchored {
-                peer: peer.clone(),
-                root: cycle.batch.roots()[index].clone(),
-                proof,
-            });
+        for (peer, i) in &done.notify {
+            self.notify(peer, &done.notifications[*i]);
         }
-        let cross_count = cross.len();
-        if !cross.is_empty() {
+        let notifications = done.notifications;
+        let cross_count = done.cross.len();
+        if !done.cross.is_empty() {
             let now = self.now();
-            match self.engine.handle(now, Input::Anchored(cross)) {
+            match self.engine.handle(now, Input::Anchored(done.cross)) {
                 Ok(outputs) => {
                     self.apply(outputs);
                 }
@@ -242,35 +180,9 @@ impl Node {
         Ok(summary)
     }
 
-    /// Gossips the notification and notifies the peers that witness this scroll.
-    fn announce(&self, n: &AnchorNotification) {
-        self.gossip_root(n);
-        for peer in self.witnesses_of(&n.scroll) {
-            self.notify(&peer, n);
-        }
-    }
-
-    /// Peers that witness our `scroll`: agreement in force at level 2+, scroll shared.
-    fn witnesses_of(&self, scroll: &vm_receipts::ScrollName) -> Vec<MeshId> {
-        let me = self.dir.mesh_id();
-        let now = self.now();
-        self.engine
-            .store()
-            .all::<AgreementRecord>()
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|a| {
-                a.status.working(now)
-                    && a.agreement.trust_level >= TrustLevel::VERIFY
-                    && a.agreement.terms.scrolls_shared.contains(scroll)
-            })
-            .filter_map(|a| a.agreement.counterparty(me).cloned())
-            .collect()
-    }
-
     /// Sends one notification; no retry: the next cycle supersedes it, and the peer's
     /// scheduled verification pulls the root if notifications are lost.
-    pub(super) fn notify(&self, peer: &MeshId, n: &AnchorNotification) {
+    pub(super) fn notify(&self, peer: &vm_receipts::MeshId, n: &vm_receipts::documents::AnchorNotification) {
         let Some(target) = self.route(peer) else {
             return;
         };
@@ -292,16 +204,16 @@ impl Node {
         });
     }
 
-    /// An agreement came into force: fetch the peer's latest anchored roots of the shared
-    /// scrolls and witness them at once (level 2+), rather than waiting for its next cycle.
-    /// The peer does the same with ours, so nothing is pushed here: a push and a pull of one
-    /// root would witness it twice.
-    pub(super) fn exchange_roots(&mut self, peer: &MeshId, scrolls: &[vm_receipts::ScrollName]) {
-        if !self.we_witness(peer) {
-            return;
-        }
+    /// An agreement came into force: the witness core fetches the peer's latest anchored
+    /// roots of the shared scrolls and witnesses them at once, rather than waiting for its
+    /// next cycle. The peer does the same with ours, so nothing is pushed here.
+    pub(super) fn exchange_roots(
+        &mut self,
+        peer: &vm_receipts::MeshId,
+        scrolls: &[vm_receipts::ScrollName],
+    ) {
         for scroll in scrolls {
-            self.witness(peer.clone(), scroll.clone(), None, false, None);
+            self.witness_due(peer, scroll, None);
         }
     }
 

@@ -36,8 +36,9 @@ use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
 use vm_network::dns::{DnsConfig, DnsDiscovery};
 use vm_network::{GossipVerdict, NetworkCommand, NetworkConfig, NetworkEvent, NetworkHandle};
+use crate::witness::core::GossipCheck;
 use vm_receipts::documents::TrustLevel;
-use vm_receipts::documents::{AnchorNotification, DiscoveryRecord, ProposedTerms, parse};
+use vm_receipts::documents::{DiscoveryRecord, ProposedTerms};
 use vm_receipts::scroll::{Scroll, write_root_file};
 use vm_receipts::{MeshId, PublicKey, ScrollName, Timestamp};
 use vm_storage::{AgreementRecord, AgreementStatus, PeerEntry, PeerSource, ProposalRecord, Store};
@@ -66,11 +67,10 @@ enum Completion {
         result: Result<Found, String>,
         reply: oneshot::Sender<ControlReply>,
     },
-    /// A witness check of a peer's root ran (or could not).
-    Witnessed {
-        slot: (MeshId, String),
-        result: Result<Box<crate::engine::WitnessReport>, String>,
-        reply: Option<oneshot::Sender<ControlReply>>,
+    /// An answer (or a transport failure) to a request of the witness core.
+    WitnessAnswer {
+        id: crate::witness::core::RequestId,
+        answer: crate::witness::core::Answer,
     },
     /// The anchor backend answered.
     Anchored {
@@ -100,11 +100,19 @@ pub async fn run(
     let (scroll, _) =
         Scroll::open(root, &ScrollName::federation()).context("opening the Federation scroll")?;
     let scrolls = open_scrolls(root)?;
-    let (backend, witness_settings) = anchor_settings(&config)?;
+    let (backend, witness_config) = anchor_settings(&config)?;
 
+    // Trust level 0 (`isolated`, DESIGN §6): federation off, so no federation listener of
+    // either transport is opened and no DHT is joined.
+    let federation_on = config.federation.min_trust_level > 0;
     let mut net_config = NetworkConfig::new(dir.key().clone(), clock.clone());
-    net_config.listen = config.network.listen.clone();
-    net_config.bootstrap = config.network.bootstrap.clone();
+    if federation_on {
+        net_config.listen = config.network.listen.clone();
+        net_config.bootstrap = config.network.bootstrap.clone();
+    } else {
+        net_config.listen = Vec::new();
+        net_config.bootstrap = Vec::new();
+    }
     net_config.public = config.network.public;
     net_config.target_peers = config.network.target_peers;
     net_config.max_connections = config.network.max_connections;
@@ -140,7 +148,7 @@ pub async fn run(
     let (http_tx, http_rx) = mpsc::channel(256);
     let mut http_server = None;
     let mut advertised = config.http.advertise.clone();
-    if let Some(listen) = &config.http.listen {
+    if let Some(listen) = config.http.listen.as_ref().filter(|_| federation_on) {
         let addr: SocketAddr = listen
             .parse()
             .map_err(|e| anyhow::anyhow!("config.toml [http] listen {listen:?}: {e}"))?;
@@ -176,7 +184,7 @@ pub async fn run(
         .chain(scrolls.values().map(|s| s.name().clone()))
         .collect();
     engine_config.trust_policy.accepts_proposals = config.federation.accepts_proposals;
-    engine_config.federation_on = config.federation.min_trust_level > 0;
+    engine_config.federation_on = federation_on;
     engine_config.trust_policy.min_trust_level =
         TrustLevel::try_from(config.federation.min_trust_level.max(1)).map_err(|e| {
             anyhow::anyhow!("config.toml [federation] min_trust_level must be 0 to 4: {e}")
@@ -184,7 +192,8 @@ pub async fn run(
     let seed = os_random_32().map_err(|e| anyhow::anyhow!("OS random number generator: {e}"))?;
     let node_seed =
         os_random_32().map_err(|e| anyhow::anyhow!("OS random number generator: {e}"))?;
-    let federation_on = engine_config.federation_on;
+    let witness_seed =
+        os_random_32().map_err(|e| anyhow::anyhow!("OS random number generator: {e}"))?;
     let engine = Engine::open(
         mesh_id.clone(),
         dir.key().clone(),
@@ -206,6 +215,7 @@ pub async fn run(
 
     let (completions_tx, completions_rx) = mpsc::channel(1024);
     let net_handle_for_outbound = net.clone();
+    let my_key = dir.key().public_key();
     let mut node = Node {
         dir,
         engine,
@@ -215,13 +225,16 @@ pub async fn run(
         completions: completions_tx,
         recent: VecDeque::new(),
         peer_meshes: HashMap::new(),
-        peer_keys: Arc::new(HashMap::new()),
         clock: SystemClock,
         scrolls,
-        federation_on,
-        witness_settings,
-        witnessing: HashMap::new(),
-        seen_roots: HashMap::new(),
+        witness: crate::witness::core::WitnessCore::new(
+            mesh_id.clone(),
+            my_key,
+            witness_config,
+            witness_seed,
+        ),
+        waiters: HashMap::new(),
+        next_waiter: 0,
         rng: rand_chacha::ChaCha20Rng::from_seed(node_seed),
         outbound: https::Outbound {
             net: net_handle_for_outbound,
@@ -298,6 +311,14 @@ fn request_kind(request: &FedRequest) -> &'static str {
     }
 }
 
+/// Sleeps `d`, or for ever when there is nothing to wait for.
+async fn sleep_or_never(d: Option<Duration>) {
+    match d {
+        Some(d) => tokio::time::sleep(d).await,
+        None => std::future::pending().await,
+    }
+}
+
 fn strip_p2p(addr: &str) -> String {
     match addr.find("/p2p/") {
         Some(i) => addr[..i].to_owned(),
@@ -316,19 +337,14 @@ struct Node {
     /// PeerId → mesh, derived from the peer book: rebuilt when the engine reports a peer
     /// update (the only way the book changes), so an inbound request costs a map lookup.
     peer_meshes: HashMap<String, MeshId>,
-    /// Mesh → key, from the same rebuild: what witness checks verify anchors with (shared
-    /// with the spawned checks, not re-read from the store for each).
-    peer_keys: Arc<HashMap<MeshId, PublicKey>>,
     clock: SystemClock,
     /// Our scrolls other than the Federation scroll, by file stem.
     scrolls: BTreeMap<String, Scroll>,
-    federation_on: bool,
-    witness_settings: witness::WitnessSettings,
-    /// Witness checks in flight per (peer, scroll stem), with the one waiting behind each.
-    witnessing: HashMap<(MeshId, String), Option<witness::Queued>>,
-    /// Roots of the peers we witness, as pushed, pulled or gossiped: what a new one is
-    /// compared with (see `witness::Node::cross_check`).
-    seen_roots: witness::SeenRoots,
+    /// The witness protocol's decisions (`crate::witness::core`); this node carries them out.
+    witness: crate::witness::core::WitnessCore,
+    /// Operators waiting for a witness check (`verify`), by the core's waiter id.
+    waiters: HashMap<crate::witness::core::Waiter, oneshot::Sender<ControlReply>>,
+    next_waiter: u64,
     /// Samples, nonces: seeded from the OS once.
     rng: rand_chacha::ChaCha20Rng,
     backend: anchor::Backend,
@@ -384,7 +400,7 @@ fn open_scrolls(root: &Path) -> anyhow::Result<BTreeMap<String, Scroll>> {
 /// `[anchor]` and `[witness]`, checked.
 fn anchor_settings(
     config: &crate::config::Config,
-) -> anyhow::Result<(anchor::Backend, witness::WitnessSettings)> {
+) -> anyhow::Result<(anchor::Backend, crate::witness::core::CoreConfig)> {
     let w = &config.witness;
     if w.samples == 0 || w.samples > crate::witness::MAX_SAMPLES {
         anyhow::bail!(
@@ -423,12 +439,17 @@ fn anchor_settings(
             "config.toml [anchor] backend must be \"local\" or \"rfc3161\", not {other:?}"
         ),
     };
+    // A request is resent only after the transport's own timeout has had its say.
+    let request_timeout_ms = config.network.request_timeout_secs.max(1) * 1000 + 2000;
     Ok((
         backend,
-        witness::WitnessSettings {
+        crate::witness::core::CoreConfig {
             samples: w.samples,
             drift_secs: w.drift_secs,
+            request_timeout_ms,
+            check_deadline_ms: 4 * request_timeout_ms,
             tsa,
+            ..Default::default()
         },
     ))
 }
@@ -460,6 +481,10 @@ impl Node {
         anchor_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let wake = self.next_wake()?;
+            let witness_wake = self
+                .witness
+                .poll_timeout()
+                .map(|at| Duration::from_millis(at.saturating_sub(self.now_ms())));
             tokio::select! {
                 () = &mut shutdown => {
                     tracing::info!("shutdown requested");
@@ -485,12 +510,18 @@ impl Node {
                 Some(call) = http.recv() => { self.on_http(call); }
                 _ = anchor_timer.tick() => { self.anchor_cycle(None); }
                 () = tokio::time::sleep(wake) => { self.input(Input::Tick); }
+                () = sleep_or_never(witness_wake) => { self.on_witness_timeout(); }
             }
         }
     }
 
     fn now(&self) -> Timestamp {
         self.clock.now()
+    }
+
+    /// The wall clock in milliseconds (the witness core's time).
+    fn now_ms(&self) -> u64 {
+        crate::clock::unix_millis()
     }
 
     /// How long until the engine wants a tick.
@@ -537,12 +568,9 @@ impl Node {
                     peer,
                     scrolls,
                 } => {
-                    let witnesses = self.we_witness(&peer);
-                    tracing::debug!(%agreement_id, %peer, witnesses, "verification due");
-                    if witnesses {
-                        for scroll in scrolls {
-                            self.witness(peer.clone(), scroll, None, false, None);
-                        }
+                    tracing::debug!(%agreement_id, %peer, "verification due");
+                    for scroll in scrolls {
+                        self.witness_due(&peer, &scroll, None);
                     }
                 }
                 Output::Event(event) => {
@@ -595,15 +623,10 @@ impl Node {
     fn index_peers(&mut self) {
         match self.engine.store().all::<PeerEntry>() {
             Ok(peers) => {
-                let keyed: Vec<(MeshId, PublicKey)> = peers
+                self.peer_meshes = peers
                     .into_iter()
-                    .filter_map(|e| Some((e.mesh_id, e.public_key?)))
+                    .filter_map(|e| Some((e.public_key?.peer_id(), e.mesh_id)))
                     .collect();
-                self.peer_meshes = keyed
-                    .iter()
-                    .map(|(mesh, key)| (key.peer_id(), mesh.clone()))
-                    .collect();
-                self.peer_keys = Arc::new(keyed.into_iter().collect());
             }
             Err(e) => tracing::error!(error = %e, "cannot read the peer book"),
         }
@@ -786,11 +809,7 @@ impl Node {
                 };
                 let _ = reply.send(answer);
             }
-            Completion::Witnessed {
-                slot,
-                result,
-                reply,
-            } => self.on_witnessed(slot, result, reply),
+            Completion::WitnessAnswer { id, answer } => self.on_witness_answer(id, answer),
             Completion::Anchored {
                 cycle,
                 result,
@@ -816,13 +835,17 @@ impl Node {
                     .await;
             }
             NetworkEvent::Gossip { id, origin, data } => {
-                let (verdict, root) = self.check_gossip(origin.as_deref(), &data);
+                let (verdict, root) = match self.check_gossip(origin.as_deref(), &data) {
+                    GossipCheck::Accept(root) => (GossipVerdict::Accept, Some(root)),
+                    GossipCheck::Ignore => (GossipVerdict::Ignore, None),
+                    GossipCheck::Reject(_) => (GossipVerdict::Reject, None),
+                };
                 let _ = self
                     .net
                     .send(NetworkCommand::GossipVerdict { id, verdict })
                     .await;
-                if let Some(n) = root {
-                    self.cross_check(n);
+                if let Some(root) = root {
+                    self.on_gossip(root);
                 }
             }
             NetworkEvent::PeerConnected { peer } => tracing::debug!(%peer, "peer connected"),
@@ -1005,33 +1028,6 @@ impl Node {
                 ))
             }
         }
-    }
-
-    /// Application validation of a gossiped anchor notification: parsed, its root signed by
-    /// the mesh it names (a key we hold). Unknown meshes are ignored. The publisher may be the
-    /// mesh or a witness passing on a root it verified (the mesh's signature is what counts:
-    /// that is how witnesses compare what they were shown); an accepted one is returned for
-    /// that comparison.
-    fn check_gossip(
-        &self,
-        origin: Option<&str>,
-        data: &[u8],
-    ) -> (GossipVerdict, Option<AnchorNotification>) {
-        let n: AnchorNotification = match parse(data) {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::warn!(?origin, error = %e, "malformed gossip refused");
-                return (GossipVerdict::Reject, None);
-            }
-        };
-        let Some(key) = self.peer_entry(&n.mesh_id).and_then(|e| e.public_key) else {
-            return (GossipVerdict::Ignore, None);
-        };
-        if let Err(e) = n.verify_root(&key) {
-            tracing::warn!(?origin, mesh = %n.mesh_id, error = %e, "gossiped root wrongly signed");
-            return (GossipVerdict::Reject, None);
-        }
-        (GossipVerdict::Accept, Some(n))
     }
 
     /// An operator request. `Ok(None)` means the answer comes later (from a completion).
@@ -1550,6 +1546,13 @@ fn event_json(event: &Event) -> Value {
             scroll,
         } => {
             json!({"type": "discrepancy", "discrepancy_id": discrepancy_id, "reporting_mesh": reporting_mesh, "reported_mesh": reported_mesh, "discrepancy_type": kind, "scroll": scroll})
+        }
+        Event::DiscrepancyRepeated {
+            discrepancy_id,
+            reported_mesh,
+            times_seen,
+        } => {
+            json!({"type": "discrepancy_repeated", "discrepancy_id": discrepancy_id, "reported_mesh": reported_mesh, "times_seen": times_seen})
         }
         Event::CrossAnchored { peer, scroll, size } => {
             json!({"type": "cross_anchored", "peer": peer, "scroll": scroll, "size": size})

@@ -4,7 +4,6 @@
 use axum::http::StatusCode;
 use serde_json::{Map, Value, json};
 use tokio::sync::oneshot;
-use vm_receipts::documents::TrustLevel;
 use vm_receipts::proof::ReceiptProof;
 use vm_receipts::scroll::{Scroll, write_root_file};
 use vm_receipts::{MeshId, ScrollName, Timestamp};
@@ -12,6 +11,7 @@ use vm_storage::{AnchoredRoot, DiscrepancyRecord, ReceivedAttestation, WitnessSt
 
 use super::control::{ControlError, ControlReply};
 use super::{Node, bad, err, internal, store_error};
+use crate::engine::policy::PeerRequest;
 use crate::witness::{ConflictEvidence, Standing};
 
 /// Most witness events `witness-history` returns.
@@ -35,23 +35,17 @@ impl Node {
                 return;
             }
         };
-        let agreement = self.agreement_with(&peer);
-        let refusal = match &agreement {
-            None => Some(format!("no agreement in force with {peer}")),
-            Some(a) if a.agreement.trust_level < TrustLevel::VERIFY => Some(format!(
-                "the agreement with {peer} is at level {}; witnessing needs level 2 (verify)",
-                a.agreement.trust_level
-            )),
-            Some(a) if !a.agreement.terms.scrolls_shared.contains(&scroll) => Some(format!(
-                "scroll {scroll} is not shared under the agreement with {peer}"
-            )),
-            Some(_) => None,
-        };
-        if let Some(message) = refusal {
-            let _ = reply.send(Err(err(StatusCode::CONFLICT, "not_witnessing", message)));
-            return;
+        // The refusal names why, for the operator; the core asks the same policy.
+        match self
+            .engine
+            .authorize(&peer, PeerRequest::Notify(&scroll), self.now())
+        {
+            Ok(_) => self.witness_due(&peer, &scroll, Some(reply)),
+            Err(e) => {
+                let message = format!("not witnessing {peer}'s {scroll}: {e}");
+                let _ = reply.send(Err(err(StatusCode::CONFLICT, "not_witnessing", message)));
+            }
         }
-        self.witness(peer, scroll, None, false, Some(reply));
     }
 
     /// `fed_witness_event` receipts of the Federation scroll with `mesh` on either side, in
@@ -266,7 +260,7 @@ impl Node {
         Ok(json!({
             "witnessed": witnessed,
             "attested_by_peers": attested,
-            "checks_in_flight": self.witnessing.len(),
+            "checks_in_flight": self.witness.checks_in_flight(),
             "discrepancies": {
                 "found_by_us": found,
                 "reported_to_us": discrepancies.len() - found,

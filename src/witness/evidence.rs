@@ -1,13 +1,15 @@
 //! What a witness keeps when a check fails: the signed material itself, so that anyone with
 //! the witnessed mesh's public key can check the claim without trusting the witness.
 //!
-//! Three kinds are *proofs* on their own: two roots the mesh signed that no append-only log
-//! can have produced (same size, different roots; a later, smaller tree; or a consistency
-//! proof, checked against the later root, that yields another root at the earlier size than
-//! the one the mesh signed). A third party needs nothing else: the consistency path hashes
-//! into the later signed root, so a witness cannot invent it without a blake3 collision.
-//! The other kinds record what was seen (a proof that did not verify, a sample that was
-//! missing) and are claims: the mesh can answer them by serving a correct proof.
+//! Two kinds are *proofs* on their own (DESIGN §7 "Findings and proofs"): two roots the mesh
+//! signed for one size with different hashes, and a consistency proof, checked against a
+//! later signed root, that yields another root at an earlier signed size than the one the
+//! mesh signed. A third party needs nothing else: the consistency path hashes into the later
+//! signed root, so a witness cannot invent it without a blake3 collision. Nothing else is a
+//! proof, because an honest mesh can produce it: a smaller tree signed with a later timestamp
+//! is a clock step or a delayed announcement until a contradicting root appears, so a
+//! truncation is a claim, as are a proof that did not verify, a sample that was missing, an
+//! anchor that did not verify and a timestamp out of bounds: the mesh can answer them.
 
 use serde::{Deserialize, Serialize};
 use vm_receipts::documents::{AnchorNotification, SignedDocument, SignedRoot};
@@ -25,11 +27,23 @@ pub enum ConflictEvidence {
         /// The root that contradicts it.
         later: SignedRoot,
     },
-    /// A root signed later for a smaller tree than one signed before.
+    /// A root signed later for a smaller tree than one signed before. Kept so records made
+    /// before issue 14 still read; it is a claim, not a proof (timestamps are the mesh's
+    /// own: a clock step produces it). New findings of this shape are [`Self::Truncation`].
     Rollback {
         /// The larger, earlier root.
         earlier: SignedRoot,
         /// The smaller, later root.
+        later: SignedRoot,
+    },
+    /// The mesh served, as its latest root, a smaller tree than one it signed and the
+    /// witness attested (a claim: the mesh may still hold the larger tree; it becomes a
+    /// proof, [`Self::InconsistentExtension`] or [`Self::ConflictingRoots`], once the mesh
+    /// signs a root that contradicts the attested one).
+    Truncation {
+        /// The larger root the witness attested.
+        earlier: SignedRoot,
+        /// The smaller root the mesh served as its latest.
         later: SignedRoot,
     },
     /// A consistency proof that hashes into `later` and yields `old_root` at `earlier`'s
@@ -130,6 +144,7 @@ impl ConflictEvidence {
         match self {
             Self::ConflictingRoots { .. } => "conflicting_roots",
             Self::Rollback { .. } => "rollback",
+            Self::Truncation { .. } => "truncation",
             Self::InconsistentExtension { .. } => "inconsistent_extension",
             Self::NoConsistencyProof { .. } => "no_consistency_proof",
             Self::BadSample { .. } => "bad_sample",
@@ -164,14 +179,14 @@ impl ConflictEvidence {
                 }
                 Ok(Standing::Proof)
             }
-            Self::Rollback { earlier, later } => {
+            Self::Rollback { earlier, later } | Self::Truncation { earlier, later } => {
                 pair(earlier, later)?;
-                if later.size >= earlier.size || later.timestamp <= earlier.timestamp {
+                if later.size >= earlier.size {
                     return Err(EvidenceError::NoConflict(
-                        "the later root is not both newer and smaller".into(),
+                        "the later root is not smaller than the earlier one".into(),
                     ));
                 }
-                Ok(Standing::Proof)
+                Ok(Standing::Claim)
             }
             Self::InconsistentExtension {
                 earlier,

@@ -6,7 +6,14 @@
 //! The caller has already checked the notification's signature with the key it holds for
 //! the peer (the engine checks it again, it is the trust boundary) and that the scroll is
 //! shared; step 5 (the attestation, the witness state, receipts) is the engine's.
+//!
+//! [`core`] is the only caller of [`check`] and [`compare_roots`]: the witness protocol's
+//! decisions (scheduling, queues, resends, deadlines, the re-sync, the comparison of every
+//! root seen, what is reported) live there, sans-IO, driven by the node and the simulator.
+//! [`cycle`] holds the anchor cycle's decisions.
 
+pub mod core;
+pub mod cycle;
 pub mod evidence;
 mod serve;
 
@@ -264,7 +271,12 @@ pub fn check(input: &CheckInput<'_>) -> Verdict {
             }
         };
         if n.size < prev.size {
-            if n.timestamp <= prev.timestamp {
+            // A pushed root older than the one witnessed is a delayed notification: nothing
+            // to attest (a stale size is a resync signal). Otherwise the mesh put forward a
+            // smaller tree than one it signed: a truncation, and only a claim (an honest
+            // mesh whose clock stepped back signs smaller trees with later timestamps too;
+            // the witness core re-syncs pushed and gossiped ones before it gets here).
+            if input.pushed && n.timestamp <= prev.timestamp {
                 return Verdict::Stale;
             }
             return fail(
@@ -272,7 +284,7 @@ pub fn check(input: &CheckInput<'_>) -> Verdict {
                 0,
                 mismatch(
                     None,
-                    ConflictEvidence::Rollback {
+                    ConflictEvidence::Truncation {
                         earlier: prev.clone(),
                         later: root,
                     },
@@ -425,36 +437,23 @@ pub fn check(input: &CheckInput<'_>) -> Verdict {
 }
 
 /// Compares a root of a mesh learned elsewhere (another witness's gossip, a later pull)
-/// with one of the same mesh and scroll held before, on the signatures alone: two roots of
-/// one size with different hashes, or a smaller root signed later than a larger one, are
-/// histories no append-only log has (the evidence is a proof). Anything else needs a
-/// consistency proof from the mesh, or is no conflict.
+/// with one of the same mesh and scroll held before, on the signatures alone. Only two
+/// roots of one size with different hashes are a conflict no append-only log has (the
+/// evidence is a proof). Roots of different sizes say nothing on their own, whatever their
+/// timestamps (a clock step signs a larger tree earlier): whether one extends the other
+/// takes a consistency proof from the mesh, which is a witness check's work.
 ///
 /// This is how a split view is caught: a mesh that shows one history to some witnesses and
 /// another to the rest passes each witness's own checks, but not the comparison of what the
 /// witnesses saw.
 pub fn compare_roots(held: &SignedRoot, other: &SignedRoot) -> Option<Finding> {
-    if held.mesh_id != other.mesh_id || held.scroll != other.scroll {
+    if held.mesh_id != other.mesh_id
+        || held.scroll != other.scroll
+        || held.size != other.size
+        || held.root == other.root
+    {
         return None;
     }
-    let evidence = if held.size == other.size && held.root != other.root {
-        ConflictEvidence::ConflictingRoots {
-            earlier: held.clone(),
-            later: other.clone(),
-        }
-    } else if other.size < held.size && other.timestamp > held.timestamp {
-        ConflictEvidence::Rollback {
-            earlier: held.clone(),
-            later: other.clone(),
-        }
-    } else if held.size < other.size && held.timestamp > other.timestamp {
-        ConflictEvidence::Rollback {
-            earlier: other.clone(),
-            later: held.clone(),
-        }
-    } else {
-        return None;
-    };
     let mut d = details(&held.scroll);
     d.claimed_root = Some(held.root);
     d.computed_root = Some(other.root);
@@ -463,7 +462,10 @@ pub fn compare_roots(held: &SignedRoot, other: &SignedRoot) -> Option<Finding> {
     Some(Finding {
         kind: DiscrepancyType::RootMismatch,
         details: d,
-        evidence,
+        evidence: ConflictEvidence::ConflictingRoots {
+            earlier: held.clone(),
+            later: other.clone(),
+        },
     })
 }
 

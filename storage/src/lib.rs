@@ -33,4 +33,4 @@ pub use records::{
     OutgoingMessage, PeerEntry, PeerSource, ProposalRecord, ProposalStatus, ReceivedAttestation,
     Record, WitnessState,
 };
-pub use store::{ReadTx, Replay, SCHEMA_VERSION, Store, WriteTx};
+pub use store::{ReadTx, Reads, Replay, SCHEMA_VERSION, Store, WriteTx};

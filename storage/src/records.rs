@@ -353,6 +353,10 @@ pub enum CasOutcome {
 }
 
 /// A discrepancy found or reported, and whether it is resolved.
+///
+/// One record per finding: the same conflict seen again (the next cycle, another origin of
+/// the root, another witness's gossip) raises `times_seen` and `last_seen_at` of the open
+/// record with the same [`finding_key`]; it is not a new record, receipt or report.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DiscrepancyRecord {
     /// The signed report.
@@ -362,6 +366,57 @@ pub struct DiscrepancyRecord {
     pub evidence: Vec<serde_json::Value>,
     /// When resolved, if it is.
     pub resolved_at: Option<Timestamp>,
+    /// How many times the finding was made (1 when first recorded).
+    #[serde(default = "one")]
+    pub times_seen: u64,
+    /// When it was last made again (absent until it is).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_seen_at: Option<Timestamp>,
+}
+
+fn one() -> u64 {
+    1
+}
+
+impl DiscrepancyRecord {
+    /// The evidence kind the report's details name (`evidence_kind`), or `""`.
+    pub fn evidence_kind(&self) -> &str {
+        self.report
+            .body
+            .details
+            .extra
+            .get("evidence_kind")
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or("")
+    }
+
+    /// What identifies the finding (see [`finding_key`]).
+    pub fn finding_key(&self) -> String {
+        let b = &self.report.body;
+        finding_key(
+            &b.reporting_mesh,
+            &b.reported_mesh,
+            &b.details.scroll,
+            &b.discrepancy_type.to_string(),
+            self.evidence_kind(),
+        )
+    }
+}
+
+/// What makes two findings one: who reports whom, about which scroll, of which type and
+/// evidence kind. While a record with this key is open (unresolved), a finding with the same
+/// key updates it instead of making another.
+pub fn finding_key(
+    reporting: &MeshId,
+    reported: &MeshId,
+    scroll: &ScrollName,
+    discrepancy_type: &str,
+    evidence_kind: &str,
+) -> String {
+    format!(
+        "{reporting}|{reported}|{}|{discrepancy_type}|{evidence_kind}/",
+        scroll.file_stem()
+    )
 }
 
 impl Record for DiscrepancyRecord {
@@ -373,6 +428,18 @@ impl Record for DiscrepancyRecord {
             "{}/{}",
             self.report.body.reporting_mesh, self.report.body.discrepancy_id
         )
+    }
+    /// Open findings, `<finding key><record key>` → when first reported (Unix seconds): a
+    /// prefix scan by [`finding_key`] finds the open record of a finding.
+    const INDEX: Option<TableDefinition<'static, &'static str, i64>> =
+        Some(TableDefinition::new("open_findings"));
+    fn index_key(&self) -> String {
+        format!("{}{}", self.finding_key(), self.key())
+    }
+    fn index_value(&self) -> Option<i64> {
+        self.resolved_at
+            .is_none()
+            .then(|| self.report.body.timestamp.unix())
     }
 }
 

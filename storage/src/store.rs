@@ -15,7 +15,7 @@ use crate::records::{
 };
 
 /// The schema this program writes.
-pub const SCHEMA_VERSION: u32 = 3;
+pub const SCHEMA_VERSION: u32 = 4;
 
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const SCHEMA_KEY: &str = "schema_version";
@@ -33,7 +33,8 @@ const PURGE_PER_CHECK: usize = 64;
 type Migration = fn(&WriteTransaction) -> Result<(), StoreError>;
 
 /// `MIGRATIONS[v]` takes a database from schema version `v` to `v + 1`.
-const MIGRATIONS: [Migration; SCHEMA_VERSION as usize] = [create_v1, create_v2, create_v3];
+const MIGRATIONS: [Migration; SCHEMA_VERSION as usize] =
+    [create_v1, create_v2, create_v3, create_v4];
 
 /// Version 1: every table exists.
 fn create_v1(txn: &WriteTransaction) -> Result<(), StoreError> {
@@ -64,6 +65,12 @@ fn create_v3(txn: &WriteTransaction) -> Result<(), StoreError> {
     txn.open_table(AnchoredRoot::TABLE)?;
     txn.open_table(ReceivedAttestation::TABLE)?;
     Ok(())
+}
+
+/// Version 4: the index of open findings (one record per finding; records of version 3
+/// read with `times_seen` 1).
+fn create_v4(txn: &WriteTransaction) -> Result<(), StoreError> {
+    reindex::<DiscrepancyRecord>(txn)
 }
 
 /// Rebuilds `R`'s index from its table.
@@ -251,6 +258,33 @@ fn all_from<R: Record>(
         out.push(decode(key.value(), value.value())?);
     }
     Ok(out)
+}
+
+/// The reads both kinds of transaction offer, for code that runs inside either (a query the
+/// engine answers from a snapshot and also asks inside its own write).
+pub trait Reads {
+    /// One record by key.
+    fn get<R: Record>(&self, key: &str) -> Result<Option<R>, StoreError>;
+    /// The entries of `R`'s index whose key starts with `prefix`.
+    fn index<R: Record>(&self, prefix: &str) -> Result<Vec<(String, i64)>, StoreError>;
+}
+
+impl Reads for ReadTx {
+    fn get<R: Record>(&self, key: &str) -> Result<Option<R>, StoreError> {
+        ReadTx::get(self, key)
+    }
+    fn index<R: Record>(&self, prefix: &str) -> Result<Vec<(String, i64)>, StoreError> {
+        ReadTx::index::<R>(self, prefix)
+    }
+}
+
+impl Reads for WriteTx<'_> {
+    fn get<R: Record>(&self, key: &str) -> Result<Option<R>, StoreError> {
+        WriteTx::get(self, key)
+    }
+    fn index<R: Record>(&self, prefix: &str) -> Result<Vec<(String, i64)>, StoreError> {
+        WriteTx::index::<R>(self, prefix)
+    }
 }
 
 /// A read snapshot.
