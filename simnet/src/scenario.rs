@@ -110,15 +110,22 @@ pub fn config(name: &str, meshes: usize, seed: u64) -> Result<SimConfig, String>
         "clock-step" => {
             // Honest meshes whose clocks are off for one anchor cycle and then stepped back
             // (an NTP step inside the drift limit): two minutes fast for some, three behind
-            // for others. Nobody may accuse them.
+            // for others, at the node's default one-minute anchor interval, so that a
+            // larger root carries an earlier timestamp than the one before it. Nobody may
+            // accuse them (issue 14: this was recorded as a proven rollback).
+            c.cycle_secs = 60;
+            c.hours = 240;
+            c.convergence_budget_secs = 600;
             for (k, m) in spread(meshes, (meshes / 4).max(2)).into_iter().enumerate() {
-                let from = (3 + k as u64 % 3) * HOUR;
-                c.clock_steps.push(ClockStep {
-                    mesh: m,
-                    from_ms: from,
-                    until_ms: from + HOUR,
-                    offset_secs: if k % 2 == 0 { 120 } else { -180 },
-                });
+                for step in 0..6u64 {
+                    let from = (30 + 30 * step + k as u64 % 7) * 60_000;
+                    c.clock_steps.push(ClockStep {
+                        mesh: m,
+                        from_ms: from,
+                        until_ms: from + 60_000,
+                        offset_secs: if (k + step as usize) % 2 == 0 { 120 } else { -180 },
+                    });
+                }
             }
         }
         "gossip-tamper" => {

@@ -421,6 +421,11 @@ pub struct Counters {
     pub attestations: u64,
     /// Discrepancies found by honest meshes.
     pub discrepancies: u64,
+    /// Roots signed with an earlier timestamp than the same mesh's previous root (clock
+    /// steps): what a witness must not take for a rollback.
+    pub timestamp_inversions: u64,
+    /// Tampered gossip that reached a witness before it had witnessed that size.
+    pub tampered_ahead: u64,
 }
 
 /// A simulation.
@@ -1201,6 +1206,9 @@ impl Sim {
         if mesh.first.is_none() {
             mesh.first = notes.first().cloned();
         }
+        let inverted = mesh.latest[0]
+            .as_ref()
+            .is_some_and(|prev| notes[0].timestamp < prev.timestamp);
         mesh.anchored.push((now_ms, notes[0].size));
         for (view, n) in notes.iter().enumerate() {
             mesh.latest[view] = Some(n.clone());
@@ -1220,6 +1228,9 @@ impl Sim {
             });
         }
         self.record(&[40, i as u64, notes[0].size]);
+        if inverted {
+            self.counters.timestamp_inversions += 1;
+        }
         if !cross.is_empty() {
             let _ = self.input(i, Input::Anchored(cross));
         }
@@ -1311,6 +1322,16 @@ impl Sim {
         let (Some(core), Some(engine)) = (mesh.witness.as_mut(), mesh.engine.as_ref()) else {
             return;
         };
+        let tampered = n.anchor_proof.batch_root == Blake3Hash::digest(b"tampered");
+        if tampered
+            && engine
+                .witness_state(&n.mesh_id, &n.scroll)
+                .ok()
+                .flatten()
+                .is_none_or(|s| s.latest.size < n.size)
+        {
+            self.counters.tampered_ahead += 1;
+        }
         if let GossipCheck::Accept(root) = core.check_gossip_root(engine, n) {
             let outputs = core.on_gossip(now, engine, root);
             self.carry_out_witness(w, outputs);

@@ -37,7 +37,7 @@
 //!
 //! [`Engine`]: vaultmesh_federation::engine::Engine
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -49,16 +49,21 @@ use rand_chacha::ChaCha20Rng;
 use serde_json::{Map, Value, json};
 use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinSet;
-use vaultmesh_federation::anchor::{AnchorTrust, Batch, anchor_local};
+use vaultmesh_federation::anchor::{Batch, anchor_local};
 use vaultmesh_federation::engine::{Engine, EngineConfig};
 use vaultmesh_federation::node::wire::{FedRequest, FedResponse};
-use vaultmesh_federation::witness::{self, CheckInput, EvidenceRequest, Verdict, choose_samples};
+use vaultmesh_federation::engine::EngineError;
+use vaultmesh_federation::engine::policy::PeerRequest;
+use vaultmesh_federation::witness::{self, EvidenceRequest, Verdict};
+use vaultmesh_federation::witness::core::{
+    Answer, CoreConfig, Facts, Outcome, Output as CoreOutput, WitnessCore,
+};
 use vm_network::{
     GossipVerdict, NetworkCommand, NetworkConfig, NetworkError, NetworkEvent, NetworkHandle,
     RequestError,
 };
 use vm_receipts::documents::{
-    AnchorNotification, DiscoveryRecord, SignedDocument, SignedRoot, from_value, parse,
+    AnchorNotification, DiscoveryRecord, SignedDocument, SignedRoot, parse,
 };
 use vm_receipts::merkle::MerkleTree;
 use vm_receipts::{Blake3Hash, MeshId, MeshKey, PublicKey, ScrollName, Timestamp, jcs};
@@ -1138,14 +1143,42 @@ async fn witness_round(
     Ok(done)
 }
 
-/// One check, as the node's witness task runs it: the root the mesh serves now (checked
-/// like a notification, and against the root it gossiped), then evidence for samples, then
-/// [`witness::check`]. The mesh is addressed and its key taken from its DHT record.
+/// What the swarm's witness core is told: the keys from the DHT records; every mesh may
+/// be witnessed (the swarm scenario has no agreements) and nothing was witnessed before.
+struct RecordFacts {
+    keys: BTreeMap<MeshId, PublicKey>,
+}
+
+impl Facts for RecordFacts {
+    fn authorize(
+        &self,
+        _peer: &MeshId,
+        _request: PeerRequest<'_>,
+        _now: Timestamp,
+    ) -> Result<Option<vm_storage::AgreementRecord>, EngineError> {
+        Ok(None)
+    }
+    fn peer_key(&self, peer: &MeshId) -> Result<Option<PublicKey>, EngineError> {
+        Ok(self.keys.get(peer).copied())
+    }
+    fn witness_state(
+        &self,
+        _peer: &MeshId,
+        _scroll: &ScrollName,
+    ) -> Result<Option<vm_storage::WitnessState>, EngineError> {
+        Ok(None)
+    }
+}
+
+/// One check, run by the node's witness core over real request-response: the root the
+/// mesh serves now, evidence for samples, the verdict. This drives the core's outputs and
+/// decides nothing; the scenario's own assertion is that the root checked is the one the
+/// mesh gossiped.
 async fn witness_one(
     handle: &NetworkHandle,
     record: &DiscoveryRecord,
     gossiped: &SignedRoot,
-    mut rng: ChaCha20Rng,
+    rng: ChaCha20Rng,
     now: Timestamp,
 ) -> Result<Verdict, String> {
     let ask = |request: FedRequest| async move {
@@ -1168,56 +1201,58 @@ async fn witness_one(
         };
         serde_json::from_slice::<FedResponse>(&response).map_err(|e| e.to_string())
     };
-    let roots = match ask(FedRequest::Roots {
-        scrolls: vec![gossiped.scroll.clone()],
-    })
-    .await?
-    {
-        FedResponse::Roots { roots } => roots,
-        other => return Err(format!("roots: unexpected response {other:?}")),
+    let facts = RecordFacts {
+        keys: BTreeMap::from([(record.mesh_id.clone(), record.public_key)]),
     };
-    let value = roots.into_iter().next().ok_or("no anchored root served")?;
-    let n: AnchorNotification = from_value(value).map_err(|e| e.to_string())?;
-    if n.mesh_id != record.mesh_id || n.scroll != gossiped.scroll {
-        return Err(format!("served a root of {}'s {}", n.mesh_id, n.scroll));
-    }
-    n.verify_root(&record.public_key)
-        .map_err(|e| e.to_string())?;
-    if &n.signed_root() != gossiped {
-        return Err("the anchored root is not the one gossiped".into());
-    }
-    let requested = choose_samples(n.size, SAMPLES, &mut rng);
-    let evidence = match ask(FedRequest::Evidence {
-        ask: EvidenceRequest {
-            scroll: n.scroll.clone(),
-            old_size: None,
-            new_size: n.size,
-            samples: requested.clone(),
-        },
-    })
-    .await?
-    {
-        FedResponse::Evidence { evidence } => *evidence,
-        other => return Err(format!("evidence: unexpected response {other:?}")),
-    };
-    let key = record.public_key;
-    let mesh = record.mesh_id.clone();
-    let key_of = move |m: &MeshId| (*m == mesh).then_some(key);
-    let trust = AnchorTrust {
-        key_of: &key_of,
-        tsa: None,
-    };
-    Ok(witness::check(&CheckInput {
-        notification: &n,
-        pushed: false,
-        previous: None,
-        requested: &requested,
-        evidence: &evidence,
-        now,
+    let mut rng = rng;
+    let mut seed = [0u8; 32];
+    rand::Rng::fill_bytes(&mut rng, &mut seed);
+    let me = MeshKey::from_seed(&seed);
+    let config = CoreConfig {
+        samples: SAMPLES,
         drift_secs: DRIFT_SECS,
-        trust: &trust,
-        schema_version: None,
-    }))
+        gossip_verified: false,
+        ..CoreConfig::default()
+    };
+    let mut core = WitnessCore::new(
+        MeshId::from_name("swarm-witness").map_err(|e| e.to_string())?,
+        me.public_key(),
+        config,
+        seed,
+    );
+    let now_ms = u64::try_from(now.unix()).unwrap_or(0) * 1000;
+    let mut outputs = core.on_due(now_ms, &facts, &record.mesh_id, &gossiped.scroll, None);
+    loop {
+        let mut next = Vec::new();
+        for output in outputs {
+            match output {
+                CoreOutput::Request { id, request, .. } => {
+                    let answer = match ask(FedRequest::from_witness(request)).await {
+                        Ok(response) => response.into_witness_answer(),
+                        Err(e) => Answer::Failed(e),
+                    };
+                    next.extend(core.on_answer(now_ms, &facts, id, answer));
+                }
+                CoreOutput::Gossip(_) => {}
+                CoreOutput::Finished { outcome, .. } => {
+                    return match outcome {
+                        Outcome::Report(report) => {
+                            if report.notification.signed_root() != *gossiped {
+                                return Err("the anchored root is not the one gossiped".into());
+                            }
+                            Ok(report.verdict)
+                        }
+                        Outcome::NoVerdict(e) => Err(e),
+                        other => Err(format!("no verdict: {other:?}")),
+                    };
+                }
+            }
+        }
+        if next.is_empty() {
+            return Err("the witness core stopped without an outcome".into());
+        }
+        outputs = next;
+    }
 }
 
 /// `witness_round`: every check verified. Also returns the attestations (verified checks).

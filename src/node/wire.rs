@@ -135,7 +135,41 @@ pub enum FedResponse {
     },
 }
 
+impl FedRequest {
+    /// The request a witness core asked for, as it goes on the wire.
+    pub fn from_witness(request: crate::witness::core::Request) -> Self {
+        match request {
+            crate::witness::core::Request::Roots { scroll } => Self::Roots {
+                scrolls: vec![scroll],
+            },
+            crate::witness::core::Request::Evidence(ask) => Self::Evidence { ask },
+        }
+    }
+}
+
 impl FedResponse {
+    /// A peer's response to a witness core's request, as the core takes it.
+    pub fn into_witness_answer(self) -> crate::witness::core::Answer {
+        use crate::witness::core::Answer;
+        match self {
+            Self::Roots { roots } => match roots.into_iter().next() {
+                None => Answer::Root(None),
+                Some(value) => match vm_receipts::documents::from_value(value) {
+                    Ok(n) => Answer::Root(Some(n)),
+                    Err(e) => Answer::Failed(format!("the root served does not parse: {e}")),
+                },
+            },
+            Self::Evidence { evidence } => Answer::Evidence(*evidence),
+            Self::Error { error, message, .. } => Answer::Refused {
+                code: error,
+                message,
+            },
+            Self::Ack | Self::Discovery { .. } | Self::Data { .. } => {
+                Answer::Failed("an answer of another kind than the request".into())
+            }
+        }
+    }
+
     /// An error response.
     pub fn error(code: &str, message: impl Into<String>, permanent: bool) -> Self {
         Self::Error {

@@ -147,17 +147,12 @@ impl Node {
                 .try_send(Completion::WitnessAnswer { id, answer });
             return;
         };
-        let body = match request {
-            Request::Roots { scroll } => FedRequest::Roots {
-                scrolls: vec![scroll],
-            },
-            Request::Evidence(ask) => FedRequest::Evidence { ask },
-        };
+        let body = FedRequest::from_witness(request);
         let outbound = self.outbound.clone();
         let completions = self.completions.clone();
         tokio::spawn(async move {
             let answer = match outbound.call(&target, &body).await {
-                Ok(response) => answer_of(response),
+                Ok(response) => response.into_witness_answer(),
                 Err(e) => Answer::Failed(e),
             };
             let _ = completions
@@ -302,36 +297,6 @@ impl Node {
             ),
             true,
         ))
-    }
-}
-
-/// A peer's response to a witness request, as the core takes it.
-fn answer_of(response: FedResponse) -> Answer {
-    match response {
-        FedResponse::Roots { roots } => match roots.into_iter().next() {
-            None => Answer::Root(None),
-            Some(value) => match from_value::<AnchorNotification>(value) {
-                Ok(n) => Answer::Root(Some(n)),
-                Err(e) => Answer::Failed(format!("the root served does not parse: {e}")),
-            },
-        },
-        FedResponse::Evidence { evidence } => Answer::Evidence(*evidence),
-        FedResponse::Error { error, message, .. } => Answer::Refused {
-            code: error,
-            message,
-        },
-        other => Answer::Failed(format!("unexpected response {}", response_kind(&other))),
-    }
-}
-
-fn response_kind(r: &FedResponse) -> &'static str {
-    match r {
-        FedResponse::Ack => "ack",
-        FedResponse::Discovery { .. } => "discovery",
-        FedResponse::Roots { .. } => "roots",
-        FedResponse::Evidence { .. } => "evidence",
-        FedResponse::Data { .. } => "data",
-        FedResponse::Error { .. } => "error",
     }
 }
 

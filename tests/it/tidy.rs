@@ -142,3 +142,63 @@ fn only_the_clock_module_may_read_the_os_clock_or_entropy() {
         );
     }
 }
+
+/// Issue 14: the witness protocol's decisions live in one sans-IO core; no file of it
+/// touches the network, files, clocks or OS entropy (randomness arrives as a seed).
+#[test]
+fn the_witness_core_is_sans_io() {
+    let root = workspace().join("src/witness");
+    for name in ["core.rs", "cycle.rs", "mod.rs", "evidence.rs"] {
+        let file = root.join(name);
+        let code = code_of(&file);
+        for banned in [
+            "tokio",
+            "std::fs",
+            "std::net",
+            "std::thread",
+            "SystemTime",
+            "Instant",
+            "getrandom",
+            "rand::rng",
+            "thread_rng",
+            "OsRng",
+            "SysRng",
+            "from_os_rng",
+            "clock::",
+            "std::io",
+        ] {
+            assert!(
+                !code.contains(banned),
+                "{} names {banned}: the witness core is sans-IO",
+                file.display()
+            );
+        }
+    }
+}
+
+/// Issue 14: one copy of the protocol. The checks and the root comparison are called from
+/// the witness core alone; the node and the simulator drive the core.
+#[test]
+fn witness_checks_and_root_comparisons_are_made_in_the_core_alone() {
+    let root = workspace();
+    let core = root.join("src/witness/core.rs");
+    let mut files = Vec::new();
+    for dir in ["src", "simnet/src", "network/src"] {
+        rust_files(&root.join(dir), &mut files);
+    }
+    let mut callers = Vec::new();
+    for file in files {
+        let code = code_of(&file);
+        let calls = code
+            .match_indices("check(&CheckInput")
+            .chain(code.match_indices("compare_roots("))
+            .filter(|(i, _)| !code[..*i].ends_with("fn "))
+            .count();
+        if calls > 0 && file != core {
+            callers.push(file.display().to_string());
+        }
+    }
+    assert!(callers.is_empty(), "called outside the core: {callers:?}");
+    let code = code_of(&core);
+    assert!(code.contains("super::check(&CheckInput") && code.contains("compare_roots("));
+}

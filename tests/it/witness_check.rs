@@ -454,7 +454,8 @@ fn another_root_of_the_same_size_conflicts() {
     );
 }
 
-fn rollback() -> (SignedRoot, SignedRoot, Finding) {
+/// The mesh served, as its latest root (a pull), a smaller tree than one it signed.
+fn truncation() -> (SignedRoot, SignedRoot, Finding) {
     let log = Log::plain(25);
     let previous = log.signed(25, PREV_TS);
     let new = log.signed(10, NEW_TS);
@@ -462,22 +463,39 @@ fn rollback() -> (SignedRoot, SignedRoot, Finding) {
     let requested = samples(10);
     let evidence = log.evidence(None, 10, &requested);
     let (anchor, checked, finding) =
-        discrepancy(Run::new(&n, Some(&previous), &requested, &evidence).check());
+        discrepancy(Run::new(&n, Some(&previous), &requested, &evidence).pulled().check());
     assert_eq!((anchor, checked), (Some(local_anchor(NEW_TS)), 0));
     (previous, new, finding)
 }
 
+/// Issue 14: a smaller tree is a truncation claim, never a proof, whatever the timestamps
+/// say (an honest mesh whose clock stepped back signs smaller trees later too).
 #[test]
-fn a_smaller_later_root_is_a_rollback() {
-    let (previous, new, finding) = rollback();
+fn a_smaller_root_the_mesh_serves_is_a_truncation_claim() {
+    let (previous, new, finding) = truncation();
     assert_eq!(finding.kind, DiscrepancyType::RootMismatch);
     assert_eq!(finding.details.claimed_root, Some(previous.root));
     assert_eq!(
         finding.evidence,
-        ConflictEvidence::Rollback {
+        ConflictEvidence::Truncation {
             earlier: previous,
             later: new,
         }
+    );
+    assert_eq!(finding.evidence.verify(&dublin_key()), Ok(Standing::Claim));
+}
+
+/// A pushed root older than the one witnessed is a delayed notification: nothing to attest.
+#[test]
+fn a_smaller_older_pushed_root_is_stale() {
+    let log = Log::plain(25);
+    let previous = log.signed(25, NEW_TS);
+    let n = notify(&log.signed(10, NEW_TS - 60));
+    let requested = samples(10);
+    let evidence = log.evidence(None, 10, &requested);
+    assert_eq!(
+        Run::new(&n, Some(&previous), &requested, &evidence).check(),
+        Verdict::Stale
     );
 }
 
@@ -969,7 +987,7 @@ fn every_finding() -> Vec<ConflictEvidence> {
     assert_eq!(missing.kind, DiscrepancyType::SampleMissing);
     let found: Vec<ConflictEvidence> = [
         conflicting_roots().2,
-        rollback().2,
+        truncation().2,
         rewritten().finding,
         without_consistency(|_, e| e.consistency = None).2,
         without_consistency(|_, e| {
@@ -991,7 +1009,7 @@ fn every_finding() -> Vec<ConflictEvidence> {
         kinds,
         [
             "conflicting_roots",
-            "rollback",
+            "truncation",
             "inconsistent_extension",
             "no_consistency_proof",
             "no_consistency_proof",
@@ -1013,7 +1031,7 @@ fn dublin_key() -> PublicKey {
 fn every_finding_s_evidence_verifies_with_the_mesh_key() {
     for evidence in every_finding() {
         let expected = match evidence.kind() {
-            "conflicting_roots" | "rollback" | "inconsistent_extension" => Standing::Proof,
+            "conflicting_roots" | "inconsistent_extension" => Standing::Proof,
             _ => Standing::Claim,
         };
         assert_eq!(
@@ -1126,31 +1144,37 @@ fn conflicting_roots_that_do_not_conflict_are_refused() {
     ));
 }
 
+/// A truncation (or a rollback recorded before issue 14) whose later root is not smaller is
+/// no conflict; a smaller one is a claim whatever its timestamp, never a proof.
 #[test]
-fn a_rollback_that_is_not_newer_and_smaller_is_refused() {
-    let (previous, new, _) = rollback();
-    // Swapped: the "later" one is the earlier, larger root.
-    let swapped = ConflictEvidence::Rollback {
-        earlier: new.clone(),
-        later: previous.clone(),
-    };
-    assert!(matches!(
-        swapped.verify(&dublin_key()),
-        Err(EvidenceError::NoConflict(_))
-    ));
+fn a_truncation_is_a_claim_and_one_that_is_not_smaller_is_refused() {
+    let (previous, new, _) = truncation();
     let k = mesh_key();
-    for (later_size, later_ts) in [(10, PREV_TS), (10, PREV_TS - 1), (25, NEW_TS), (30, NEW_TS)] {
-        let evidence = ConflictEvidence::Rollback {
-            earlier: previous.clone(),
-            later: root_by(&k, later_size, b"later", later_ts),
-        };
-        assert!(
-            matches!(
-                evidence.verify(&dublin_key()),
-                Err(EvidenceError::NoConflict(_))
-            ),
-            "later size {later_size} at {later_ts}"
-        );
+    for make in [
+        |earlier, later| ConflictEvidence::Truncation { earlier, later },
+        |earlier, later| ConflictEvidence::Rollback { earlier, later },
+    ] {
+        // Swapped: the "later" one is the larger root.
+        let swapped = make(new.clone(), previous.clone());
+        assert!(matches!(
+            swapped.verify(&dublin_key()),
+            Err(EvidenceError::NoConflict(_))
+        ));
+        for later_size in [25, 30] {
+            let evidence = make(previous.clone(), root_by(&k, later_size, b"later", NEW_TS));
+            assert!(
+                matches!(
+                    evidence.verify(&dublin_key()),
+                    Err(EvidenceError::NoConflict(_))
+                ),
+                "later size {later_size}"
+            );
+        }
+        // Smaller, signed later or earlier: a claim either way.
+        for later_ts in [NEW_TS, PREV_TS - 1] {
+            let evidence = make(previous.clone(), root_by(&k, 10, b"later", later_ts));
+            assert_eq!(evidence.verify(&dublin_key()), Ok(Standing::Claim));
+        }
     }
 }
 
@@ -1316,11 +1340,12 @@ fn signed(size: u64, root: &[u8], ts: i64) -> SignedRoot {
     .expect("signed")
 }
 
-/// Split views are caught by comparing what witnesses saw: two roots of one size, or a
-/// smaller root signed later, prove it with the mesh's signatures alone; anything an
-/// append-only log can produce is no conflict.
+/// Split views are caught by comparing what witnesses saw: two roots of one size prove it
+/// with the mesh's signatures alone. Roots of different sizes are never a conflict on their
+/// own, whatever their timestamps (issue 14: a clock step back signs a larger tree with an
+/// earlier timestamp, and was recorded as a proven rollback).
 #[test]
-fn compare_roots_proves_split_views_and_rollbacks_and_nothing_else() {
+fn compare_roots_proves_split_views_and_nothing_else() {
     use vaultmesh_federation::witness::compare_roots;
     let key = mesh_key().public_key();
     let a = signed(10, b"a", NOW - 100);
@@ -1333,15 +1358,11 @@ fn compare_roots_proves_split_views_and_rollbacks_and_nothing_else() {
     ));
     assert_eq!(f.evidence.verify(&key), Ok(Standing::Proof));
 
-    // Smaller and signed later, in either order of learning.
+    // Smaller and signed later, in either order of learning: a clock step or a truncation,
+    // which only the mesh's consistency proofs can tell apart.
     let small_later = signed(7, b"c", NOW - 10);
     for (held, other) in [(&a, &small_later), (&small_later, &a)] {
-        let f = compare_roots(held, other).expect("a rollback");
-        assert!(
-            matches!(f.evidence, ConflictEvidence::Rollback { .. }),
-            "{f:?}"
-        );
-        assert_eq!(f.evidence.verify(&key), Ok(Standing::Proof));
+        assert!(compare_roots(held, other).is_none(), "{held:?} {other:?}");
     }
 
     // What an honest log produces: the same root signed again, growth, an older smaller root.
