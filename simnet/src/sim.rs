@@ -975,33 +975,45 @@ impl Sim {
                 kind,
                 ..
             } if reporting_mesh == &self.meshes[i].id => {
-                let Some(&p) = self.index.get(reported_mesh) else {
-                    return;
-                };
-                self.record(&[31, i as u64, p as u64]);
-                if !self.meshes[i].honest() {
-                    return;
-                }
-                self.counters.discrepancies += 1;
-                let accused_honest = self.meshes[p].honest();
-                self.invariants.check(
-                    "no_false_positives",
-                    if accused_honest {
-                        Err(format!(
-                            "{} reported {kind} against honest {} at {} ms",
-                            self.meshes[i].id, self.meshes[p].id, self.now_ms
-                        ))
-                    } else {
-                        Ok(())
-                    },
-                );
-                for act in &mut self.acts {
-                    if act.mesh == p && self.now_ms >= act.at_ms {
-                        act.detected.entry(i).or_insert(self.now_ms);
-                    }
-                }
+                self.on_finding(i, reported_mesh, kind, true);
+            }
+            // The same finding made again: the act still stands (a misbehaviour that began
+            // serving before its first anchor cycle is found again after it).
+            Event::DiscrepancyRepeated { reported_mesh, .. } => {
+                self.on_finding(i, reported_mesh, "a finding made again", false);
             }
             _ => {}
+        }
+    }
+
+    /// Witness `i` found (`first`) or found again something against `reported`.
+    fn on_finding(&mut self, i: usize, reported: &MeshId, kind: &str, first: bool) {
+        let Some(&p) = self.index.get(reported) else {
+            return;
+        };
+        self.record(&[31, i as u64, p as u64, u64::from(first)]);
+        if !self.meshes[i].honest() {
+            return;
+        }
+        if first {
+            self.counters.discrepancies += 1;
+        }
+        let accused_honest = self.meshes[p].honest();
+        self.invariants.check(
+            "no_false_positives",
+            if accused_honest {
+                Err(format!(
+                    "{} reported {kind} against honest {} at {} ms",
+                    self.meshes[i].id, self.meshes[p].id, self.now_ms
+                ))
+            } else {
+                Ok(())
+            },
+        );
+        for act in &mut self.acts {
+            if act.mesh == p && self.now_ms >= act.at_ms {
+                act.detected.entry(i).or_insert(self.now_ms);
+            }
         }
     }
 

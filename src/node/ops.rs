@@ -42,7 +42,12 @@ impl Node {
         {
             Ok(_) => self.witness_due(&peer, &scroll, Some(reply)),
             Err(e) => {
-                let message = format!("not witnessing {peer}'s {scroll}: {e}");
+                let message = match e {
+                    crate::engine::EngineError::Policy(
+                        crate::engine::policy::Refusal::NoAgreement,
+                    ) => format!("no agreement in force with {peer}"),
+                    e => format!("not witnessing {peer}'s {scroll}: {e}"),
+                };
                 let _ = reply.send(Err(err(StatusCode::CONFLICT, "not_witnessing", message)));
             }
         }
