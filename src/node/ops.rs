@@ -124,6 +124,8 @@ impl Node {
                     "evidence": r.evidence,
                     "evidence_check": check,
                     "resolved_at": r.resolved_at,
+                    "times_seen": r.times_seen,
+                    "last_seen_at": r.last_seen_at,
                 })
             })
             .collect();

@@ -1221,7 +1221,11 @@ impl WitnessCore {
             // Seed §6.3 step 1: re-fetch the latest root and check again before reporting.
             // A finding on unsigned material from gossip is never reported on its own.
             let reportable = origin != Origin::Gossip || !unsigned(finding);
-            tracing::info!(peer = %slot.0, scroll = %n.scroll, kind = %finding.kind, "witness check failed; re-syncing before reporting");
+            if reportable {
+                tracing::info!(peer = %slot.0, scroll = %n.scroll, kind = %finding.kind, "witness check failed; re-syncing before reporting");
+            } else {
+                tracing::info!(peer = %slot.0, scroll = %n.scroll, size = n.size, kind = %finding.kind, "a gossiped copy failed on unsigned material; checking what the mesh itself serves");
+            }
             if let Some(c) = self.checks.get_mut(slot) {
                 c.resynced = true;
                 c.origin = Origin::Pull;

@@ -4,6 +4,7 @@
 mod daemon;
 mod dns;
 mod federation;
+mod honest;
 mod https;
 mod support;
 mod witness;

@@ -111,6 +111,8 @@ pub struct Daemon {
     logs: PathBuf,
     child: Option<Child>,
     starts: u32,
+    /// Extra environment for `node run` (e.g. libfaketime's).
+    pub env: Vec<(String, String)>,
     /// The libp2p peer id, once started.
     pub peer_id: String,
     /// The TCP listen address with `/p2p/<peer id>`, as of the latest start.
@@ -132,6 +134,7 @@ impl Daemon {
             logs: root.to_owned(),
             child: None,
             starts: 0,
+            env: Vec::new(),
             peer_id: String::new(),
             tcp: String::new(),
             tcp_port: 0,
@@ -198,6 +201,7 @@ impl Daemon {
                 "RUST_LOG",
                 std::env::var("E2E_RUST_LOG").unwrap_or_else(|_| "info".to_owned()),
             )
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
             .stdout(File::create(&stdout_path).expect("stdout log"))
             .stderr(File::create(&stderr_path).expect("stderr log"))

@@ -21,18 +21,18 @@ use crate::support::{Daemon, poll_n, run, shown};
 
 /// Witnessing is a few loopback round trips after a notification; allow a restart's worth
 /// of slack (dead QUIC connections close after 3 s).
-fn poll_witness<T>(what: &str, attempt: impl FnMut() -> Result<T, String>) -> T {
+pub(crate) fn poll_witness<T>(what: &str, attempt: impl FnMut() -> Result<T, String>) -> T {
     poll_n(what, 200, Duration::from_millis(100), attempt)
 }
 
-fn key_of(d: &Daemon) -> String {
+pub(crate) fn key_of(d: &Daemon) -> String {
     d.json(&["status"])["public_key"]
         .as_str()
         .expect("status names the key")
         .to_owned()
 }
 
-fn add_peer(on: &Daemon, other: &Daemon, key: &str) {
+pub(crate) fn add_peer(on: &Daemon, other: &Daemon, key: &str) {
     on.json(&[
         "peers",
         "add",
@@ -47,7 +47,7 @@ fn add_peer(on: &Daemon, other: &Daemon, key: &str) {
 
 /// `proposer` proposes to `target` at `level`, sharing `scrolls`; `target` accepts; both
 /// hold the agreement active.
-fn federate(proposer: &Daemon, target: &Daemon, level: &str, scrolls: &str) -> String {
+pub(crate) fn federate(proposer: &Daemon, target: &Daemon, level: &str, scrolls: &str) -> String {
     let proposed = proposer.json(&[
         "propose",
         "--target",
@@ -97,7 +97,7 @@ fn federate(proposer: &Daemon, target: &Daemon, level: &str, scrolls: &str) -> S
 }
 
 /// Appends `n` receipts to `scroll` through the running node; returns the new size.
-fn append(d: &Daemon, scroll: &str, n: usize, tag: &str) -> u64 {
+pub(crate) fn append(d: &Daemon, scroll: &str, n: usize, tag: &str) -> u64 {
     let file = d.dir.with_extension(format!("{tag}.jsonl"));
     let body: String = (0..n)
         .map(|i| {
@@ -117,7 +117,7 @@ fn append(d: &Daemon, scroll: &str, n: usize, tag: &str) -> u64 {
     scroll_size(d, scroll)
 }
 
-fn scroll_size(d: &Daemon, scroll: &str) -> u64 {
+pub(crate) fn scroll_size(d: &Daemon, scroll: &str) -> u64 {
     let status = d.json(&["status"]);
     status["scrolls"]
         .as_array()
@@ -132,12 +132,12 @@ fn scroll_size(d: &Daemon, scroll: &str) -> u64 {
         .unwrap_or(0)
 }
 
-fn anchor(d: &Daemon) -> Value {
+pub(crate) fn anchor(d: &Daemon) -> Value {
     d.json(&["anchor", "now"])
 }
 
 /// What `on` last witnessed of `peer`'s `scroll`.
-fn witnessed(on: &Daemon, peer: &Daemon, scroll: &str) -> Option<Value> {
+pub(crate) fn witnessed(on: &Daemon, peer: &Daemon, scroll: &str) -> Option<Value> {
     let status = on.json(&["status"]);
     status["witness"]["witnessed"]
         .as_array()?
@@ -152,7 +152,7 @@ fn witnessed(on: &Daemon, peer: &Daemon, scroll: &str) -> Option<Value> {
 }
 
 /// Waits until `on` has witnessed `peer`'s `scroll` at `size`, verified.
-fn wait_witnessed(on: &Daemon, peer: &Daemon, scroll: &str, size: u64) -> Value {
+pub(crate) fn wait_witnessed(on: &Daemon, peer: &Daemon, scroll: &str, size: u64) -> Value {
     poll_witness(
         &format!("{} to witness {} {scroll} at {size}", on.name, peer.name),
         || match witnessed(on, peer, scroll) {
@@ -162,7 +162,7 @@ fn wait_witnessed(on: &Daemon, peer: &Daemon, scroll: &str, size: u64) -> Value 
     )
 }
 
-fn discrepancies(d: &Daemon) -> Vec<Value> {
+pub(crate) fn discrepancies(d: &Daemon) -> Vec<Value> {
     d.json(&["discrepancies", "list"])
         .as_array()
         .cloned()
@@ -214,7 +214,7 @@ fn wait_mismatch(
 /// Rewrites `scroll` of the stopped daemon `d` from `receipts` (without `root_hash`): a
 /// history with consistent roots, and no checkpoint, as a forger with the mesh key would
 /// leave it.
-fn rewrite_scroll(d: &Daemon, scroll: &str, receipts: &[Map<String, Value>]) {
+pub(crate) fn rewrite_scroll(d: &Daemon, scroll: &str, receipts: &[Map<String, Value>]) {
     let scratch = tempfile::tempdir().expect("tempdir");
     let name: ScrollName = scroll.parse().expect("scroll name");
     {
@@ -231,7 +231,7 @@ fn rewrite_scroll(d: &Daemon, scroll: &str, receipts: &[Map<String, Value>]) {
 }
 
 /// The receipts of a scroll file, without `root_hash`.
-fn read_receipts(dir: &Path, scroll: &str) -> Vec<Map<String, Value>> {
+pub(crate) fn read_receipts(dir: &Path, scroll: &str) -> Vec<Map<String, Value>> {
     let stem = scroll.to_ascii_lowercase();
     fs::read_to_string(dir.join(format!("receipts/{stem}/{stem}_events.jsonl")))
         .expect("read scroll")
