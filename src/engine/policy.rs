@@ -25,6 +25,8 @@ pub enum PeerRequest<'a> {
     Propose,
     /// An answer to a proposal (the engine checks it is from the proposal's other party).
     RespondToProposal,
+    /// A proposal thread (served only to its parties).
+    GetProposal,
     /// The agreement we share.
     GetAgreement,
     /// Revocation of the agreement we share.
@@ -112,7 +114,10 @@ pub fn authorize(
         return Err(Refusal::FederationOff);
     }
     let (required, scrolls): (TrustLevel, &[ScrollName]) = match request {
-        PeerRequest::Discovery | PeerRequest::Propose | PeerRequest::RespondToProposal => {
+        PeerRequest::Discovery
+        | PeerRequest::Propose
+        | PeerRequest::RespondToProposal
+        | PeerRequest::GetProposal => {
             return Ok(());
         }
         PeerRequest::GetAgreement | PeerRequest::RevokeAgreement => (TrustLevel::OBSERVE, &[]),

@@ -9,7 +9,7 @@ use vm_storage::{AgreementRecord, AnchoredRoot, ProposalRecord};
 
 use super::Node;
 use super::wire::FedResponse;
-use crate::engine::policy::PeerRequest;
+use crate::engine::policy::{self, PeerRequest};
 
 /// Most receipts one `receipts` request returns.
 pub(super) const MAX_RECEIPTS: u64 = 100;
@@ -28,6 +28,9 @@ impl Node {
     /// A proposal thread `from` is a party to (anything else is "not found": no probing of
     /// other meshes' negotiations).
     pub(super) fn serve_proposal(&self, from: &MeshId, id: &str) -> FedResponse {
+        if let Err(r) = self.authorize_read(from, PeerRequest::GetProposal) {
+            return r;
+        }
         let records = self
             .engine
             .store()
@@ -48,19 +51,37 @@ impl Node {
         }
     }
 
+    /// The agreements between `from` and us that the policy lets it read (each one asked
+    /// about: an ended agreement is history and readable, a suspended one too).
     fn agreements_with(&self, from: &MeshId) -> Vec<AgreementRecord> {
         let me = self.dir.mesh_id();
+        let now = self.now();
         self.engine
             .store()
             .all::<AgreementRecord>()
             .unwrap_or_default()
             .into_iter()
             .filter(|a| a.agreement.parties.contains(from) && a.agreement.parties.contains(me))
+            .filter(|a| {
+                policy::authorize(
+                    me,
+                    from,
+                    self.engine.federation_on(),
+                    Some(a),
+                    now,
+                    PeerRequest::GetAgreement,
+                )
+                .is_ok()
+            })
             .collect()
     }
 
     /// The agreements between `from` and us (signed documents and their state).
     pub(super) fn serve_agreements(&self, from: &MeshId, id: Option<&str>) -> FedResponse {
+        if let Err(r) = self.authorize_read(from, PeerRequest::GetProposal) {
+            // Federation off: nothing is served to anyone.
+            return r;
+        }
         let list = self.agreements_with(from);
         let shown = |a: &AgreementRecord| json!({"agreement": a.agreement, "status": a.status, "revocation": a.revocation});
         match id {
