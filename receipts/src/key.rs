@@ -110,10 +110,12 @@ impl PublicKey {
 
     /// The multibase part, `z6Mk…`.
     pub fn multibase(&self) -> String {
-        let mut bytes = Vec::with_capacity(34);
-        bytes.extend_from_slice(&ED25519_MULTICODEC);
-        bytes.extend_from_slice(self.0.as_bytes());
-        format!("z{}", bs58::encode(bytes).into_string())
+        key_cache::printed(self.0.as_bytes(), || {
+            let mut bytes = Vec::with_capacity(34);
+            bytes.extend_from_slice(&ED25519_MULTICODEC);
+            bytes.extend_from_slice(self.0.as_bytes());
+            format!("z{}", bs58::encode(bytes).into_string())
+        })
     }
 
     /// The `did:key:z6Mk…` form of this key.
@@ -151,9 +153,78 @@ impl PublicKey {
     }
 }
 
+/// Keys parsed and printed recently, per thread. A key's text is base58 (quadratic to
+/// encode and decode) and parsing it decompresses a curve point, which together cost about
+/// what a signature check does; a node and a simulated mesh read the same few keys from
+/// every stored agreement and peer entry. Both maps are pure functions of their keys, so
+/// the cache is invisible but for time; each holds at most [`KEY_CACHE_ENTRIES`].
+mod key_cache {
+    use std::cell::RefCell;
+    use std::collections::HashMap;
+
+    use ed25519_dalek::VerifyingKey;
+
+    pub(super) const KEY_CACHE_ENTRIES: usize = 1024;
+
+    thread_local! {
+        static PARSED: RefCell<HashMap<String, VerifyingKey>> = RefCell::new(HashMap::new());
+        static PRINTED: RefCell<HashMap<[u8; 32], String>> = RefCell::new(HashMap::new());
+        /// Signatures printed recently: one signed document is written several times over
+        /// (its record, its receipt, its message and the message's hash).
+        static SIGNATURES: RefCell<HashMap<[u8; 64], String>> = RefCell::new(HashMap::new());
+    }
+
+    pub(super) fn signature_printed(bytes: &[u8; 64], make: impl FnOnce() -> String) -> String {
+        if let Some(text) = SIGNATURES.with(|m| m.borrow().get(bytes).cloned()) {
+            return text;
+        }
+        let text = make();
+        SIGNATURES.with(|m| {
+            let mut m = m.borrow_mut();
+            if m.len() >= KEY_CACHE_ENTRIES {
+                m.clear();
+            }
+            m.insert(*bytes, text.clone());
+        });
+        text
+    }
+
+    pub(super) fn parsed(text: &str) -> Option<VerifyingKey> {
+        PARSED.with(|m| m.borrow().get(text).copied())
+    }
+
+    pub(super) fn remember_parsed(text: &str, key: VerifyingKey) {
+        PARSED.with(|m| {
+            let mut m = m.borrow_mut();
+            if m.len() >= KEY_CACHE_ENTRIES {
+                m.clear();
+            }
+            m.insert(text.to_owned(), key);
+        });
+    }
+
+    pub(super) fn printed(bytes: &[u8; 32], make: impl FnOnce() -> String) -> String {
+        if let Some(text) = PRINTED.with(|m| m.borrow().get(bytes).cloned()) {
+            return text;
+        }
+        let text = make();
+        PRINTED.with(|m| {
+            let mut m = m.borrow_mut();
+            if m.len() >= KEY_CACHE_ENTRIES {
+                m.clear();
+            }
+            m.insert(*bytes, text.clone());
+        });
+        text
+    }
+}
+
 impl FromStr for PublicKey {
     type Err = EncodingError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if let Some(key) = key_cache::parsed(s) {
+            return Ok(Self(key));
+        }
         let err = |reason: String| EncodingError::PublicKey {
             value: shown(s),
             reason,
@@ -183,6 +254,7 @@ impl FromStr for PublicKey {
         raw.copy_from_slice(&bytes[2..]);
         let key = VerifyingKey::from_bytes(&raw)
             .map_err(|_| err("the key bytes are not a valid Ed25519 point".into()))?;
+        key_cache::remember_parsed(s, key);
         Ok(Self(key))
     }
 }
@@ -240,7 +312,10 @@ impl FromStr for Signature {
 
 impl fmt::Display for Signature {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "z{}", bs58::encode(self.0).into_string())
+        let text = key_cache::signature_printed(&self.0, || {
+            format!("z{}", bs58::encode(self.0).into_string())
+        });
+        f.write_str(&text)
     }
 }
 

@@ -123,7 +123,11 @@ pub fn config(name: &str, meshes: usize, seed: u64) -> Result<SimConfig, String>
                         mesh: m,
                         from_ms: from,
                         until_ms: from + 60_000,
-                        offset_secs: if (k + step as usize) % 2 == 0 { 120 } else { -180 },
+                        offset_secs: if (k + step as usize).is_multiple_of(2) {
+                            120
+                        } else {
+                            -180
+                        },
                     });
                 }
             }

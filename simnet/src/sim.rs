@@ -215,7 +215,10 @@ enum Wire {
     /// An anchor notification (no reply: the next cycle supersedes a lost one).
     Notify(Box<AnchorNotification>),
     /// A witness core's request: "your latest root of `scroll`".
-    RootsAsk { request: RequestId, scroll: ScrollName },
+    RootsAsk {
+        request: RequestId,
+        scroll: ScrollName,
+    },
     /// A witness core's request for evidence.
     EvidenceAsk {
         request: RequestId,
@@ -758,8 +761,7 @@ impl Sim {
                 }
             }
             Ev::WitnessTimer { mesh } => {
-                if self.meshes[mesh].up
-                    && self.meshes[mesh].next_witness_timer == Some(self.now_ms)
+                if self.meshes[mesh].up && self.meshes[mesh].next_witness_timer == Some(self.now_ms)
                 {
                     self.record(&[5, mesh as u64]);
                     self.meshes[mesh].next_witness_timer = None;
@@ -1271,8 +1273,7 @@ impl Sim {
     /// view `w` gets.
     fn serve_roots(&self, m: usize, w: usize, scroll: &ScrollName) -> Answer {
         let mesh = &self.meshes[m];
-        if let Some(refusal) = self.refuse(m, w, PeerRequest::Roots(std::slice::from_ref(scroll)))
-        {
+        if let Some(refusal) = self.refuse(m, w, PeerRequest::Roots(std::slice::from_ref(scroll))) {
             return refusal;
         }
         Answer::Root(mesh.latest[mesh.view_of(w)].clone())
@@ -1396,7 +1397,11 @@ impl Sim {
     }
 
     fn schedule_witness_timer(&mut self, i: usize) {
-        let Some(at) = self.meshes[i].witness.as_ref().and_then(WitnessCore::poll_timeout) else {
+        let Some(at) = self.meshes[i]
+            .witness
+            .as_ref()
+            .and_then(WitnessCore::poll_timeout)
+        else {
             return;
         };
         // The core's clock is the mesh's; the queue's is the simulation's.

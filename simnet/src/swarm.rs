@@ -50,14 +50,14 @@ use serde_json::{Map, Value, json};
 use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinSet;
 use vaultmesh_federation::anchor::{Batch, anchor_local};
-use vaultmesh_federation::engine::{Engine, EngineConfig};
-use vaultmesh_federation::node::wire::{FedRequest, FedResponse};
 use vaultmesh_federation::engine::EngineError;
 use vaultmesh_federation::engine::policy::PeerRequest;
-use vaultmesh_federation::witness::{self, EvidenceRequest, Verdict};
+use vaultmesh_federation::engine::{Engine, EngineConfig};
+use vaultmesh_federation::node::wire::{FedRequest, FedResponse};
 use vaultmesh_federation::witness::core::{
     Answer, CoreConfig, Facts, Outcome, Output as CoreOutput, WitnessCore,
 };
+use vaultmesh_federation::witness::{self, EvidenceRequest, Verdict};
 use vm_network::{
     GossipVerdict, NetworkCommand, NetworkConfig, NetworkError, NetworkEvent, NetworkHandle,
     RequestError,

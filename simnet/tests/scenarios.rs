@@ -200,9 +200,17 @@ fn regression_issue_14_clock_steps_are_never_an_accusation() {
     );
     assert_eq!(sim.counters.discrepancies, 0, "{:?}", sim.counters);
     for w in 0..sim.meshes.len() {
-        assert!(records(&sim, w).is_empty(), "{} recorded a finding", sim.meshes[w].id);
+        assert!(
+            records(&sim, w).is_empty(),
+            "{} recorded a finding",
+            sim.meshes[w].id
+        );
     }
-    assert!(sim.counters.attestations > 12 * 5 * 200, "{:?}", sim.counters);
+    assert!(
+        sim.counters.attestations > 12 * 5 * 200,
+        "{:?}",
+        sim.counters
+    );
 }
 
 /// Issue 14, case 2: a witness passes roots on with altered (unsigned) anchor proofs; the
@@ -217,7 +225,11 @@ fn regression_issue_14_tampered_gossip_never_accuses_the_mesh() {
         sim.counters
     );
     assert_eq!(sim.counters.discrepancies, 0, "{:?}", sim.counters);
-    assert!(sim.counters.attestations > 12 * 5 * 15, "{:?}", sim.counters);
+    assert!(
+        sim.counters.attestations > 12 * 5 * 15,
+        "{:?}",
+        sim.counters
+    );
 }
 
 /// Issue 14, cases 3 and 4: a rewrite seen cycle after cycle is one record per finding on
@@ -233,7 +245,12 @@ fn regression_issue_14_a_rewrite_seen_every_cycle_is_one_record_per_finding() {
         let n = keys.len();
         keys.sort();
         keys.dedup();
-        assert_eq!(keys.len(), n, "{} holds one finding twice", sim.meshes[w].id);
+        assert_eq!(
+            keys.len(),
+            n,
+            "{} holds one finding twice",
+            sim.meshes[w].id
+        );
         total += n;
         repeats += rs.iter().map(|r| r.times_seen - 1).sum::<u64>();
     }

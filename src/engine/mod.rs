@@ -438,6 +438,8 @@ pub struct Engine {
     /// The record last handed out for publishing, set only once its tick committed.
     published: Option<DiscoveryRecord>,
     refusals: BTreeMap<&'static str, u64>,
+    /// Decoded peer keys and agreements for the queries between inputs (`queries.rs`).
+    cache: std::sync::Mutex<queries::QueryCache>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -530,6 +532,7 @@ impl Engine {
             own_record: None,
             published: None,
             refusals: BTreeMap::new(),
+            cache: std::sync::Mutex::default(),
         })
     }
 
@@ -538,7 +541,8 @@ impl Engine {
         &self.me
     }
 
-    /// The state database (for reads: the control socket, tests).
+    /// The state database (for reads: the control socket, tests). Drivers may write records the engine does not decide (our anchored roots) through
+    /// it, never peers or agreements: the engine caches those between inputs.
     pub fn store(&self) -> &Store {
         &self.store
     }
@@ -618,6 +622,15 @@ impl Engine {
     /// Handles one input at `now`. On `Ok` every state change is durable and the outputs are
     /// the driver's to carry out; on `Err` nothing changed.
     pub fn handle(&mut self, now: Timestamp, input: Input) -> Result<Vec<Output>, EngineError> {
+        if queries::invalidates(&input) {
+            // Emptied before the input runs: a failed one changed nothing, and a query
+            // afterwards reads what it committed either way.
+            *self
+                .cache
+                .get_mut()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) =
+                queries::QueryCache::default();
+        }
         let result = self.dispatch(now, input);
         if let Err(e) = &result {
             *self.refusals.entry(e.code()).or_default() += 1;

@@ -2,6 +2,14 @@
 //! queries over one snapshot each. They answer from the same records and the same policy
 //! ([`policy::authorize`]) the engine's own handlers use, so "may this peer ask this" and
 //! "whom do we witness" have one answer in the node, the simulator and the engine.
+//!
+//! The witness core asks these for every root it hears of, and decoding an agreement or a
+//! peer entry (base58 keys and signatures, a key decompressed per parse) cost more than a
+//! signature check. So answers about peers and agreements are kept in [`QueryCache`] between
+//! inputs: the engine is the store's only writer of those tables, and it empties the cache
+//! whenever an input could have changed them ([`invalidates`]).
+
+use std::collections::HashMap;
 
 use vm_receipts::documents::{SignedRoot, TrustLevel, WitnessResult};
 use vm_receipts::{MeshId, PublicKey, ScrollName, Timestamp};
@@ -9,7 +17,48 @@ use vm_storage::records::{agreement_id_of_index, witness_key};
 use vm_storage::{AgreementRecord, PeerEntry, Reads, WitnessState};
 
 use super::policy::{self, PeerRequest};
-use super::{Engine, EngineError, agreements};
+use super::{Engine, EngineError, Input, PeerMessage, agreements};
+
+/// Decoded answers about peers and agreements, valid until the next input that could
+/// change them.
+#[derive(Debug, Default)]
+pub(super) struct QueryCache {
+    keys: HashMap<MeshId, Option<PublicKey>>,
+    /// The live agreements with each peer (whether one is in force depends on the time
+    /// asked, so that is decided per query).
+    live: HashMap<MeshId, Vec<AgreementRecord>>,
+}
+
+impl QueryCache {
+    /// Most peers remembered (a public node hears of many meshes; bounded like everything).
+    const MAX_PEERS: usize = 4096;
+
+    fn bound(&mut self) {
+        if self.keys.len() > Self::MAX_PEERS {
+            self.keys.clear();
+        }
+        if self.live.len() > Self::MAX_PEERS {
+            self.live.clear();
+        }
+    }
+}
+
+/// Whether `input` may change the peer book or an agreement: every input but the witness
+/// protocol's own (verdicts, attestations, reports, cross-anchors) and the driver's reports
+/// of stored receipts and delivered messages, none of which touch those tables.
+pub(super) fn invalidates(input: &Input) -> bool {
+    !matches!(
+        input,
+        Input::Witnessed(_)
+            | Input::Anchored(_)
+            | Input::ReceiptsStored { .. }
+            | Input::Delivered { .. }
+            | Input::Peer {
+                message: PeerMessage::Attestation(_) | PeerMessage::Discrepancy { .. },
+                ..
+            }
+    )
+}
 
 impl Engine {
     /// Whether federation is on (trust level 1+; DESIGN §6 level 0 is `isolated`).
@@ -24,11 +73,21 @@ impl Engine {
         peer: &MeshId,
         now: Timestamp,
     ) -> Result<Option<AgreementRecord>, EngineError> {
-        Ok(self.store.read(|tx| {
-            let live = agreements::live_with(tx, &self.me, peer).map_err(store_only)?;
-            let in_force = live.iter().find(|r| r.status.in_force(now)).cloned();
-            Ok(in_force.or_else(|| live.into_iter().max_by_key(|r| r.updated_at)))
-        })?)
+        let cached = self.cache().live.get(peer).cloned();
+        let live = match cached {
+            Some(live) => live,
+            None => {
+                let live = self
+                    .store
+                    .read(|tx| agreements::live_with(tx, &self.me, peer).map_err(store_only))?;
+                let mut cache = self.cache();
+                cache.bound();
+                cache.live.insert(peer.clone(), live.clone());
+                live
+            }
+        };
+        let in_force = live.iter().find(|r| r.status.in_force(now)).cloned();
+        Ok(in_force.or_else(|| live.into_iter().max_by_key(|r| r.updated_at)))
     }
 
     /// Whether `peer` may make `request` of us at `now` ([`policy::authorize`] over the
@@ -53,10 +112,17 @@ impl Engine {
 
     /// The key we hold for `peer` (manual, or from a verified discovery record).
     pub fn peer_key(&self, peer: &MeshId) -> Result<Option<PublicKey>, EngineError> {
-        Ok(self
+        if let Some(key) = self.cache().keys.get(peer) {
+            return Ok(*key);
+        }
+        let key = self
             .store
             .get::<PeerEntry>(peer.as_str())?
-            .and_then(|e| e.public_key))
+            .and_then(|e| e.public_key);
+        let mut cache = self.cache();
+        cache.bound();
+        cache.keys.insert(peer.clone(), key);
+        Ok(key)
     }
 
     /// What we last witnessed of `peer`'s `scroll`.
@@ -112,6 +178,13 @@ impl Engine {
             }
         }
         Ok(out)
+    }
+
+    fn cache(&self) -> std::sync::MutexGuard<'_, QueryCache> {
+        // A panic while holding it left at worst a partial cache of correct answers.
+        self.cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Every live agreement (in force, or a draft awaiting its countersignature) we are a

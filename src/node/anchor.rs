@@ -182,7 +182,11 @@ impl Node {
 
     /// Sends one notification; no retry: the next cycle supersedes it, and the peer's
     /// scheduled verification pulls the root if notifications are lost.
-    pub(super) fn notify(&self, peer: &vm_receipts::MeshId, n: &vm_receipts::documents::AnchorNotification) {
+    pub(super) fn notify(
+        &self,
+        peer: &vm_receipts::MeshId,
+        n: &vm_receipts::documents::AnchorNotification,
+    ) {
         let Some(target) = self.route(peer) else {
             return;
         };

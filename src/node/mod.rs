@@ -29,6 +29,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::witness::core::GossipCheck;
 use anyhow::Context;
 use axum::http::StatusCode;
 use rand::SeedableRng;
@@ -36,7 +37,6 @@ use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
 use vm_network::dns::{DnsConfig, DnsDiscovery};
 use vm_network::{GossipVerdict, NetworkCommand, NetworkConfig, NetworkEvent, NetworkHandle};
-use crate::witness::core::GossipCheck;
 use vm_receipts::documents::TrustLevel;
 use vm_receipts::documents::{DiscoveryRecord, ProposedTerms};
 use vm_receipts::scroll::{Scroll, write_root_file};

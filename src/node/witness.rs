@@ -207,7 +207,9 @@ impl Node {
                 "peer": peer, "scroll": scroll,
                 "verdict": {"result": "stale"},
             })),
-            Outcome::NoVerdict(message) => Err(err(StatusCode::BAD_GATEWAY, "unreachable", message)),
+            Outcome::NoVerdict(message) => {
+                Err(err(StatusCode::BAD_GATEWAY, "unreachable", message))
+            }
         }
     }
 
@@ -227,7 +229,9 @@ impl Node {
     pub(super) fn serve_roots(&self, from: &MeshId, scrolls: &[ScrollName]) -> FedResponse {
         let wanted: Vec<ScrollName> = if scrolls.is_empty() {
             match self.engine.agreement_with(from, self.now()) {
-                Ok(a) => a.map(|a| a.agreement.terms.scrolls_shared).unwrap_or_default(),
+                Ok(a) => a
+                    .map(|a| a.agreement.terms.scrolls_shared)
+                    .unwrap_or_default(),
                 Err(e) => return FedResponse::error(e.code(), e.to_string(), false),
             }
         } else {

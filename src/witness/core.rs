@@ -41,7 +41,7 @@
 //! - **One record per finding, one attestation per root** are the engine's (it counts a
 //!   finding seen again on the open record); the core does not re-check an unchanged root.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use rand::SeedableRng;
@@ -51,7 +51,9 @@ use vm_receipts::documents::{AnchorNotification, DiscrepancyType, SignedRoot, pa
 use vm_receipts::{MeshId, PublicKey, ScrollName, Timestamp};
 use vm_storage::{AgreementRecord, WitnessState};
 
-use super::{CheckInput, Evidence, EvidenceRequest, Finding, Verdict, choose_samples};
+use super::{
+    CheckInput, ConflictEvidence, Evidence, EvidenceRequest, Finding, Verdict, choose_samples,
+};
 use crate::anchor::{AnchorTrust, TsaTrust};
 use crate::engine::policy::{PeerRequest, Refusal};
 use crate::engine::{Engine, EngineError, WitnessReport};
@@ -288,7 +290,7 @@ impl NotifyRefusal {
 /// A gossiped root whose signature the core checked with the named mesh's key: the only way
 /// into [`WitnessCore::on_gossip`].
 #[derive(Debug, Clone)]
-pub struct VerifiedGossip(AnchorNotification);
+pub struct VerifiedGossip(Box<AnchorNotification>);
 
 impl VerifiedGossip {
     /// The notification.
@@ -375,13 +377,9 @@ struct Pending {
     waiters: Vec<Waiter>,
 }
 
-/// A root remembered for the comparison.
-#[derive(Debug, Clone)]
-struct Seen {
-    root: SignedRoot,
-    /// Already part of a reported conflict (a pair is reported once, not with every copy).
-    reported: bool,
-}
+/// Distinct roots of one size remembered for the comparison (more than one is a proven
+/// conflict; a few are kept so that a copy of any of them is known and not reported again).
+const ROOTS_PER_SIZE: usize = 4;
 
 /// The witness core of one mesh.
 pub struct WitnessCore {
@@ -392,7 +390,11 @@ pub struct WitnessCore {
     next_id: u64,
     checks: BTreeMap<Slot, Check>,
     pending: BTreeMap<Slot, Pending>,
-    seen: BTreeMap<Slot, BTreeMap<u64, Seen>>,
+    seen: BTreeMap<Slot, BTreeMap<u64, Vec<SignedRoot>>>,
+    /// Slots whose waiting check may start: it starts from the timer, once the driver has
+    /// handed the finished check's verdict to the engine (so it reads the state that
+    /// verdict left).
+    ready: BTreeSet<Slot>,
     /// Which slot each request in flight belongs to.
     requests: BTreeMap<RequestId, Slot>,
 }
@@ -417,6 +419,7 @@ impl WitnessCore {
             checks: BTreeMap::new(),
             pending: BTreeMap::new(),
             seen: BTreeMap::new(),
+            ready: BTreeSet::new(),
             requests: BTreeMap::new(),
         }
     }
@@ -433,6 +436,9 @@ impl WitnessCore {
 
     /// When [`Self::handle_timeout`] is next due (ms), if anything waits.
     pub fn poll_timeout(&self) -> Option<u64> {
+        if !self.ready.is_empty() {
+            return Some(0);
+        }
         self.checks
             .values()
             .map(|c| c.deadline_ms.min(c.step.attempts().next_at_ms))
@@ -491,12 +497,23 @@ impl WitnessCore {
                 Err(e) => GossipCheck::Reject(format!("a root in our name, wrongly signed: {e}")),
             };
         }
+        // A signed root already held (verified when it was learned) is not verified again:
+        // every witness passes each root on, so most gossip is a copy of a known root.
+        let root = n.signed_root();
+        let known = self
+            .seen
+            .get(&slot_of(&n.mesh_id, &n.scroll))
+            .and_then(|s| s.get(&n.size))
+            .is_some_and(|roots| roots.contains(&root));
+        if known {
+            return GossipCheck::Accept(VerifiedGossip(Box::new(n)));
+        }
         let key = match facts.peer_key(&n.mesh_id) {
             Ok(Some(k)) => k,
             Ok(None) | Err(_) => return GossipCheck::Ignore,
         };
         match n.verify_root(&key) {
-            Ok(()) => GossipCheck::Accept(VerifiedGossip(n)),
+            Ok(()) => GossipCheck::Accept(VerifiedGossip(Box::new(n))),
             Err(e) => GossipCheck::Reject(format!("{}'s root wrongly signed: {e}", n.mesh_id)),
         }
     }
@@ -510,7 +527,7 @@ impl WitnessCore {
         facts: &impl Facts,
         gossip: VerifiedGossip,
     ) -> Vec<Output> {
-        let n = gossip.0;
+        let n = *gossip.0;
         let now = timestamp(now_ms);
         let mut out = Vec::new();
         if facts
@@ -585,7 +602,7 @@ impl WitnessCore {
             self.requests.remove(&id);
             if attempts.ids.last() == Some(&id) {
                 let reason = reason.clone();
-                self.after_failure(now_ms, facts, &slot, reason, &mut out);
+                self.after_failure(now_ms, &slot, reason, &mut out);
             }
             return out;
         }
@@ -599,6 +616,13 @@ impl WitnessCore {
     /// Resends what went unanswered and ends checks past their deadline.
     pub fn handle_timeout(&mut self, now_ms: u64, facts: &impl Facts) -> Vec<Output> {
         let mut out = Vec::new();
+        for slot in std::mem::take(&mut self.ready) {
+            if !self.checks.contains_key(&slot)
+                && let Some(next) = self.pending.remove(&slot)
+            {
+                self.start(now_ms, facts, slot, next, &mut out);
+            }
+        }
         let due: Vec<Slot> = self
             .checks
             .iter()
@@ -614,15 +638,10 @@ impl WitnessCore {
                     "the check did not finish within {} s",
                     self.config.check_deadline_ms / 1000
                 );
-                self.give_up(now_ms, facts, &slot, why, &mut out);
+                self.give_up(&slot, why, &mut out);
             } else {
-                self.after_failure(
-                    now_ms,
-                    facts,
-                    &slot,
-                    "no answer within the request timeout".into(),
-                    &mut out,
-                );
+                let why = "no answer within the request timeout".to_owned();
+                self.after_failure(now_ms, &slot, why, &mut out);
             }
         }
         out
@@ -694,31 +713,28 @@ impl WitnessCore {
     }
 
     /// Compares `root` with the durable witness state and the roots seen of its mesh and
-    /// scroll ([`super::compare_roots`]: one size, two hashes), and remembers it.
+    /// scroll ([`super::compare_roots`]: one size, two hashes), and remembers it. A root
+    /// already seen (a copy) is never a new conflict.
     fn compare(&mut self, root: &SignedRoot, state: Option<&SignedRoot>) -> Option<Finding> {
         let limit = self.config.seen_per_scroll.max(1);
         let seen = self
             .seen
             .entry(slot_of(&root.mesh_id, &root.scroll))
             .or_default();
-        if let Some(s) = seen.get(&root.size)
-            && s.root.root == root.root
-        {
+        let same_size = seen.entry(root.size).or_default();
+        if same_size.iter().any(|r| r.root == root.root) {
             return None;
         }
-        let mut finding = state.and_then(|s| super::compare_roots(s, root));
-        if finding.is_none()
-            && let Some(s) = seen.get_mut(&root.size)
-            && !s.reported
-        {
-            finding = super::compare_roots(&s.root, root);
-            s.reported = finding.is_some();
+        let finding = state
+            .and_then(|s| super::compare_roots(s, root))
+            .or_else(|| {
+                same_size
+                    .iter()
+                    .find_map(|held| super::compare_roots(held, root))
+            });
+        if same_size.len() < ROOTS_PER_SIZE {
+            same_size.push(root.clone());
         }
-        let reported = finding.is_some();
-        seen.entry(root.size).or_insert_with(|| Seen {
-            root: root.clone(),
-            reported,
-        });
         while seen.len() > limit {
             seen.pop_first();
         }
@@ -763,26 +779,41 @@ impl WitnessCore {
                 }
                 return;
             }
-            match self.pending.get_mut(&slot) {
-                None => {
-                    self.pending.insert(slot, next);
-                }
-                Some(waiting) => {
-                    next.waiters.append(&mut waiting.waiters);
-                    let keep_waiting = matches!(
-                        (&waiting.notification, &next.notification),
-                        (Some(w), Some(n)) if n.size < w.size
-                    );
-                    if keep_waiting {
-                        waiting.waiters = next.waiters;
-                    } else {
-                        *waiting = next;
-                    }
-                }
-            }
+            self.wait(slot, next);
+            return;
+        }
+        if self.ready.contains(&slot) {
+            // A check just finished here: what waits starts from the timer, and this joins it.
+            self.wait(slot, next);
             return;
         }
         self.start(now_ms, facts, slot, next, out);
+    }
+
+    /// Puts `next` in the one waiting place of `slot`, keeping whichever tells more: a pull
+    /// (the mesh's latest root) over any root, a larger root over a smaller one, the mesh's
+    /// own push over a gossiped copy of the same size. Nobody waiting is dropped.
+    fn wait(&mut self, slot: Slot, mut next: Pending) {
+        let Some(waiting) = self.pending.get_mut(&slot) else {
+            self.pending.insert(slot, next);
+            return;
+        };
+        let replace = match (&waiting.notification, &next.notification) {
+            (None, _) => false,
+            (Some(_), None) => true,
+            (Some(w), Some(n)) => {
+                n.size > w.size
+                    || (n.size == w.size
+                        && waiting.origin == Origin::Gossip
+                        && next.origin == Origin::Push)
+            }
+        };
+        if replace {
+            next.waiters.append(&mut waiting.waiters);
+            *waiting = next;
+        } else {
+            waiting.waiters.append(&mut next.waiters);
+        }
     }
 
     fn start(
@@ -833,14 +864,7 @@ impl WitnessCore {
         }
     }
 
-    fn finish(
-        &mut self,
-        now_ms: u64,
-        facts: &impl Facts,
-        slot: &Slot,
-        outcome: Outcome,
-        out: &mut Vec<Output>,
-    ) {
+    fn finish(&mut self, slot: &Slot, outcome: Outcome, out: &mut Vec<Output>) {
         let Some(check) = self.checks.remove(slot) else {
             return;
         };
@@ -856,8 +880,8 @@ impl WitnessCore {
             waiters: check.waiters,
             outcome,
         });
-        if let Some(next) = self.pending.remove(slot) {
-            self.start(now_ms, facts, slot.clone(), next, out);
+        if self.pending.contains_key(slot) {
+            self.ready.insert(slot.clone());
         }
     }
 
@@ -896,21 +920,14 @@ impl WitnessCore {
     }
 
     /// The request in hand failed or went unanswered: sent again, or the check gives up.
-    fn after_failure(
-        &mut self,
-        now_ms: u64,
-        facts: &impl Facts,
-        slot: &Slot,
-        reason: String,
-        out: &mut Vec<Output>,
-    ) {
+    fn after_failure(&mut self, now_ms: u64, slot: &Slot, reason: String, out: &mut Vec<Output>) {
         let Some(mut check) = self.checks.remove(slot) else {
             return;
         };
         let attempts = check.step.attempts_mut();
         if attempts.sent > self.config.request_resends {
             self.checks.insert(slot.clone(), check);
-            self.give_up(now_ms, facts, slot, reason, out);
+            self.give_up(slot, reason, out);
             return;
         }
         if attempts.next_at_ms > now_ms {
@@ -928,30 +945,11 @@ impl WitnessCore {
         self.checks.insert(slot.clone(), check);
     }
 
-    /// The check cannot go on: a failed first verdict that may be reported is, otherwise
-    /// there is no verdict.
-    fn give_up(
-        &mut self,
-        now_ms: u64,
-        facts: &impl Facts,
-        slot: &Slot,
-        why: String,
-        out: &mut Vec<Output>,
-    ) {
-        let Some(check) = self.checks.get_mut(slot) else {
-            return;
-        };
-        let outcome = match check.first.take() {
-            Some((n, verdict)) => Outcome::Report(Box::new(WitnessReport {
-                peer: slot.0.clone(),
-                notification: *n,
-                expected_size: check.previous.as_ref().map(|p| p.size),
-                verdict,
-                resynced: true,
-            })),
-            None => Outcome::NoVerdict(why),
-        };
-        self.finish(now_ms, facts, slot, outcome, out);
+    /// The check cannot go on: no verdict. A failed first verdict waiting for its re-sync
+    /// is not reported either: an unanswered re-sync is no evidence (the next cycle checks
+    /// again), and proofs never wait for one.
+    fn give_up(&mut self, slot: &Slot, why: String, out: &mut Vec<Output>) {
+        self.finish(slot, Outcome::NoVerdict(why), out);
     }
 
     // ----- answers -----
@@ -968,7 +966,9 @@ impl WitnessCore {
             return;
         };
         let awaiting_evidence = match &check.step {
-            Step::Evidence { notification, .. } => Some((notification.scroll.clone(), notification.size)),
+            Step::Evidence { notification, .. } => {
+                Some((notification.scroll.clone(), notification.size))
+            }
             Step::Root(_) => None,
         };
         let scroll = check.scroll.clone();
@@ -976,12 +976,15 @@ impl WitnessCore {
             (None, Answer::Root(Some(n))) => self.on_root(now_ms, facts, slot, n, out),
             (None, Answer::Root(None)) => {
                 let why = format!("{} has no anchored root of {scroll} yet", slot.0);
-                self.give_up(now_ms, facts, slot, why, out);
+                self.give_up(slot, why, out);
             }
             (Some(_), Answer::Evidence(e)) => self.on_evidence(now_ms, facts, slot, e, out),
-            (Some((scroll, new_size)), Answer::Refused { code, message })
-                if !refuses_us(&code) =>
-            {
+            (_, Answer::Refused { code, message }) if transient(&code) => {
+                // Busy or failing for now: sent again like a lost request.
+                let why = format!("{} refused for now: {code}: {message}", slot.0);
+                self.after_failure(now_ms, slot, why, out);
+            }
+            (Some((scroll, new_size)), Answer::Refused { code, message }) if withholds(&code) => {
                 // A mesh that will not serve proofs of a root it signed leaves that root
                 // unproven: missing samples, a claim it can answer by serving them.
                 tracing::info!(peer = %slot.0, %code, %message, "evidence refused");
@@ -995,11 +998,11 @@ impl WitnessCore {
             }
             (_, Answer::Refused { code, message }) => {
                 let why = format!("{} refused: {code}: {message}", slot.0);
-                self.give_up(now_ms, facts, slot, why, out);
+                self.give_up(slot, why, out);
             }
             (_, other) => {
                 let why = format!("{} answered out of turn: {}", slot.0, answer_kind(&other));
-                self.give_up(now_ms, facts, slot, why, out);
+                self.give_up(slot, why, out);
             }
         }
     }
@@ -1021,26 +1024,26 @@ impl WitnessCore {
                 "{} served a root of {}'s {} instead",
                 slot.0, n.mesh_id, n.scroll
             );
-            return self.give_up(now_ms, facts, slot, why, out);
+            return self.give_up(slot, why, out);
         }
         let key = match facts.peer_key(&slot.0) {
             Ok(Some(k)) => k,
             Ok(None) => {
                 let why = format!("no key for {}", slot.0);
-                return self.give_up(now_ms, facts, slot, why, out);
+                return self.give_up(slot, why, out);
             }
-            Err(e) => return self.give_up(now_ms, facts, slot, e.to_string(), out),
+            Err(e) => return self.give_up(slot, e.to_string(), out),
         };
         if let Err(e) = n.verify_root(&key) {
             // A root not signed by the mesh proves nothing about it.
             let why = format!("{} served a wrongly signed root: {e}", slot.0);
-            return self.give_up(now_ms, facts, slot, why, out);
+            return self.give_up(slot, why, out);
         }
         let previous = check.previous.clone();
         if let Some(finding) = self.compare(&n.signed_root(), previous.as_ref()) {
             // Two roots of one size: the check's outcome is that proof.
             let report = conflict_report(&n, previous.as_ref(), finding);
-            return self.finish(now_ms, facts, slot, Outcome::Report(Box::new(report)), out);
+            return self.finish(slot, Outcome::Report(Box::new(report)), out);
         }
         if previous
             .as_ref()
@@ -1059,7 +1062,7 @@ impl WitnessCore {
                 })),
                 None => Outcome::Unchanged { size },
             };
-            return self.finish(now_ms, facts, slot, outcome, out);
+            return self.finish(slot, outcome, out);
         }
         if let Some(c) = self.checks.get_mut(slot) {
             c.origin = Origin::Pull;
@@ -1085,7 +1088,7 @@ impl WitnessCore {
             && p.root == n.root
         {
             let size = n.size;
-            return self.finish(now_ms, facts, slot, Outcome::Unchanged { size }, out);
+            return self.finish(slot, Outcome::Unchanged { size }, out);
         }
         if prev_size.is_some_and(|s| n.size <= s) {
             // Smaller (a truncation, for a pulled root) or one size with another root: the
@@ -1167,14 +1170,14 @@ impl WitnessCore {
                 "{} served evidence for {} at {}, not {} at {}",
                 slot.0, evidence.scroll, evidence.new_size, n.scroll, n.size
             );
-            return self.give_up(now_ms, facts, slot, why, out);
+            return self.give_up(slot, why, out);
         }
         let now = timestamp(now_ms);
         let agreement = match facts.authorize(&slot.0, PeerRequest::Notify(&n.scroll), now) {
             Ok(a) => a,
             Err(e) => {
                 let why = format!("no longer witnessing {}: {e}", slot.0);
-                return self.give_up(now_ms, facts, slot, why, out);
+                return self.give_up(slot, why, out);
             }
         };
         let schema_version = agreement.as_ref().and_then(|a| {
@@ -1226,9 +1229,11 @@ impl WitnessCore {
             } else {
                 tracing::info!(peer = %slot.0, scroll = %n.scroll, size = n.size, kind = %finding.kind, "a gossiped copy failed on unsigned material; checking what the mesh itself serves");
             }
+            let deadline = now_ms.saturating_add(self.config.check_deadline_ms);
             if let Some(c) = self.checks.get_mut(slot) {
                 c.resynced = true;
                 c.origin = Origin::Pull;
+                c.deadline_ms = deadline;
                 c.first = reportable.then(|| (Box::new(n.clone()), verdict.clone()));
             }
             return self.ask_root(now_ms, slot, out);
@@ -1241,10 +1246,10 @@ impl WitnessCore {
                 "a gossiped copy of {}'s root failed on unsigned material ({})",
                 slot.0, finding.kind
             );
-            return self.give_up(now_ms, facts, slot, why, out);
+            return self.give_up(slot, why, out);
         }
         if matches!(verdict, Verdict::Stale) {
-            return self.finish(now_ms, facts, slot, Outcome::Stale, out);
+            return self.finish(slot, Outcome::Stale, out);
         }
         if matches!(verdict, Verdict::Verified { .. }) {
             // Remember it, and pass it to the mesh's other witnesses.
@@ -1263,7 +1268,7 @@ impl WitnessCore {
         if let Some(c) = self.checks.get_mut(slot) {
             c.first = None;
         }
-        self.finish(now_ms, facts, slot, Outcome::Report(Box::new(report)), out);
+        self.finish(slot, Outcome::Report(Box::new(report)), out);
     }
 }
 
@@ -1287,12 +1292,19 @@ fn conflict_report(
     }
 }
 
-/// A finding a race or a lossy link could explain: checked again on the latest root.
+/// A finding a race or a lossy link could explain: checked again on the latest root. A
+/// proof (two roots of one size, an inconsistent extension) is the mesh's own signed word
+/// and is reported at once: a later root could not undo it.
 fn raced(f: &Finding) -> bool {
-    matches!(
-        f.kind,
-        DiscrepancyType::RootMismatch | DiscrepancyType::SampleMissing
-    )
+    let proof = matches!(
+        f.evidence,
+        ConflictEvidence::ConflictingRoots { .. } | ConflictEvidence::InconsistentExtension { .. }
+    );
+    !proof
+        && matches!(
+            f.kind,
+            DiscrepancyType::RootMismatch | DiscrepancyType::SampleMissing
+        )
 }
 
 /// A finding on material that travels unsigned beside a gossiped root (its anchor proof)
@@ -1304,18 +1316,16 @@ fn unsigned(f: &Finding) -> bool {
     )
 }
 
-/// Refusals about us rather than about the evidence: no verdict, not a missing sample.
-fn refuses_us(code: &str) -> bool {
-    matches!(
-        code,
-        "forbidden"
-            | "unknown_sender"
-            | "federation_off"
-            | "rate_limited"
-            | "unauthorized"
-            | "internal"
-            | "unavailable"
-    )
+/// Refusals that may pass: the request is sent again.
+fn transient(code: &str) -> bool {
+    matches!(code, "rate_limited" | "unavailable" | "internal" | "busy")
+}
+
+/// Refusals that leave a root the mesh signed unproven (it says it has no such tree or
+/// scroll): missing samples, a claim. Every other refusal (policy, a request it found too
+/// large or malformed) is no verdict: it says nothing about the mesh's history.
+fn withholds(code: &str) -> bool {
+    matches!(code, "beyond_tree" | "unknown_scroll" | "not_found")
 }
 
 fn answer_kind(a: &Answer) -> &'static str {

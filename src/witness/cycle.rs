@@ -51,7 +51,11 @@ pub struct Anchored {
 }
 
 /// The batch for our signed `own` roots at `now`, with the peer roots to cross-anchor.
-pub fn plan(engine: &Engine, own: Vec<SignedRoot>, now: Timestamp) -> Result<AnchorPlan, CycleError> {
+pub fn plan(
+    engine: &Engine,
+    own: Vec<SignedRoot>,
+    now: Timestamp,
+) -> Result<AnchorPlan, CycleError> {
     let mut roots = own;
     let own = roots.len();
     let mut cross = Vec::new();

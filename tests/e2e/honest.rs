@@ -53,7 +53,12 @@ fn pair(root: &Path, dublin_env: Vec<(String, String)>) -> (Daemon, Daemon) {
 }
 
 fn no_findings(d: &Daemon) {
-    assert_eq!(discrepancies(d), Vec::<Value>::new(), "{} holds findings", d.name);
+    assert_eq!(
+        discrepancies(d),
+        Vec::<Value>::new(),
+        "{} holds findings",
+        d.name
+    );
 }
 
 /// `fed_witness_event`s on `d` about `witnessed`'s `scroll`, as (size, result).
@@ -141,10 +146,9 @@ fn regression_issue_14_a_tampered_gossiped_anchor_proof_is_no_accusation() {
     // Dublin's next root, signed (the node re-signs its ROOT file on every append) but not
     // yet anchored or announced; the anchor proof is last cycle's, its batch root altered.
     let size = append(&dublin, "Compliance", 2, "next");
-    let root: SignedRoot = parse(
-        &fs::read(dublin.dir.join("ROOT.compliance.txt")).expect("Dublin's ROOT file"),
-    )
-    .expect("a signed root");
+    let root: SignedRoot =
+        parse(&fs::read(dublin.dir.join("ROOT.compliance.txt")).expect("Dublin's ROOT file"))
+            .expect("a signed root");
     assert_eq!(root.size, size);
     let proof = dublin.json(&[
         "scroll",
@@ -162,7 +166,9 @@ fn regression_issue_14_a_tampered_gossiped_anchor_proof_is_no_accusation() {
     let stranger = MeshKey::from_seed(&[0x5a; 32]);
     let mut config = vm_network::NetworkConfig::new(
         stranger,
-        Arc::new(|| vaultmesh_federation::clock::Clock::now(&vaultmesh_federation::clock::SystemClock)),
+        Arc::new(|| {
+            vaultmesh_federation::clock::Clock::now(&vaultmesh_federation::clock::SystemClock)
+        }),
     );
     config.listen = vec!["/ip4/127.0.0.1/tcp/0".into()];
     config.bootstrap = vec![berlin.tcp.clone()];
@@ -249,7 +255,8 @@ fn regression_issue_14_a_rewrite_seen_for_ten_cycles_is_one_record() {
             .count()
     };
     let (berlin_receipts, dublin_receipts) = (receipts_of(&berlin), receipts_of(&dublin));
-    let seen = |list: &[Value]| -> u64 { list.iter().filter_map(|d| d["times_seen"].as_u64()).sum() };
+    let seen =
+        |list: &[Value]| -> u64 { list.iter().filter_map(|d| d["times_seen"].as_u64()).sum() };
     let seen_first = seen(&first);
 
     // Ten more cycles of the rewritten history: the same finding, seen again each time.
@@ -267,14 +274,28 @@ fn regression_issue_14_a_rewrite_seen_for_ten_cycles_is_one_record() {
         });
     }
     let after = discrepancies(&berlin);
-    assert_eq!(after.len(), first.len(), "one record per finding: {after:?}");
+    assert_eq!(
+        after.len(),
+        first.len(),
+        "one record per finding: {after:?}"
+    );
     assert!(seen(&after) >= seen_first + 10, "{after:?}");
     assert!(
-        after.iter().all(|d| d["evidence_check"]["standing"] == "proof"),
+        after
+            .iter()
+            .all(|d| d["evidence_check"]["standing"] == "proof"),
         "{after:?}"
     );
-    assert_eq!(receipts_of(&berlin), berlin_receipts, "no new fed_discrepancy on Berlin");
-    assert_eq!(receipts_of(&dublin), dublin_receipts, "no new fed_discrepancy on Dublin");
+    assert_eq!(
+        receipts_of(&berlin),
+        berlin_receipts,
+        "no new fed_discrepancy on Berlin"
+    );
+    assert_eq!(
+        receipts_of(&dublin),
+        dublin_receipts,
+        "no new fed_discrepancy on Dublin"
+    );
     assert_eq!(reports_on_dublin(), first.len(), "no new report to Dublin");
     // The last good root stays witnessed, attested once.
     let kept = witnessed(&berlin, &dublin, "Compliance").expect("state");

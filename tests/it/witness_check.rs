@@ -462,8 +462,11 @@ fn truncation() -> (SignedRoot, SignedRoot, Finding) {
     let n = notify(&new);
     let requested = samples(10);
     let evidence = log.evidence(None, 10, &requested);
-    let (anchor, checked, finding) =
-        discrepancy(Run::new(&n, Some(&previous), &requested, &evidence).pulled().check());
+    let (anchor, checked, finding) = discrepancy(
+        Run::new(&n, Some(&previous), &requested, &evidence)
+            .pulled()
+            .check(),
+    );
     assert_eq!((anchor, checked), (Some(local_anchor(NEW_TS)), 0));
     (previous, new, finding)
 }
