@@ -622,15 +622,12 @@ impl Engine {
     /// Handles one input at `now`. On `Ok` every state change is durable and the outputs are
     /// the driver's to carry out; on `Err` nothing changed.
     pub fn handle(&mut self, now: Timestamp, input: Input) -> Result<Vec<Output>, EngineError> {
-        if queries::invalidates(&input) {
-            // Emptied before the input runs: a failed one changed nothing, and a query
-            // afterwards reads what it committed either way.
-            *self
-                .cache
-                .get_mut()
-                .unwrap_or_else(std::sync::PoisonError::into_inner) =
-                queries::QueryCache::default();
-        }
+        // Emptied of what the input may change before it runs: a failed one changed
+        // nothing, and a query afterwards reads what it committed either way.
+        self.cache
+            .get_mut()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .before(&input);
         let result = self.dispatch(now, input);
         if let Err(e) = &result {
             *self.refusals.entry(e.code()).or_default() += 1;

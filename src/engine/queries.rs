@@ -10,6 +10,7 @@
 //! whenever an input could have changed them ([`invalidates`]).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use vm_receipts::documents::{SignedRoot, TrustLevel, WitnessResult};
 use vm_receipts::{MeshId, PublicKey, ScrollName, Timestamp};
@@ -26,7 +27,12 @@ pub(super) struct QueryCache {
     keys: HashMap<MeshId, Option<PublicKey>>,
     /// The live agreements with each peer (whether one is in force depends on the time
     /// asked, so that is decided per query).
-    live: HashMap<MeshId, Vec<AgreementRecord>>,
+    live: HashMap<MeshId, Arc<[AgreementRecord]>>,
+    /// Every live agreement.
+    all_live: Option<Arc<[AgreementRecord]>>,
+    /// Witness states read, by key: emptied by every input that may move one (see
+    /// [`moves_witness_state`]).
+    states: HashMap<String, Option<WitnessState>>,
 }
 
 impl QueryCache {
@@ -40,13 +46,31 @@ impl QueryCache {
         if self.live.len() > Self::MAX_PEERS {
             self.live.clear();
         }
+        if self.states.len() > Self::MAX_PEERS {
+            self.states.clear();
+        }
     }
+
+    /// Empties what `input` may change.
+    pub(super) fn before(&mut self, input: &Input) {
+        if invalidates(input) {
+            *self = Self::default();
+        } else if moves_witness_state(input) {
+            self.states.clear();
+        }
+    }
+}
+
+/// Whether `input` may change a witness state: a verdict, a cross-anchor, or anything that
+/// [`invalidates`] the rest.
+fn moves_witness_state(input: &Input) -> bool {
+    matches!(input, Input::Witnessed(_) | Input::Anchored(_)) || invalidates(input)
 }
 
 /// Whether `input` may change the peer book or an agreement: every input but the witness
 /// protocol's own (verdicts, attestations, reports, cross-anchors) and the driver's reports
 /// of stored receipts and delivered messages, none of which touch those tables.
-pub(super) fn invalidates(input: &Input) -> bool {
+fn invalidates(input: &Input) -> bool {
     !matches!(
         input,
         Input::Witnessed(_)
@@ -77,17 +101,20 @@ impl Engine {
         let live = match cached {
             Some(live) => live,
             None => {
-                let live = self
+                let live: Arc<[AgreementRecord]> = self
                     .store
-                    .read(|tx| agreements::live_with(tx, &self.me, peer).map_err(store_only))?;
+                    .read(|tx| agreements::live_with(tx, &self.me, peer).map_err(store_only))?
+                    .into();
                 let mut cache = self.cache();
                 cache.bound();
                 cache.live.insert(peer.clone(), live.clone());
                 live
             }
         };
-        let in_force = live.iter().find(|r| r.status.in_force(now)).cloned();
-        Ok(in_force.or_else(|| live.into_iter().max_by_key(|r| r.updated_at)))
+        let in_force = live.iter().find(|r| r.status.in_force(now));
+        Ok(in_force
+            .or_else(|| live.iter().max_by_key(|r| r.updated_at))
+            .cloned())
     }
 
     /// Whether `peer` may make `request` of us at `now` ([`policy::authorize`] over the
@@ -131,7 +158,15 @@ impl Engine {
         peer: &MeshId,
         scroll: &ScrollName,
     ) -> Result<Option<WitnessState>, EngineError> {
-        Ok(self.store.get::<WitnessState>(&witness_key(peer, scroll))?)
+        let key = witness_key(peer, scroll);
+        if let Some(state) = self.cache().states.get(&key) {
+            return Ok(state.clone());
+        }
+        let state = self.store.get::<WitnessState>(&key)?;
+        let mut cache = self.cache();
+        cache.bound();
+        cache.states.insert(key, state.clone());
+        Ok(state)
     }
 
     /// The peers that witness our `scroll` at `now`: an agreement working (in force, not
@@ -143,7 +178,7 @@ impl Engine {
     ) -> Result<Vec<MeshId>, EngineError> {
         let live = self.live_agreements()?;
         Ok(live
-            .into_iter()
+            .iter()
             .filter(|r| {
                 r.status.working(now)
                     && r.agreement.trust_level >= TrustLevel::VERIFY
@@ -161,7 +196,7 @@ impl Engine {
         now: Timestamp,
     ) -> Result<Vec<(MeshId, SignedRoot)>, EngineError> {
         let mut out = Vec::new();
-        for r in self.live_agreements()? {
+        for r in self.live_agreements()?.iter() {
             if !r.status.working(now) || r.agreement.trust_level < TrustLevel::ATTEST {
                 continue;
             }
@@ -189,19 +224,27 @@ impl Engine {
 
     /// Every live agreement (in force, or a draft awaiting its countersignature) we are a
     /// party of: the live-agreement index, so ended ones cost nothing.
-    fn live_agreements(&self) -> Result<Vec<AgreementRecord>, EngineError> {
-        Ok(self.store.read(|tx| {
-            let mut out = Vec::new();
-            for (key, _) in Reads::index::<AgreementRecord>(tx, "")? {
-                if let Some(id) = agreement_id_of_index(&key)
-                    && let Some(r) = Reads::get::<AgreementRecord>(tx, id)?
-                    && r.agreement.parties.contains(&self.me)
-                {
-                    out.push(r);
+    fn live_agreements(&self) -> Result<Arc<[AgreementRecord]>, EngineError> {
+        if let Some(all) = self.cache().all_live.clone() {
+            return Ok(all);
+        }
+        let all: Arc<[AgreementRecord]> = self
+            .store
+            .read(|tx| {
+                let mut out = Vec::new();
+                for (key, _) in Reads::index::<AgreementRecord>(tx, "")? {
+                    if let Some(id) = agreement_id_of_index(&key)
+                        && let Some(r) = Reads::get::<AgreementRecord>(tx, id)?
+                        && r.agreement.parties.contains(&self.me)
+                    {
+                        out.push(r);
+                    }
                 }
-            }
-            Ok(out)
-        })?)
+                Ok(out)
+            })?
+            .into();
+        self.cache().all_live = Some(all.clone());
+        Ok(all)
     }
 }
 
