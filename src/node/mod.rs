@@ -29,7 +29,6 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::witness::core::GossipCheck;
 use anyhow::Context;
 use axum::http::StatusCode;
 use rand::SeedableRng;
@@ -49,6 +48,7 @@ use crate::engine::{
     Command, Engine, EngineConfig, EngineError, Event, Input, Output, PeerMessage, ProposalRef,
 };
 use crate::federation_log;
+use crate::witness::core::GossipCheck;
 use control::{ControlError, ControlOp, ControlReply, ControlRequest};
 use wire::{FedRequest, FedResponse};
 

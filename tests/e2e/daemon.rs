@@ -132,3 +132,49 @@ fn bad_anchor_witness_and_http_settings_are_refused_at_start() {
         );
     }
 }
+
+// Trust level 0 (`isolated`, DESIGN §6): federation off, so the node opens no federation
+// listener of either transport (no libp2p address, no HTTPS API even when configured) and
+// still answers its operator.
+#[test]
+fn a_node_at_trust_level_0_opens_no_federation_listener() {
+    let d = Daemon::in_tempdir("isolated");
+    d.init();
+    d.append_config("\n[federation]\nmin_trust_level = 0\n[http]\nlisten = \"127.0.0.1:0\"\n");
+    let stdout = d.dir.with_extension("stdout.log");
+    let mut child = crate::support::bin()
+        .args(["node", "run", "--data-dir", d.d(), "--mesh", "isolated"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::fs::File::create(&stdout).expect("stdout log"))
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn node run");
+    let printed = crate::support::poll("the isolated node to start", || {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Ok(format!("exited: {status}"));
+        }
+        let out = std::fs::read_to_string(&stdout).unwrap_or_default();
+        if out.contains(" running; ") {
+            Ok(out)
+        } else {
+            Err(out)
+        }
+    });
+    let status = d.try_json(&["status"]);
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(!printed.contains("exited"), "{printed}");
+    assert!(!printed.contains("listening on"), "{printed}");
+    assert!(!printed.contains("federation API on"), "{printed}");
+    let status = status.expect("status answers");
+    assert_eq!(
+        status["network"]["listen_addrs"],
+        serde_json::json!([]),
+        "{status}"
+    );
+    assert_eq!(
+        status["federation_api"],
+        serde_json::Value::Null,
+        "{status}"
+    );
+}
