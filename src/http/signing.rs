@@ -37,6 +37,10 @@ pub enum AuthError {
     /// A header is absent.
     #[error("missing header {0}")]
     Missing(&'static str),
+    /// A signature header is given more than once (which one would count is a guess no
+    /// signer should leave to the server).
+    #[error("header {0} appears more than once")]
+    Duplicate(&'static str),
     /// A header is not in its form.
     #[error("header {header}: {reason}")]
     Malformed {
@@ -153,6 +157,18 @@ pub fn sign(
 }
 
 /// Parses the signature headers (`get` looks one up by lower-case name).
+/// Refuses a request that gives any of the four signature headers more than once; `count`
+/// says how many times a header (lower-case name) appears.
+pub fn single_headers(count: impl Fn(&str) -> usize) -> Result<(), AuthError> {
+    for name in [MESH_ID, TIMESTAMP, NONCE, SIGNATURE] {
+        if count(name) > 1 {
+            return Err(AuthError::Duplicate(name));
+        }
+    }
+    Ok(())
+}
+
+/// Parses the four signature headers (each given once: see [`single_headers`]).
 pub fn parse_headers<'a>(
     get: impl Fn(&str) -> Option<&'a str>,
 ) -> Result<SignedHeaders, AuthError> {

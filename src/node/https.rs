@@ -312,6 +312,7 @@ impl Node {
     /// it, the signature for us, then the replay cache (only after the signature, so nobody
     /// can fill it with forged nonces).
     fn authenticate(&mut self, call: &HttpCall) -> Result<MeshId, AuthError> {
+        signing::single_headers(|name| call.headers.get_all(name).iter().count())?;
         let headers =
             signing::parse_headers(|name| call.headers.get(name).and_then(|v| v.to_str().ok()))?;
         let key = self

@@ -212,6 +212,46 @@ async fn forged_replayed_and_misdirected_requests_are_refused_before_any_handler
         "{}",
         String::from_utf8_lossy(&body)
     );
+    // A signature header given twice (issue 16: the first value was taken and the request
+    // served): refused, naming the header, whichever of the four it is.
+    for (i, duplicated) in [
+        signing::MESH_ID,
+        signing::TIMESTAMP,
+        signing::NONCE,
+        signing::SIGNATURE,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let config =
+            tls::client_config(&identity(7, "xray"), node_key.to_bytes(), clock()).unwrap();
+        let mut headers = signing::sign(
+            &MeshKey::from_seed(&[7; 32]),
+            "GET",
+            "/federation/roots",
+            b"",
+            &"did:vm:mesh:xray".parse().unwrap(),
+            &node_mesh,
+            SystemClock.now(),
+            &[40 + u8::try_from(i).unwrap(); 16],
+        )
+        .unwrap();
+        let again = headers
+            .iter()
+            .find(|(name, _)| *name == duplicated)
+            .cloned()
+            .unwrap();
+        headers.push(again);
+        let (code, body, _) = exchange(config, &url, roots(), headers, true)
+            .await
+            .unwrap();
+        let text = String::from_utf8_lossy(&body);
+        assert_eq!(code, StatusCode::UNAUTHORIZED, "{duplicated}: {text}");
+        assert!(
+            text.contains(duplicated) && text.contains("more than once"),
+            "{duplicated}: {text}"
+        );
+    }
 
     // An expired client certificate never gets past the TLS handshake.
     let expired = TlsIdentity::new(
