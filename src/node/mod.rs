@@ -575,7 +575,18 @@ impl Node {
                 }
                 Output::Event(event) => {
                     let value = event_json(&event);
-                    tracing::info!(event = %value, "federation event");
+                    match &event {
+                        // A finding, ours or against us, is what an operator must not miss:
+                        // ERROR at the default log level (issue 17). Seen again, it is
+                        // counted on its record and logged at INFO.
+                        Event::Discrepancy { .. } => {
+                            tracing::error!(event = %value, "discrepancy recorded");
+                        }
+                        Event::Undelivered { .. } => {
+                            tracing::warn!(event = %value, "a message was given up");
+                        }
+                        _ => tracing::info!(event = %value, "federation event"),
+                    }
                     if let Event::PeerUpdated { .. } = &event {
                         self.index_peers();
                     }

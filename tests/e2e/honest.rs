@@ -254,6 +254,16 @@ fn regression_issue_14_a_rewrite_seen_for_ten_cycles_is_one_record() {
             .filter(|r| r["type"] == "fed_discrepancy")
             .count()
     };
+    // Both sides say so at ERROR, which the default log level shows (issue 17).
+    for d in [&berlin, &dublin] {
+        let logs = d.logs_text();
+        assert!(
+            logs.lines()
+                .any(|l| l.contains("ERROR") && l.contains("discrepancy recorded")),
+            "{} did not log the finding at ERROR",
+            d.name
+        );
+    }
     let (berlin_receipts, dublin_receipts) = (receipts_of(&berlin), receipts_of(&dublin));
     let seen =
         |list: &[Value]| -> u64 { list.iter().filter_map(|d| d["times_seen"].as_u64()).sum() };
