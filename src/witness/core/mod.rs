@@ -23,14 +23,18 @@
 //!   finished checks, whose [`Outcome::Report`] the driver hands to the engine as
 //!   `Input::Witnessed` (the engine's one transaction: witness state, attestation, receipts).
 //!   The driver decides nothing: it carries out outputs and reports what came back.
-//! - **One check per (peer, scroll)** at a time; one more waits (the newest root, a pull
-//!   replacing an older root and an older root never replacing a newer one). Every request
-//!   is resent when it fails or goes unanswered for `request_timeout_ms`, at most
-//!   `request_resends` times, and every check ends by `check_deadline_ms`.
-//! - **The re-sync** (seed §6.3 step 1): a check that fails in a way a race or a lossy link
-//!   could explain (a root mismatch, a missing sample), or on material that travelled
-//!   unsigned (a gossiped root's anchor proof, its freshness), fetches the mesh's latest root
-//!   and checks that before anything is reported.
+//! - **One check per (peer, scroll)** at a time; one more waits (a pull over any root, a
+//!   larger root over a smaller one, a push over a gossiped copy; whoever waits on either
+//!   gets the outcome of the one that runs). It starts from the timer once the finished
+//!   check's verdict was handed to the engine, so it reads the state that verdict left.
+//!   Every request is resent after a transport failure, a transient refusal or
+//!   `request_timeout_ms` of silence, at most `request_resends` times, and every check ends
+//!   by `check_deadline_ms` (extended once for its re-sync). No answer is no verdict.
+//! - **The re-sync** (seed §6.3 step 1): a check that fails with a claim a race or a lossy
+//!   link could explain (a root mismatch that is not a proof, a missing sample), or on
+//!   material that travelled unsigned (a gossiped root's anchor proof, its freshness),
+//!   fetches the mesh's latest root and checks that before anything is reported. A proof
+//!   (two roots of one size, an inconsistent extension) is reported at once.
 //! - **Every root seen is compared** (pushed, pulled, gossiped, and the durable witness
 //!   state): two signed roots of one size are reported at once, as a proof. Roots of other
 //!   sizes are never compared by their timestamps: a smaller root signed later is asked
