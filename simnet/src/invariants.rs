@@ -216,6 +216,16 @@ fn proof_owed(sim: &Sim, act: &crate::sim::Act, w: usize, budget: u64) -> bool {
         .any(|(t, size)| *t >= act.at_ms && *t <= end && *size >= attested)
 }
 
+/// The discrepancy records mesh `w` made itself (not the reports it received).
+fn found_by(sim: &Sim, w: usize) -> Vec<DiscrepancyRecord> {
+    let me = &sim.meshes[w].id;
+    let records: Vec<DiscrepancyRecord> = sim.meshes[w].store().all().unwrap_or_default();
+    records
+        .into_iter()
+        .filter(|r| &r.report.body.reporting_mesh == me)
+        .collect()
+}
+
 /// No honest witness holds two open records with one finding key.
 fn one_record_per_finding(sim: &mut Sim) {
     let mut outcomes = Vec::new();
@@ -224,12 +234,8 @@ fn one_record_per_finding(sim: &mut Sim) {
             continue;
         }
         let me = sim.meshes[w].id.clone();
-        let records: Vec<DiscrepancyRecord> = sim.meshes[w].store().all().unwrap_or_default();
         let mut keys = BTreeMap::new();
-        for r in records
-            .iter()
-            .filter(|r| r.report.body.reporting_mesh == me && r.resolved_at.is_none())
-        {
+        for r in found_by(sim, w).iter().filter(|r| r.resolved_at.is_none()) {
             *keys.entry(r.finding_key()).or_insert(0u32) += 1;
         }
         outcomes.push(match keys.into_iter().find(|(_, n)| *n > 1) {
@@ -302,11 +308,7 @@ fn evidence(sim: &mut Sim) -> BTreeSet<(usize, usize)> {
             continue;
         }
         let me = sim.meshes[w].id.clone();
-        let records: Vec<DiscrepancyRecord> = sim.meshes[w].store().all().unwrap_or_default();
-        for r in records
-            .into_iter()
-            .filter(|r| r.report.body.reporting_mesh == me)
-        {
+        for r in found_by(sim, w) {
             let accused = &r.report.body.reported_mesh;
             let Some(m) = sim.index_of(accused) else {
                 outcomes.push(Err(format!("{me} accused unknown {accused}")));

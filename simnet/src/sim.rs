@@ -1096,26 +1096,12 @@ impl Sim {
                 }
             }
             Wire::RootsAsk { request, scroll } => {
-                let answer = self.serve_roots(to, from, &scroll);
-                self.send(
-                    to,
-                    from,
-                    Wire::Answer {
-                        request,
-                        answer: Box::new(answer),
-                    },
-                );
+                let answer = Box::new(self.serve_roots(to, from, &scroll));
+                self.send(to, from, Wire::Answer { request, answer });
             }
             Wire::EvidenceAsk { request, ask } => {
-                let answer = self.serve_evidence(to, from, &ask);
-                self.send(
-                    to,
-                    from,
-                    Wire::Answer {
-                        request,
-                        answer: Box::new(answer),
-                    },
-                );
+                let answer = Box::new(self.serve_evidence(to, from, &ask));
+                self.send(to, from, Wire::Answer { request, answer });
             }
             Wire::Answer { request, answer } => {
                 let now = self.core_ms(to);

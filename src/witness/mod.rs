@@ -109,6 +109,19 @@ pub struct Evidence {
     pub samples: Vec<Sample>,
 }
 
+impl Evidence {
+    /// Nothing served for `scroll` at `new_size`: no proof, no samples (a refused request,
+    /// or a root the signed roots alone decide).
+    pub fn empty(scroll: ScrollName, new_size: u64) -> Self {
+        Self {
+            scroll,
+            new_size,
+            consistency: None,
+            samples: Vec::new(),
+        }
+    }
+}
+
 /// The newest receipt and up to `count − 1` other distinct sequences below `size`, chosen
 /// at random (so a mesh cannot guess which receipts will be looked at).
 pub fn choose_samples(size: u64, count: usize, rng: &mut impl rand::Rng) -> Vec<u64> {

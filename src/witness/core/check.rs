@@ -326,12 +326,7 @@ impl WitnessCore {
                 // A mesh that will not serve proofs of a root it signed leaves that root
                 // unproven: missing samples, a claim it can answer by serving them.
                 tracing::info!(peer = %slot.0, %code, %message, "evidence refused");
-                let empty = Evidence {
-                    scroll,
-                    new_size,
-                    consistency: None,
-                    samples: Vec::new(),
-                };
+                let empty = Evidence::empty(scroll, new_size);
                 self.on_evidence(now_ms, facts, slot, empty, out);
             }
             (_, Answer::Refused { code, message }) => {
@@ -442,12 +437,7 @@ impl WitnessCore {
         if prev_size.is_some_and(|s| n.size <= s) {
             // Smaller (a truncation, for a pulled root) or one size with another root: the
             // signed roots decide; no evidence is needed.
-            let empty = Evidence {
-                scroll: n.scroll.clone(),
-                new_size: n.size,
-                consistency: None,
-                samples: Vec::new(),
-            };
+            let empty = Evidence::empty(n.scroll.clone(), n.size);
             self.set_evidence_step(slot, n, Vec::new(), None);
             return self.on_evidence(now_ms, facts, slot, empty, out);
         }
