@@ -24,6 +24,7 @@
 //! record type, so key order is stable and human-readable in a dump.
 
 mod error;
+mod integrity;
 pub mod records;
 mod store;
 

@@ -1,6 +1,7 @@
 //! The store: opening, schema migration, and typed read and write transactions.
 
 use std::path::Path;
+use std::sync::{Mutex, RwLock};
 
 use redb::{
     Database, ReadTransaction, ReadableDatabase, ReadableTable, ReadableTableMetadata,
@@ -17,12 +18,13 @@ use crate::records::{
 /// The schema this program writes.
 pub const SCHEMA_VERSION: u32 = 4;
 
-const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+pub(crate) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const SCHEMA_KEY: &str = "schema_version";
 /// `origin/nonce` → Unix second after which the entry may be forgotten.
-const REPLAY: TableDefinition<&str, i64> = TableDefinition::new("replay");
+pub(crate) const REPLAY: TableDefinition<&str, i64> = TableDefinition::new("replay");
 /// `<expiry, 20 digits>/origin/nonce` → (): the same entries in expiry order, for purging.
-const REPLAY_BY_EXPIRY: TableDefinition<&str, ()> = TableDefinition::new("replay_by_expiry");
+pub(crate) const REPLAY_BY_EXPIRY: TableDefinition<&str, ()> =
+    TableDefinition::new("replay_by_expiry");
 /// Most replay entries kept; beyond it new requests are refused until old ones expire.
 pub const MAX_REPLAY_ENTRIES: u64 = 1_000_000;
 /// Most expired replay entries removed per check (bounded work per request).
@@ -91,11 +93,26 @@ fn reindex<R: Record>(txn: &WriteTransaction) -> Result<(), StoreError> {
 /// Federation scroll sequence → the receipt (JSON object, without `root_hash`) that the
 /// engine decided on in the same transaction as the state change it records, and that is not
 /// yet known to be in the scroll.
-const RECEIPT_OUTBOX: TableDefinition<u64, &[u8]> = TableDefinition::new("receipt_outbox");
+pub(crate) const RECEIPT_OUTBOX: TableDefinition<u64, &[u8]> =
+    TableDefinition::new("receipt_outbox");
+
+/// How a store opens its database again after a fault.
+type Reopen = Box<dyn Fn() -> Result<Database, StoreError> + Send + Sync>;
 
 /// The node's state database. Open it once per process.
+///
+/// **Faults.** A write that fails because the disk failed (an I/O error, no space left) or
+/// because the file is damaged marks the store *degraded*: redb refuses every later write
+/// until the database is closed and reopened. Until [`Store::heal`] reopens it (and checks it
+/// again), every call answers [`StoreError::Unavailable`] with the cause, at once. A panic
+/// inside redb (its decoding of a damaged page) is caught and treated the same way: it never
+/// unwinds into the caller.
 pub struct Store {
-    db: Database,
+    db: RwLock<Option<Database>>,
+    /// Opens the database again, checked (`None`: in memory, nothing to reopen).
+    reopen: Option<Reopen>,
+    /// Why the store is degraded, while it is.
+    failure: Mutex<Option<StoreError>>,
     /// Commits since the last durable one, for a store in memory (see [`Store::in_memory`]).
     lazy_commits: Option<std::sync::atomic::AtomicU32>,
 }
@@ -116,27 +133,136 @@ pub enum Replay {
 }
 
 impl Store {
-    /// Opens (creating if missing) the database file at `path` and brings its schema up to
-    /// date. redb locks the file: a second process opening it gets an error.
+    /// Opens (creating if missing) the database file at `path`, checks it (redb's integrity
+    /// check and every stored record decoded, see `integrity.rs`) and brings its schema
+    /// up to date. redb locks the file: a second process opening it gets an error.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        Self::init(Database::create(path)?)
+        let path = path.to_owned();
+        let reopen: Reopen =
+            Box::new(move || open_checked(|| Database::create(&path).map_err(StoreError::from)));
+        let db = reopen()?;
+        Ok(Self::new(db, Some(reopen)))
+    }
+
+    /// A database on another redb backend (tests: an image in memory that can be damaged or
+    /// made to fail), checked as [`Store::open`] checks a file. `backend` is called again for
+    /// every reopen by [`Store::heal`].
+    pub fn with_backend<B: redb::StorageBackend>(
+        backend: impl Fn() -> B + Send + Sync + 'static,
+    ) -> Result<Self, StoreError> {
+        let reopen: Reopen = Box::new(move || {
+            open_checked(|| {
+                Database::builder()
+                    .create_with_backend(backend())
+                    .map_err(StoreError::from)
+            })
+        });
+        let db = reopen()?;
+        Ok(Self::new(db, Some(reopen)))
     }
 
     /// A database in memory (simulation, tests): same code, no file.
     pub fn in_memory() -> Result<Self, StoreError> {
-        let mut store = Self::init(
-            Database::builder().create_with_backend(redb::backends::InMemoryBackend::new())?,
-        )?;
+        let db = Database::builder().create_with_backend(redb::backends::InMemoryBackend::new())?;
+        init(&db)?;
+        let mut store = Self::new(db, None);
         store.lazy_commits = Some(std::sync::atomic::AtomicU32::new(0));
         Ok(store)
+    }
+
+    fn new(db: Database, reopen: Option<Reopen>) -> Self {
+        Self {
+            db: RwLock::new(Some(db)),
+            reopen,
+            failure: Mutex::new(None),
+            lazy_commits: None,
+        }
+    }
+
+    /// Why the store is degraded, if it is (see [`Store::heal`]).
+    pub fn failure(&self) -> Option<StoreError> {
+        self.failure
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Reopens a degraded store: closes the database, opens the file again and checks it as
+    /// [`Store::open`] does. On success the store works again; on failure it stays degraded
+    /// with the new cause (call again later: the caller backs off). Does nothing when the
+    /// store is not degraded.
+    pub fn heal(&self) -> Result<(), StoreError> {
+        if self.failure().is_none() {
+            return Ok(());
+        }
+        let Some(reopen) = &self.reopen else {
+            // In memory there is no file to reopen: the failure was a panic; keep going.
+            *self.failure.lock().unwrap_or_else(|p| p.into_inner()) = None;
+            return Ok(());
+        };
+        let mut slot = self.db.write().unwrap_or_else(|p| p.into_inner());
+        // Close first: redb locks the file, and the old handle holds the lock.
+        drop(slot.take());
+        match reopen() {
+            Ok(db) => {
+                *slot = Some(db);
+                *self.failure.lock().unwrap_or_else(|p| p.into_inner()) = None;
+                Ok(())
+            }
+            Err(e) => {
+                *self.failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.clone());
+                Err(e)
+            }
+        }
+    }
+
+    /// Runs `f` on the open database, unless the store is degraded; a panic inside becomes an
+    /// error, and an error that means the database must be reopened degrades the store.
+    fn with_db<T, E: From<StoreError>>(
+        &self,
+        what: &str,
+        f: impl FnOnce(&Database) -> Result<T, E>,
+    ) -> Result<T, E> {
+        if let Some(cause) = self.failure() {
+            return Err(StoreError::Unavailable(unavailable_cause(&cause)).into());
+        }
+        let slot = self.db.read().unwrap_or_else(|p| p.into_inner());
+        let Some(db) = slot.as_ref() else {
+            return Err(StoreError::Unavailable("the database is closed".into()).into());
+        };
+        let mut seen: Option<StoreError> = None;
+        let out = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(db))) {
+            Ok(out) => out,
+            Err(panic) => {
+                let e = crate::integrity::panicked(what, panic.as_ref());
+                seen = Some(e.clone());
+                Err(e.into())
+            }
+        };
+        drop(slot);
+        if let Some(e) = seen {
+            self.degrade(e);
+        }
+        out
+    }
+
+    /// Marks the store degraded by `e` when `e` means the database must be reopened.
+    fn degrade(&self, e: StoreError) {
+        if e.needs_reopen() && self.lazy_commits.is_none() {
+            let mut failure = self.failure.lock().unwrap_or_else(|p| p.into_inner());
+            if failure.is_none() {
+                tracing::error!(error = %e, "the state database failed; it will be reopened");
+                *failure = Some(e);
+            }
+        }
     }
 
     /// Begins a write. A store in memory has no disk to be durable on: its commits skip
     /// redb's durable-commit work (the data stays in the `Database`, which is what survives a
     /// simulated crash), except every 64th, which lets redb free the pages older commits
     /// released.
-    fn begin(&self) -> Result<redb::WriteTransaction, StoreError> {
-        let mut txn = self.db.begin_write()?;
+    fn begin(&self, db: &Database) -> Result<redb::WriteTransaction, StoreError> {
+        let mut txn = db.begin_write()?;
         if let Some(n) = &self.lazy_commits {
             let count = n.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             if count % 64 != 63 {
@@ -147,38 +273,14 @@ impl Store {
         Ok(txn)
     }
 
-    fn init(db: Database) -> Result<Self, StoreError> {
-        let txn = db.begin_write()?;
-        let found = read_version(&txn)?;
-        if found > SCHEMA_VERSION {
-            return Err(StoreError::NewerSchema {
-                found,
-                known: SCHEMA_VERSION,
-            });
-        }
-        for version in found..SCHEMA_VERSION {
-            tracing::info!(
-                from = version,
-                to = version + 1,
-                "migrating the state database"
-            );
-            MIGRATIONS[version as usize](&txn)?;
-        }
-        txn.open_table(META)?
-            .insert(SCHEMA_KEY, u64::from(SCHEMA_VERSION))?;
-        txn.commit()?;
-        Ok(Self {
-            db,
-            lazy_commits: None,
-        })
-    }
-
     /// The schema version on disk.
     pub fn schema_version(&self) -> Result<u32, StoreError> {
-        let txn = self.db.begin_read()?;
-        let table = txn.open_table(META)?;
-        let version = table.get(SCHEMA_KEY)?.map_or(0, |v| v.value());
-        Ok(u32::try_from(version).unwrap_or(u32::MAX))
+        self.with_db("reading the schema version", |db| {
+            let txn = db.begin_read()?;
+            let table = txn.open_table(META)?;
+            let version = table.get(SCHEMA_KEY)?.map_or(0, |v| v.value());
+            Ok(u32::try_from(version).unwrap_or(u32::MAX))
+        })
     }
 
     /// Runs `f` in one write transaction and commits it durably; if `f` fails, nothing it did
@@ -187,22 +289,34 @@ impl Store {
         &self,
         f: impl FnOnce(&mut WriteTx<'_>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let txn = self.begin()?;
-        let out = f(&mut WriteTx { txn: &txn })?;
-        txn.commit()?;
-        Ok(out)
+        self.transact(f)
     }
 
     /// As [`Store::write`], for callers with their own error type: if `f` fails, with any
-    /// error, nothing it did is kept.
+    /// error, nothing it did is kept. A failure of the disk or the file degrades the store.
     pub fn transact<T, E: From<StoreError>>(
         &self,
         f: impl FnOnce(&mut WriteTx<'_>) -> Result<T, E>,
     ) -> Result<T, E> {
-        let txn = self.begin()?;
-        let out = f(&mut WriteTx { txn: &txn })?;
-        txn.commit().map_err(StoreError::from)?;
-        Ok(out)
+        let mut failed: Option<StoreError> = None;
+        let out = self.with_db("writing", |db| {
+            let txn = self.begin(db).inspect_err(|e| failed = Some(e.clone()))?;
+            let mut tx = WriteTx {
+                txn: &txn,
+                failed: Default::default(),
+            };
+            let out = f(&mut tx);
+            failed = tx.failed.take();
+            let out = out?;
+            txn.commit()
+                .map_err(StoreError::from)
+                .inspect_err(|e| failed = Some(e.clone()))?;
+            Ok(out)
+        });
+        if let Some(e) = failed {
+            self.degrade(e);
+        }
+        out
     }
 
     /// Runs `f` on a consistent snapshot.
@@ -210,8 +324,14 @@ impl Store {
         &self,
         f: impl FnOnce(&ReadTx) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let txn = self.db.begin_read()?;
-        f(&ReadTx { txn })
+        let out = self.with_db("reading", |db| {
+            let txn = db.begin_read()?;
+            f(&ReadTx { txn })
+        });
+        if let Err(e) = &out {
+            self.degrade(e.clone());
+        }
+        out
     }
 
     /// One record by key.
@@ -223,6 +343,51 @@ impl Store {
     pub fn all<R: Record>(&self) -> Result<Vec<R>, StoreError> {
         self.read(|tx| tx.all())
     }
+}
+
+/// What an unavailable store says: the cause, without repeating "unavailable".
+fn unavailable_cause(cause: &StoreError) -> String {
+    match cause {
+        StoreError::Unavailable(inner) => inner.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Opens the database, checks it and brings the schema up to date; a panic inside redb is
+/// an error.
+fn open_checked(
+    create: impl FnOnce() -> Result<Database, StoreError>,
+) -> Result<Database, StoreError> {
+    crate::integrity::guard("opening the state database", || {
+        let mut db = create()?;
+        crate::integrity::check(&mut db)?;
+        init(&db)?;
+        Ok(db)
+    })
+}
+
+/// Creates or migrates the schema.
+fn init(db: &Database) -> Result<(), StoreError> {
+    let txn = db.begin_write()?;
+    let found = read_version(&txn)?;
+    if found > SCHEMA_VERSION {
+        return Err(StoreError::NewerSchema {
+            found,
+            known: SCHEMA_VERSION,
+        });
+    }
+    for version in found..SCHEMA_VERSION {
+        tracing::info!(
+            from = version,
+            to = version + 1,
+            "migrating the state database"
+        );
+        MIGRATIONS[version as usize](&txn)?;
+    }
+    txn.open_table(META)?
+        .insert(SCHEMA_KEY, u64::from(SCHEMA_VERSION))?;
+    txn.commit()?;
+    Ok(())
 }
 
 fn read_version(txn: &WriteTransaction) -> Result<u32, StoreError> {
@@ -351,49 +516,76 @@ fn pending_from(
 /// A write transaction: every change made through it commits together.
 pub struct WriteTx<'a> {
     txn: &'a WriteTransaction,
+    /// The first failure of the disk or the file seen inside the transaction, kept here
+    /// because the caller's error type may not carry it out (the store degrades on it).
+    failed: std::cell::RefCell<Option<StoreError>>,
 }
 
 impl WriteTx<'_> {
+    /// Remembers a failure that degrades the store (see [`WriteTx::failed`]).
+    fn track<T>(&self, out: Result<T, StoreError>) -> Result<T, StoreError> {
+        if let Err(e) = &out
+            && e.needs_reopen()
+        {
+            self.failed.borrow_mut().get_or_insert_with(|| e.clone());
+        }
+        out
+    }
+
     /// One record by key, as this transaction sees it.
     pub fn get<R: Record>(&self, key: &str) -> Result<Option<R>, StoreError> {
-        get_from(&self.txn.open_table(R::TABLE)?, key)
+        let out = (|| -> Result<Option<R>, StoreError> {
+            get_from(&self.txn.open_table(R::TABLE)?, key)
+        })();
+        self.track(out)
     }
 
     /// Every record of a kind, in key order.
     pub fn all<R: Record>(&self) -> Result<Vec<R>, StoreError> {
-        all_from(&self.txn.open_table(R::TABLE)?)
+        let out =
+            (|| -> Result<Vec<R>, StoreError> { all_from(&self.txn.open_table(R::TABLE)?) })();
+        self.track(out)
     }
 
     /// Inserts or replaces a record.
     pub fn put<R: Record>(&mut self, record: &R) -> Result<(), StoreError> {
-        let bytes = serde_json::to_vec(record).map_err(|e| StoreError::Encode {
-            table: R::NAME,
-            message: e.to_string(),
-        })?;
-        self.txn
-            .open_table(R::TABLE)?
-            .insert(record.key().as_str(), bytes.as_slice())?;
-        if let Some(index) = R::INDEX {
-            let mut table = self.txn.open_table(index)?;
-            match record.index_value() {
-                Some(v) => table.insert(record.index_key().as_str(), v)?,
-                None => table.remove(record.index_key().as_str())?,
-            };
-        }
-        Ok(())
+        let out = (|| -> Result<(), StoreError> {
+            let bytes = serde_json::to_vec(record).map_err(|e| StoreError::Encode {
+                table: R::NAME,
+                message: e.to_string(),
+            })?;
+            self.txn
+                .open_table(R::TABLE)?
+                .insert(record.key().as_str(), bytes.as_slice())?;
+            if let Some(index) = R::INDEX {
+                let mut table = self.txn.open_table(index)?;
+                match record.index_value() {
+                    Some(v) => table.insert(record.index_key().as_str(), v)?,
+                    None => table.remove(record.index_key().as_str())?,
+                };
+            }
+            Ok(())
+        })();
+        self.track(out)
     }
 
     /// A counter or marker in the `meta` table (the schema version lives there too).
     pub fn meta(&self, key: &str) -> Result<Option<u64>, StoreError> {
-        Ok(self.txn.open_table(META)?.get(key)?.map(|v| v.value()))
+        let out = (|| -> Result<Option<u64>, StoreError> {
+            Ok(self.txn.open_table(META)?.get(key)?.map(|v| v.value()))
+        })();
+        self.track(out)
     }
 
     /// The entries of `R`'s index whose key starts with `prefix`.
     pub fn index<R: Record>(&self, prefix: &str) -> Result<Vec<(String, i64)>, StoreError> {
-        match R::INDEX {
-            Some(index) => index_from(&self.txn.open_table(index)?, prefix),
-            None => Ok(Vec::new()),
-        }
+        let out = (|| -> Result<Vec<(String, i64)>, StoreError> {
+            match R::INDEX {
+                Some(index) => index_from(&self.txn.open_table(index)?, prefix),
+                None => Ok(Vec::new()),
+            }
+        })();
+        self.track(out)
     }
 
     /// How many entries of `R`'s index start with `prefix`, counting no further than
@@ -403,81 +595,102 @@ impl WriteTx<'_> {
         prefix: &str,
         at_most: usize,
     ) -> Result<usize, StoreError> {
-        let Some(index) = R::INDEX else {
-            return Ok(0);
-        };
-        let table = self.txn.open_table(index)?;
-        let mut n = 0;
-        for entry in table.range::<&str>(prefix..)? {
-            let (k, _) = entry?;
-            if n >= at_most || !k.value().starts_with(prefix) {
-                break;
+        let out = (|| -> Result<usize, StoreError> {
+            let Some(index) = R::INDEX else {
+                return Ok(0);
+            };
+            let table = self.txn.open_table(index)?;
+            let mut n = 0;
+            for entry in table.range::<&str>(prefix..)? {
+                let (k, _) = entry?;
+                if n >= at_most || !k.value().starts_with(prefix) {
+                    break;
+                }
+                n += 1;
             }
-            n += 1;
-        }
-        Ok(n)
+            Ok(n)
+        })();
+        self.track(out)
     }
 
     /// Removes one entry of `R`'s index (a dangling one, whose record is gone).
     pub fn remove_index_entry<R: Record>(&mut self, index_key: &str) -> Result<(), StoreError> {
-        if let Some(index) = R::INDEX {
-            self.txn.open_table(index)?.remove(index_key)?;
-        }
-        Ok(())
+        let out = (|| -> Result<(), StoreError> {
+            if let Some(index) = R::INDEX {
+                self.txn.open_table(index)?.remove(index_key)?;
+            }
+            Ok(())
+        })();
+        self.track(out)
     }
 
     /// Sets a counter or marker in the `meta` table.
     pub fn set_meta(&mut self, key: &str, value: u64) -> Result<(), StoreError> {
-        if key == SCHEMA_KEY {
-            return Err(StoreError::Database(
-                "the schema version is set by migrations only".into(),
-            ));
-        }
-        self.txn.open_table(META)?.insert(key, value)?;
-        Ok(())
+        let out = (|| -> Result<(), StoreError> {
+            if key == SCHEMA_KEY {
+                return Err(StoreError::Database(
+                    "the schema version is set by migrations only".into(),
+                ));
+            }
+            self.txn.open_table(META)?.insert(key, value)?;
+            Ok(())
+        })();
+        self.track(out)
     }
 
     /// Queues a receipt for the Federation scroll under the sequence it will have; refused
     /// if that sequence is already queued (two receipts can never claim one line).
     pub fn queue_receipt(&mut self, sequence: u64, receipt: &[u8]) -> Result<(), StoreError> {
-        let mut table = self.txn.open_table(RECEIPT_OUTBOX)?;
-        if table.get(sequence)?.is_some() {
-            return Err(StoreError::Database(format!(
-                "receipt outbox: sequence {sequence} is already queued"
-            )));
-        }
-        table.insert(sequence, receipt)?;
-        Ok(())
+        let out = (|| -> Result<(), StoreError> {
+            let mut table = self.txn.open_table(RECEIPT_OUTBOX)?;
+            if table.get(sequence)?.is_some() {
+                return Err(StoreError::Database(format!(
+                    "receipt outbox: sequence {sequence} is already queued"
+                )));
+            }
+            table.insert(sequence, receipt)?;
+            Ok(())
+        })();
+        self.track(out)
     }
 
     /// The receipts waiting for the Federation scroll, by sequence.
     pub fn pending_receipts(&self) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
-        pending_from(&self.txn.open_table(RECEIPT_OUTBOX)?)
+        let out = (|| -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+            pending_from(&self.txn.open_table(RECEIPT_OUTBOX)?)
+        })();
+        self.track(out)
     }
 
     /// Forgets queued receipts below `size`: the scroll holds them.
     pub fn receipts_stored_below(&mut self, size: u64) -> Result<usize, StoreError> {
-        let mut table = self.txn.open_table(RECEIPT_OUTBOX)?;
-        let done: Vec<u64> = table
-            .range(..size)?
-            .map(|e| e.map(|(k, _)| k.value()))
-            .collect::<Result<_, _>>()?;
-        for sequence in &done {
-            table.remove(*sequence)?;
-        }
-        Ok(done.len())
+        let out = (|| -> Result<usize, StoreError> {
+            let mut table = self.txn.open_table(RECEIPT_OUTBOX)?;
+            let done: Vec<u64> = table
+                .range(..size)?
+                .map(|e| e.map(|(k, _)| k.value()))
+                .collect::<Result<_, _>>()?;
+            for sequence in &done {
+                table.remove(*sequence)?;
+            }
+            Ok(done.len())
+        })();
+        self.track(out)
     }
 
     /// Removes a record (and its index entry); true if it was there.
     pub fn remove<R: Record>(&mut self, key: &str) -> Result<bool, StoreError> {
-        if let Some(index) = R::INDEX
-            && let Some(old) = self.get::<R>(key)?
-        {
-            self.txn
-                .open_table(index)?
-                .remove(old.index_key().as_str())?;
-        }
-        Ok(self.txn.open_table(R::TABLE)?.remove(key)?.is_some())
+        let out = (|| -> Result<bool, StoreError> {
+            if let Some(index) = R::INDEX
+                && let Some(old) = self.get::<R>(key)?
+            {
+                self.txn
+                    .open_table(index)?
+                    .remove(old.index_key().as_str())?;
+            }
+            Ok(self.txn.open_table(R::TABLE)?.remove(key)?.is_some())
+        })();
+        self.track(out)
     }
 
     /// Compare-and-swap on witness state (C2SP tlog-witness): stores `new` only if the stored
@@ -487,26 +700,29 @@ impl WriteTx<'_> {
         new: &WitnessState,
         expected_size: Option<u64>,
     ) -> Result<CasOutcome, StoreError> {
-        let stored: Option<WitnessState> = self.get(&new.key())?;
-        let stored_size = stored.as_ref().map(|s| s.latest.size);
-        if stored_size != expected_size {
-            return Ok(CasOutcome::Stale(stored.map(Box::new)));
-        }
-        if let Some(stored) = stored {
-            if new.latest.size < stored.latest.size {
-                return Ok(CasOutcome::WouldMoveBackwards {
-                    stored: stored.latest.size,
-                    offered: new.latest.size,
-                });
+        let out = (|| -> Result<CasOutcome, StoreError> {
+            let stored: Option<WitnessState> = self.get(&new.key())?;
+            let stored_size = stored.as_ref().map(|s| s.latest.size);
+            if stored_size != expected_size {
+                return Ok(CasOutcome::Stale(stored.map(Box::new)));
             }
-            if new.latest.size == stored.latest.size && new.latest.root != stored.latest.root {
-                // Two roots for one size cannot both be true: keep the stored one (it is
-                // evidence) and let the caller record the conflict.
-                return Ok(CasOutcome::Conflicting(Box::new(stored)));
+            if let Some(stored) = stored {
+                if new.latest.size < stored.latest.size {
+                    return Ok(CasOutcome::WouldMoveBackwards {
+                        stored: stored.latest.size,
+                        offered: new.latest.size,
+                    });
+                }
+                if new.latest.size == stored.latest.size && new.latest.root != stored.latest.root {
+                    // Two roots for one size cannot both be true: keep the stored one (it is
+                    // evidence) and let the caller record the conflict.
+                    return Ok(CasOutcome::Conflicting(Box::new(stored)));
+                }
             }
-        }
-        self.put(new)?;
-        Ok(CasOutcome::Advanced)
+            self.put(new)?;
+            Ok(CasOutcome::Advanced)
+        })();
+        self.track(out)
     }
 
     /// Records a signed request's `(origin, nonce)` until `expires_at`, or reports a replay.
@@ -518,32 +734,35 @@ impl WriteTx<'_> {
         now: Timestamp,
         expires_at: Timestamp,
     ) -> Result<Replay, StoreError> {
-        self.purge_replay(now)?;
-        let key = format!("{origin}/{nonce}");
-        let mut table = self.txn.open_table(REPLAY)?;
-        let previous = table.get(key.as_str())?.map(|v| v.value());
-        if let Some(expiry) = previous {
-            if expiry >= now.unix() {
-                return Ok(Replay::Replayed);
+        let out = (|| -> Result<Replay, StoreError> {
+            self.purge_replay(now)?;
+            let key = format!("{origin}/{nonce}");
+            let mut table = self.txn.open_table(REPLAY)?;
+            let previous = table.get(key.as_str())?.map(|v| v.value());
+            if let Some(expiry) = previous {
+                if expiry >= now.unix() {
+                    return Ok(Replay::Replayed);
+                }
+                // Expired but not purged yet: drop its index entry with it, so a later purge of
+                // that old entry cannot delete the record made now.
+                let old_index = expiry_key_unix(expiry, &key);
+                self.txn
+                    .open_table(REPLAY_BY_EXPIRY)?
+                    .remove(old_index.as_str())?;
             }
-            // Expired but not purged yet: drop its index entry with it, so a later purge of
-            // that old entry cannot delete the record made now.
-            let old_index = expiry_key_unix(expiry, &key);
+            if table.len()? >= MAX_REPLAY_ENTRIES {
+                return Err(StoreError::Database(format!(
+                    "replay cache holds {MAX_REPLAY_ENTRIES} unexpired entries; refusing new requests until some expire"
+                )));
+            }
+            table.insert(key.as_str(), expires_at.unix())?;
+            let by_expiry = expiry_key(expires_at, &key);
             self.txn
                 .open_table(REPLAY_BY_EXPIRY)?
-                .remove(old_index.as_str())?;
-        }
-        if table.len()? >= MAX_REPLAY_ENTRIES {
-            return Err(StoreError::Database(format!(
-                "replay cache holds {MAX_REPLAY_ENTRIES} unexpired entries; refusing new requests until some expire"
-            )));
-        }
-        table.insert(key.as_str(), expires_at.unix())?;
-        let by_expiry = expiry_key(expires_at, &key);
-        self.txn
-            .open_table(REPLAY_BY_EXPIRY)?
-            .insert(by_expiry.as_str(), ())?;
-        Ok(Replay::Fresh)
+                .insert(by_expiry.as_str(), ())?;
+            Ok(Replay::Fresh)
+        })();
+        self.track(out)
     }
 
     fn purge_replay(&mut self, now: Timestamp) -> Result<(), StoreError> {
