@@ -32,6 +32,25 @@ pub struct Config {
     /// The federation API over HTTPS with mutual TLS.
     #[serde(default, skip_serializing_if = "is_default")]
     pub http: HttpSection,
+    /// The node's own files.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub storage: StorageSection,
+}
+
+/// `[storage]`: the data directory's disk.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageSection {
+    /// Appends to our scrolls are refused while the data directory's file system has less
+    /// than this many MiB free (0: no reserve), so the Federation scroll and the state
+    /// database keep room for what the node itself must record.
+    pub min_free_mb: u64,
+}
+
+impl Default for StorageSection {
+    fn default() -> Self {
+        Self { min_free_mb: 64 }
+    }
 }
 
 fn is_default<T: Default + PartialEq>(value: &T) -> bool {
@@ -212,6 +231,7 @@ impl Config {
             anchor: AnchorSection::default(),
             witness: WitnessSection::default(),
             http: HttpSection::default(),
+            storage: StorageSection::default(),
         }
     }
 

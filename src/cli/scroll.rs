@@ -14,7 +14,7 @@ use vm_receipts::documents::SignedDocument;
 use vm_receipts::jcs::{self, Numbers};
 use vm_receipts::proof::ReceiptProof;
 use vm_receipts::scroll::{
-    RootFileCheck, Scroll, read_root_file, scroll_path, verify_scroll, write_root_file,
+    RootFileCheck, Scroll, ScrollError, read_root_file, scroll_path, verify_scroll, write_root_file,
 };
 use vm_receipts::{MeshId, PublicKey, ScrollName};
 
@@ -34,8 +34,9 @@ pub(super) enum ScrollCommand {
     Append(AppendArgs),
     /// Recompute the whole scroll and its ROOT file; name the first divergence.
     Verify(ScrollArgs),
-    /// Show the scroll's current root and the signed root in its ROOT file.
-    Root(ScrollArgs),
+    /// Show the scroll's current root and the signed root in its ROOT file; `--resign`
+    /// writes a fresh one (after the scroll verifies) under the name given.
+    Root(RootArgs),
     /// Export a proof: inclusion of one receipt (`--sequence`), checkable by a third party
     /// with `check-proof`, or consistency between two sizes (`--from-size`).
     Proof(ProofArgs),
@@ -53,6 +54,16 @@ pub(super) struct ScrollArgs {
     /// Print the result as JSON.
     #[arg(long)]
     json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub(super) struct RootArgs {
+    #[command(flatten)]
+    scroll: ScrollArgs,
+    /// Replace the ROOT file (damaged, or lost) with one signed now for the scroll as it
+    /// verifies, under the name given by `--scroll` (its case is kept as written).
+    #[arg(long)]
+    resign: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -249,7 +260,21 @@ fn append(args: AppendArgs, out: &mut Output) -> anyhow::Result<ExitCode> {
             }
         }
         if !batch.is_empty() {
-            let appended = scroll.append_batch(&batch)?;
+            let appended = match scroll.append_batch(&batch) {
+                Ok(appended) => appended,
+                Err(e @ ScrollError::InvalidReceipt { .. }) => return Err(e.into()),
+                Err(e) => bail!(
+                    "the write failed: {e}. {} receipts were appended and acknowledged before \
+                     it (the scroll now holds at least {}); the {} of the failed batch are not \
+                     acknowledged, but a failed write or sync leaves the file unknown: some may \
+                     be in the scroll. Run `vm-federation scroll verify --scroll {}` and compare \
+                     its size before appending them again",
+                    scroll.len() - first,
+                    scroll.len(),
+                    batch.len(),
+                    scroll.name()
+                ),
+            };
             if args.scroll.json {
                 for a in &appended {
                     out.json(&json!({"sequence": a.sequence, "root_hash": a.root_hash}))?;
@@ -267,8 +292,17 @@ fn append(args: AppendArgs, out: &mut Output) -> anyhow::Result<ExitCode> {
         refused.get_or_insert(format!("reading input: {e}"));
     }
     let appended = scroll.len() - first;
-    let signed = scroll.sign_root(dir.key(), dir.mesh_id(), SystemClock.now())?;
-    write_root_file(dir.root(), &signed)?;
+    // The receipts are durable and acknowledged: a ROOT file that cannot be written now is a
+    // warning (the next append, or the node at start, brings it up to date), not a failure.
+    if let Err(e) = scroll
+        .sign_root(dir.key(), dir.mesh_id(), SystemClock.now())
+        .and_then(|signed| write_root_file(dir.root(), &signed))
+    {
+        eprintln!(
+            "warning: the {appended} receipts are durable, but the ROOT file could not be \
+             written ({e}); the next append or the node's start writes it"
+        );
+    }
     if !args.scroll.json {
         out.line(format!(
             "appended {appended} receipts to {} (now {} receipts, root {})",
@@ -469,10 +503,29 @@ fn verify(args: ScrollArgs, out: &mut Output) -> anyhow::Result<ExitCode> {
     })
 }
 
-fn root(args: ScrollArgs, out: &mut Output) -> anyhow::Result<ExitCode> {
+fn root(args: RootArgs, out: &mut Output) -> anyhow::Result<ExitCode> {
+    let RootArgs {
+        scroll: args,
+        resign,
+    } = args;
     let dir = DataDir::open(&args.dir.data_dir)?;
     require_scroll(dir.root(), &args.scroll)?;
     let (scroll, _) = Scroll::open(dir.root(), &args.scroll)?;
+    if resign {
+        let old = match read_root_file(dir.root(), &args.scroll) {
+            Ok(Some(s)) => format!("size {}, root {}", s.size, s.root),
+            Ok(None) => "none".to_owned(),
+            Err(e) => format!("damaged: {e}"),
+        };
+        let fresh = scroll.sign_root(dir.key(), dir.mesh_id(), SystemClock.now())?;
+        write_root_file(dir.root(), &fresh)?;
+        eprintln!(
+            "warning: re-signed the ROOT file of scroll {} ({} receipts, verified) under that \
+             name; it was: {old}",
+            scroll.name(),
+            scroll.len()
+        );
+    }
     let signed = read_root_file(dir.root(), &args.scroll)?;
     let signature_valid = signed
         .as_ref()

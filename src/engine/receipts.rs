@@ -38,8 +38,10 @@ pub fn stored(ctx: &mut Ctx<'_, '_>, size: u64) -> Result<(), EngineError> {
     let next = ctx.tx.meta(NEXT_SEQUENCE)?.unwrap_or(0);
     if size > next {
         return Err(EngineError::Command(format!(
-            "the Federation scroll reports {size} receipts, but only {next} were ever decided: \
-             something else appends to it"
+            "the Federation scroll holds {size} receipts, but the state database knows of only \
+             {next}: it is older than the scroll (restored from a backup, or rolled back by a \
+             repair), or something else appends to the scroll. Stop the node and run \
+             `vm-federation state rebuild` to rebuild the state from the scroll"
         )));
     }
     ctx.tx.receipts_stored_below(size)?;

@@ -17,6 +17,7 @@
 mod anchor;
 pub mod client;
 pub mod control;
+mod health;
 mod https;
 mod ops;
 mod reads;
@@ -36,8 +37,8 @@ use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
 use vm_network::dns::{DnsConfig, DnsDiscovery};
 use vm_network::{GossipVerdict, NetworkCommand, NetworkConfig, NetworkEvent, NetworkHandle};
-use vm_receipts::documents::TrustLevel;
 use vm_receipts::documents::{DiscoveryRecord, ProposedTerms};
+use vm_receipts::documents::{SignedDocument, TrustLevel};
 use vm_receipts::scroll::{Scroll, write_root_file};
 use vm_receipts::{MeshId, PublicKey, ScrollName, Timestamp};
 use vm_storage::{AgreementRecord, AgreementStatus, PeerEntry, PeerSource, ProposalRecord, Store};
@@ -96,10 +97,11 @@ pub async fn run(
     let mesh_id = dir.mesh_id().clone();
     let clock: vm_network::Clock = Arc::new(|| SystemClock.now());
 
-    let store = Store::open(&root.join("state.redb")).context("opening state.redb")?;
     let (scroll, _) =
         Scroll::open(root, &ScrollName::federation()).context("opening the Federation scroll")?;
-    let scrolls = open_scrolls(root)?;
+    check_federation_root(&dir, &scroll)?;
+    let store = open_state(root, &scroll)?;
+    let scrolls = open_scrolls(&dir)?;
     let (backend, witness_config) = anchor_settings(&config)?;
 
     // Trust level 0 (`isolated`, DESIGN §6): federation off, so no federation listener of
@@ -253,6 +255,9 @@ pub async fn run(
         anchoring: false,
         anchor_interval: Duration::from_secs(config.anchor.interval_secs),
         last_anchor: None,
+        faults: health::Faults::default(),
+        tick_backoff_ms: 0,
+        tick_retry_at_ms: None,
     };
     // Receipts queued before a crash reach the scroll first.
     node.flush().context("recovering the Federation scroll")?;
@@ -359,42 +364,151 @@ struct Node {
     address_limits: https::RateLimits,
     /// Our HTTPS API's base URL, when it is on.
     federation_api: Option<String>,
+    /// Parts of our own files that failed and are being retried (`health`).
+    faults: health::Faults,
+    /// After a failed engine tick, how long until the next (doubling, at most a minute), and
+    /// when it is due: a tick that fails is not retried at once.
+    tick_backoff_ms: u64,
+    tick_retry_at_ms: Option<u64>,
+}
+
+/// Opens `state.redb`, refusing to start from nothing beside a Federation scroll that holds
+/// receipts (the agreements, peers and witness state it records would be forgotten), and
+/// naming the file and the way back for anything else wrong with it.
+fn open_state(root: &Path, federation: &Scroll) -> anyhow::Result<Store> {
+    let path = root.join("state.redb");
+    let rebuild = format!(
+        "`vm-federation state rebuild --data-dir {}` rebuilds it from the Federation scroll and \
+         the key",
+        root.display()
+    );
+    let present = match std::fs::metadata(&path) {
+        Ok(meta) => meta.len() > 0,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+        Err(e) => anyhow::bail!("{}: {e}", path.display()),
+    };
+    if !present && !federation.is_empty() {
+        anyhow::bail!(
+            "{} is missing or empty, but the Federation scroll holds {} receipts: starting \
+             would forget every agreement, peer key and witnessed root they record. {rebuild}",
+            path.display(),
+            federation.len()
+        );
+    }
+    Store::open(&path).map_err(|e| match e {
+        vm_storage::StoreError::Database(m) if m.contains("already open") => {
+            anyhow::anyhow!("{}: {m} (another process has it open)", path.display())
+        }
+        e @ vm_storage::StoreError::NewerSchema { .. } => {
+            anyhow::anyhow!("{}: {e}", path.display())
+        }
+        e => anyhow::anyhow!("{}: {e}. Stop the node; {rebuild}", path.display()),
+    })
+}
+
+/// The Federation scroll's ROOT file: a damaged or foreign one is re-signed, with a warning,
+/// now that the scroll verified (its name is fixed, so nothing is renamed).
+fn check_federation_root(dir: &DataDir, scroll: &Scroll) -> anyhow::Result<()> {
+    let problem = match vm_receipts::scroll::read_root_file(dir.root(), scroll.name()) {
+        Ok(Some(root)) => root
+            .verify(&dir.key().public_key())
+            .err()
+            .map(|e| format!("its signature does not verify with our key ({e})")),
+        Ok(None) => Some("it is missing".to_owned()),
+        Err(e) => Some(e.to_string()),
+    };
+    if let Some(problem) = problem {
+        let signed = scroll.sign_root(dir.key(), dir.mesh_id(), SystemClock.now())?;
+        write_root_file(dir.root(), &signed)?;
+        tracing::warn!(file = %vm_receipts::scroll::root_file_path(dir.root(), scroll.name()).display(), %problem, receipts = scroll.len(), "the Federation scroll's ROOT file was re-signed after the scroll verified");
+    }
+    Ok(())
 }
 
 /// Opens every scroll under `receipts/` but the Federation scroll (the node owns them all
-/// while it runs: appends come through the control socket).
-fn open_scrolls(root: &Path) -> anyhow::Result<BTreeMap<String, Scroll>> {
-    let mut scrolls = BTreeMap::new();
-    let dir = root.join("receipts");
-    let entries = match std::fs::read_dir(&dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(scrolls),
-        Err(e) => return Err(e).with_context(|| format!("reading {}", dir.display())),
-    };
-    for entry in entries {
-        let entry = entry?;
-        let Some(stem) = entry.file_name().to_str().map(str::to_owned) else {
-            continue;
-        };
-        if stem == ScrollName::federation().file_stem()
-            || !entry.path().join(format!("{stem}_events.jsonl")).exists()
+/// while it runs: appends come through the control socket), and every scroll a ROOT file
+/// names, so a scroll whose file is gone is refused (see `Scroll::open`) instead of skipped.
+fn open_scrolls(dir: &DataDir) -> anyhow::Result<BTreeMap<String, Scroll>> {
+    let root = dir.root();
+    let mut stems = std::collections::BTreeSet::new();
+    let receipts = root.join("receipts");
+    match std::fs::read_dir(&receipts) {
+        Ok(entries) => {
+            for entry in entries {
+                let entry = entry.with_context(|| format!("reading {}", receipts.display()))?;
+                if let Some(stem) = entry.file_name().to_str() {
+                    stems.insert(stem.to_owned());
+                }
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("reading {}", receipts.display())),
+    }
+    for entry in std::fs::read_dir(root).with_context(|| format!("reading {}", root.display()))? {
+        let entry = entry.with_context(|| format!("reading {}", root.display()))?;
+        if let Some(stem) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.strip_prefix("ROOT."))
+            .and_then(|n| n.strip_suffix(".txt"))
         {
+            stems.insert(stem.to_owned());
+        }
+    }
+    let mut scrolls = BTreeMap::new();
+    for stem in stems {
+        if stem == ScrollName::federation().file_stem() {
             continue;
         }
         let Ok(lower) = stem.parse::<ScrollName>() else {
-            tracing::warn!(%stem, "ignoring a directory under receipts/ that is not a scroll name");
+            tracing::warn!(%stem, "ignoring a file under receipts/ or a ROOT file that is not a scroll name");
             continue;
         };
-        // The name as written (`Compliance`) is in the signed ROOT file; files are lower case.
-        let name = vm_receipts::scroll::read_root_file(root, &lower)
-            .ok()
-            .flatten()
-            .map_or(lower, |r| r.scroll);
+        let root_path = vm_receipts::scroll::root_file_path(root, &lower);
+        let events = vm_receipts::scroll::scroll_path(root, &lower);
+        if !events.exists() && !root_path.exists() {
+            // A directory with neither: nothing was ever appended.
+            continue;
+        }
+        // The name as written (`Compliance`) is only in the signed ROOT file.
+        let name = match vm_receipts::scroll::read_root_file(root, &lower) {
+            Ok(Some(signed)) => match signed.verify(&dir.key().public_key()) {
+                Ok(()) => signed.scroll,
+                Err(e) => anyhow::bail!(damaged_root(
+                    dir,
+                    &root_path,
+                    &format!("its signature does not verify with our key ({e})")
+                )),
+            },
+            Ok(None) => lower,
+            Err(e) => anyhow::bail!(damaged_root(dir, &root_path, &e.to_string())),
+        };
         let (scroll, _) =
             Scroll::open(root, &name).with_context(|| format!("opening scroll {name}"))?;
+        if let Ok(Some(signed)) = vm_receipts::scroll::read_root_file(root, &name)
+            && signed.size < scroll.len()
+        {
+            // Receipts acknowledged before the ROOT file could be written (a full disk).
+            let fresh = scroll.sign_root(dir.key(), dir.mesh_id(), SystemClock.now())?;
+            write_root_file(root, &fresh)?;
+            tracing::info!(scroll = %name, from = signed.size, to = scroll.len(), "ROOT file brought up to the scroll's durable receipts");
+        }
         scrolls.insert(stem, scroll);
     }
     Ok(scrolls)
+}
+
+/// The error for a user scroll's damaged ROOT file: refused, since it alone holds the
+/// scroll's name as written, and says how to re-sign it once the operator names the scroll.
+fn damaged_root(dir: &DataDir, path: &Path, problem: &str) -> String {
+    format!(
+        "{}: {problem}. It is the only record of the scroll's name as written; nothing is \
+         re-signed or renamed without you. Restore it from a backup, or run `vm-federation \
+         scroll root --data-dir {} --scroll <Name as written> --resign` (it checks the scroll \
+         first)",
+        path.display(),
+        dir.root().display()
+    )
 }
 
 /// `[anchor]` and `[witness]`, checked.
@@ -480,10 +594,15 @@ impl Node {
         let mut anchor_timer = tokio::time::interval(self.anchor_interval);
         anchor_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            let wake = self.next_wake()?;
+            self.note_store_fault();
+            let wake = self.next_wake();
             let witness_wake = self
                 .witness
                 .poll_timeout()
+                .map(|at| Duration::from_millis(at.saturating_sub(self.now_ms())));
+            let heal_wake = self
+                .faults
+                .next_retry_ms()
                 .map(|at| Duration::from_millis(at.saturating_sub(self.now_ms())));
             tokio::select! {
                 () = &mut shutdown => {
@@ -509,7 +628,8 @@ impl Node {
                 Some(done) = completions.recv() => { self.on_completion(done); }
                 Some(call) = http.recv() => { self.on_http(call); }
                 _ = anchor_timer.tick() => { self.anchor_cycle(None); }
-                () = tokio::time::sleep(wake) => { self.input(Input::Tick); }
+                () = sleep_or_never(wake) => { self.tick(); }
+                () = sleep_or_never(heal_wake) => { self.heal_due(); }
                 () = sleep_or_never(witness_wake) => { self.on_witness_timeout(); }
             }
         }
@@ -524,16 +644,55 @@ impl Node {
         crate::clock::unix_millis()
     }
 
-    /// How long until the engine wants a tick.
-    fn next_wake(&self) -> anyhow::Result<Duration> {
-        let due = self.engine.poll_timeout()?;
-        Ok(match due {
+    /// How long until the engine wants a tick: never while the state database is degraded
+    /// (the heal timer runs instead), and not before a failed tick's backoff.
+    fn next_wake(&mut self) -> Option<Duration> {
+        if self.faults.has(&health::Part::State) {
+            return None;
+        }
+        let due = match self.engine.poll_timeout() {
+            Ok(due) => due,
+            Err(e) => {
+                self.note_store_fault();
+                tracing::warn!(error = %e, "cannot read when the engine is next due");
+                return Some(Duration::from_millis(self.backoff_tick()));
+            }
+        };
+        let mut wake = match due {
             Some(at) => {
                 let secs = at.seconds_since(self.now());
                 Duration::from_secs(u64::try_from(secs.clamp(0, 3600)).unwrap_or(0))
             }
             None => Duration::from_secs(3600),
-        })
+        };
+        if let Some(at) = self.tick_retry_at_ms {
+            wake = wake.max(Duration::from_millis(at.saturating_sub(self.now_ms())));
+        }
+        Some(wake)
+    }
+
+    /// The engine's timer fired.
+    fn tick(&mut self) {
+        let now = self.now();
+        match self.engine.handle(now, Input::Tick) {
+            Ok(outputs) => {
+                self.tick_backoff_ms = 0;
+                self.tick_retry_at_ms = None;
+                self.apply(outputs);
+            }
+            Err(e) => {
+                self.note_store_fault();
+                let retry_in = self.backoff_tick();
+                tracing::warn!(error = %e, retry_in_ms = retry_in, "the engine's timer failed");
+            }
+        }
+    }
+
+    /// Doubles the failed-tick backoff (1 s to 60 s); returns it.
+    fn backoff_tick(&mut self) -> u64 {
+        self.tick_backoff_ms = (self.tick_backoff_ms * 2).clamp(1_000, 60_000);
+        self.tick_retry_at_ms = Some(self.now_ms() + self.tick_backoff_ms);
+        self.tick_backoff_ms
     }
 
     /// Feeds the engine one input and carries out what it asks. Errors are logged: the
@@ -544,6 +703,7 @@ impl Node {
             Ok(outputs) => Some(self.apply(outputs)),
             Err(e) => {
                 tracing::warn!(error = %e, "engine refused an input");
+                self.note_store_fault();
                 None
             }
         }
@@ -602,13 +762,41 @@ impl Node {
                 }
             }
         }
-        if receipts && let Err(e) = self.flush() {
-            tracing::error!(error = %e, "could not append receipts to the Federation scroll; they stay queued");
+        if receipts {
+            self.flush_federation();
         }
         events
     }
 
-    /// Appends queued receipts and rewrites the signed root file.
+    /// Appends queued receipts and rewrites the signed root file, while running: a failure
+    /// degrades the part that failed (the receipts stay queued in the state database) and is
+    /// retried by `heal_due`.
+    fn flush_federation(&mut self) {
+        let federation = ScrollName::federation();
+        if self.faults.has(&health::Part::State)
+            || self.faults.has(&health::Part::Scroll(federation.clone()))
+        {
+            return;
+        }
+        let now = self.now();
+        match federation_log::flush(&mut self.engine, &mut self.scroll, now) {
+            Ok(0) => {}
+            Ok(_) => match self.write_root(&federation) {
+                Ok(()) => self.faults.healed(&health::Part::RootFile(federation)),
+                Err(e) => self.note_fault(health::Part::RootFile(federation), e),
+            },
+            Err(federation_log::LogError::Scroll(e)) => {
+                self.note_fault(health::Part::Scroll(federation), e);
+            }
+            Err(e) => {
+                self.note_store_fault();
+                tracing::error!(error = %e, "could not append receipts to the Federation scroll; they stay queued");
+            }
+        }
+    }
+
+    /// Appends queued receipts and rewrites the signed root file (at start: a failure stops
+    /// the node).
     fn flush(&mut self) -> anyhow::Result<()> {
         let now = self.now();
         let appended = federation_log::flush(&mut self.engine, &mut self.scroll, now)?;
@@ -1245,10 +1433,38 @@ impl Node {
             .status()
             .await
             .map_err(|e| err(StatusCode::SERVICE_UNAVAILABLE, "network", e.to_string()))?;
-        let agreements = self.all::<AgreementRecord>()?;
-        let proposals = self.all::<ProposalRecord>()?;
-        let peers = self.all::<PeerEntry>()?;
+        let health = self.faults.to_json(self.now_ms());
+        let (agreements, proposals, peers, witness) = match (
+            self.all::<AgreementRecord>(),
+            self.all::<ProposalRecord>(),
+            self.all::<PeerEntry>(),
+            self.witness_status(),
+        ) {
+            (Ok(a), Ok(p), Ok(k), Ok(w)) => (a, p, k, w),
+            (a, p, k, w) => {
+                // The state database is down: say so, with what the node knows without it.
+                let error = [a.err(), p.err(), k.err(), w.err()]
+                    .into_iter()
+                    .flatten()
+                    .map(|e| e.message)
+                    .next()
+                    .unwrap_or_default();
+                return Ok(json!({
+                    "mesh_id": self.dir.mesh_id(),
+                    "public_key": self.dir.key().public_key(),
+                    "peer_id": net.peer_id,
+                    "data_dir": self.dir.root(),
+                    "health": health,
+                    "state_unavailable": error,
+                    "network": net,
+                    "federation_scroll": {"size": self.scroll.len(), "root": self.scroll.root()},
+                    "scrolls": self.scroll_summaries(),
+                    "recent_events": self.recent,
+                }));
+            }
+        };
         Ok(json!({
+            "health": health,
             "mesh_id": self.dir.mesh_id(),
             "public_key": self.dir.key().public_key(),
             "peer_id": net.peer_id,
@@ -1262,7 +1478,7 @@ impl Node {
             "federation_api": self.federation_api,
             "scrolls": self.scroll_summaries(),
             "anchor": self.anchor_status(),
-            "witness": self.witness_status()?,
+            "witness": witness,
             "recent_events": self.recent,
         }))
     }

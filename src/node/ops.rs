@@ -5,11 +5,12 @@ use axum::http::StatusCode;
 use serde_json::{Map, Value, json};
 use tokio::sync::oneshot;
 use vm_receipts::proof::ReceiptProof;
-use vm_receipts::scroll::{Scroll, write_root_file};
+use vm_receipts::scroll::{Scroll, ScrollError};
 use vm_receipts::{MeshId, ScrollName, Timestamp};
 use vm_storage::{AnchoredRoot, DiscrepancyRecord, ReceivedAttestation, WitnessState};
 
 use super::control::{ControlError, ControlReply};
+use super::health::Part;
 use super::{Node, bad, err, internal, store_error};
 use crate::engine::policy::PeerRequest;
 use crate::witness::{ConflictEvidence, Standing};
@@ -148,7 +149,19 @@ impl Node {
             }
         }
         let stem = name.file_stem();
-        let now = self.now();
+        let part = Part::Scroll(name.clone());
+        self.check_free_space()
+            .map_err(|e| err(StatusCode::INSUFFICIENT_STORAGE, "insufficient_storage", e))?;
+        if self.faults.has(&part) {
+            return Err(err(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "degraded",
+                format!(
+                    "scroll {name} had a failed write; the node reopens and re-checks it with \
+                     backoff (see `status`): try again later"
+                ),
+            ));
+        }
         if !self.scrolls.contains_key(&stem) {
             let (opened, _) = Scroll::open(self.dir.root(), &name).map_err(internal)?;
             self.scrolls.insert(stem.clone(), opened);
@@ -156,18 +169,53 @@ impl Node {
         let Some(target) = self.scrolls.get_mut(&stem) else {
             return Err(internal("the scroll just opened is gone"));
         };
+        let before = target.len();
         // A refused receipt stops the batch before anything is written.
-        let appended = target.append_batch(&batch).map_err(|e| {
-            ControlError::new(StatusCode::UNPROCESSABLE_ENTITY, "refused", e.to_string())
-        })?;
-        let signed = target
-            .sign_root(self.dir.key(), self.dir.mesh_id(), now)
-            .map_err(internal)?;
-        write_root_file(self.dir.root(), &signed).map_err(internal)?;
+        let appended = match target.append_batch(&batch) {
+            Ok(appended) => appended,
+            Err(e @ ScrollError::InvalidReceipt { .. }) => {
+                return Err(ControlError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "refused",
+                    e.to_string(),
+                ));
+            }
+            Err(e) => {
+                let message = format!(
+                    "the write failed: {e}. None of these {} receipts is acknowledged, but a \
+                     failed write or sync leaves the file unknown: some may be in the scroll. \
+                     The scroll held {before} receipts; once `status` shows it healthy again, \
+                     run `vm-federation scroll verify --scroll {name}` (or read its size in \
+                     `status`) before appending them again",
+                    batch.len()
+                );
+                self.note_fault(part, &e);
+                return Err(err(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "write_failed",
+                    message,
+                ));
+            }
+        };
+        let (size, root) = (target.len(), target.root());
+        let scroll_name = target.name().clone();
+        // The receipts are durable: they are acknowledged whatever happens to the ROOT file,
+        // which is retried until it is written.
+        let root_file = match self.write_root(&name) {
+            Ok(()) => {
+                self.faults.healed(&Part::RootFile(name));
+                json!({"written": true})
+            }
+            Err(e) => {
+                self.note_fault(Part::RootFile(name), &e);
+                json!({"written": false, "error": e, "note": "retried by the node until written"})
+            }
+        };
         Ok(json!({
-            "scroll": target.name(),
-            "size": target.len(),
-            "root": target.root(),
+            "scroll": scroll_name,
+            "size": size,
+            "root": root,
+            "root_file": root_file,
             "appended": appended.iter().map(|a| json!({"sequence": a.sequence, "root_hash": a.root_hash})).collect::<Vec<_>>(),
         }))
     }

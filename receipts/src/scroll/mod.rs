@@ -75,6 +75,20 @@ pub enum ScrollError {
         /// Why.
         reason: String,
     },
+    /// The scroll's file is gone (or was never made) while its checkpoint or ROOT file says
+    /// it held receipts: it is not recreated empty over its history.
+    #[error(
+        "{path} is missing, but {evidence}: a scroll is never recreated empty over its history. \
+         Restore the file from a backup; to start the scroll again on purpose, move {aside} aside"
+    )]
+    Missing {
+        /// The scroll file.
+        path: PathBuf,
+        /// What says it existed.
+        evidence: String,
+        /// The files to move aside to start again.
+        aside: String,
+    },
     /// An earlier write or sync failed; reopen the scroll.
     #[error("scroll {0} had a failed write or sync; reopen it before appending")]
     Poisoned(ScrollName),
@@ -108,6 +122,35 @@ pub(crate) fn io_err(path: &Path) -> impl FnOnce(io::Error) -> ScrollError + '_ 
     move |source| ScrollError::Io {
         path: path.to_owned(),
         source,
+    }
+}
+
+/// Refuses to create `path` afresh when the scroll's checkpoint or ROOT file says it held
+/// receipts (or the ROOT file is unreadable, so nobody can tell).
+fn refuse_to_recreate(data_dir: &Path, name: &ScrollName, path: &Path) -> Result<(), ScrollError> {
+    let cp_path = checkpoint::checkpoint_path(path);
+    let root_path = root_file_path(data_dir, name);
+    let evidence = match (checkpoint::read(path), read_root_file(data_dir, name)) {
+        (Some(cp), _) if cp.size > 0 => Some(format!(
+            "its checkpoint {} says it held {} receipts",
+            cp_path.display(),
+            cp.size
+        )),
+        (_, Ok(Some(root))) if root.size > 0 => Some(format!(
+            "{} signs {} receipts",
+            root_path.display(),
+            root.size
+        )),
+        (_, Err(e)) => Some(format!("its ROOT file is unreadable ({e})")),
+        _ => None,
+    };
+    match evidence {
+        None => Ok(()),
+        Some(evidence) => Err(ScrollError::Missing {
+            path: path.to_owned(),
+            evidence,
+            aside: format!("{} and {}", cp_path.display(), root_path.display()),
+        }),
     }
 }
 
@@ -176,6 +219,9 @@ impl Scroll {
             }
         }
         let existed = path.exists();
+        if !existed {
+            refuse_to_recreate(data_dir, name, &path)?;
+        }
         let mut file = OpenOptions::new()
             .read(true)
             .append(true)
@@ -233,6 +279,7 @@ impl Scroll {
             ));
         }
         scroll.checkpointed = trusted.map(|cp| cp.size);
+        scroll.check_root_file(data_dir)?;
         if torn > 0 {
             let keep = scroll.end();
             tracing::warn!(
@@ -493,6 +540,44 @@ impl Scroll {
             }
             None => Ok(()),
         }
+    }
+
+    /// The signed ROOT file may lag the scroll (it is written after the receipts are durable)
+    /// but never lead it or disagree with it: a ROOT file for more receipts than the file
+    /// holds means receipts were removed; one whose root differs at its size means history
+    /// was rewritten. A ROOT file that does not parse is left to the caller (it is refused or
+    /// re-signed there, with the scroll's name as the caller knows it).
+    fn check_root_file(&self, data_dir: &Path) -> Result<(), ScrollError> {
+        let Ok(Some(root)) = read_root_file(data_dir, &self.name) else {
+            return Ok(());
+        };
+        let path = root_file_path(data_dir, &self.name);
+        if root.size > self.len() {
+            return Err(self.damaged(
+                self.len(),
+                format!(
+                    "{} signs {} receipts but the file holds {}: receipts were removed \
+                     (restore the scroll from a backup)",
+                    path.display(),
+                    root.size,
+                    self.len()
+                ),
+            ));
+        }
+        if self.root_at(root.size)? != root.root {
+            return Err(self.damaged(
+                root.size.saturating_sub(1),
+                format!(
+                    "{} signs root {} at size {}, but the file's root there is {}: history \
+                     was rewritten",
+                    path.display(),
+                    root.root,
+                    root.size,
+                    self.root_at(root.size)?
+                ),
+            ));
+        }
+        Ok(())
     }
 
     fn damaged(&self, sequence: u64, reason: String) -> ScrollError {
