@@ -15,4 +15,5 @@ pub mod engine;
 pub mod federation_log;
 pub mod http;
 pub mod node;
+pub mod state_rebuild;
 pub mod witness;

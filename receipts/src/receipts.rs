@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::documents::DiscrepancyBody;
+use crate::documents::{DiscrepancyBody, FederationAgreement, RevocationNotice};
 use crate::documents::{
     Document, DocumentError, Extra, SchemaVersion, TrustLevel, WitnessResult, from_value,
 };
@@ -72,7 +72,7 @@ pub struct TrustProposalReceipt {
 }
 
 /// `fed_trust_established`: an agreement came into force.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrustEstablishedReceipt {
     /// The agreement.
     pub agreement_id: DocumentId,
@@ -84,6 +84,11 @@ pub struct TrustEstablishedReceipt {
     pub scrolls_shared: Vec<ScrollName>,
     /// Its hash.
     pub agreement_hash: Blake3Hash,
+    /// The whole agreement with both signatures (seed §3.5: both meshes store it in their
+    /// Federation scroll), so the scroll alone is the record of it (`state rebuild`). Absent
+    /// in receipts written before issue 15.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agreement: Option<FederationAgreement>,
     /// When.
     pub timestamp: Timestamp,
     /// Free tags.
@@ -98,7 +103,7 @@ pub struct TrustEstablishedReceipt {
 }
 
 /// `fed_trust_revoked`: an agreement ended.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrustRevokedReceipt {
     /// The agreement.
     pub agreement_id: DocumentId,
@@ -108,6 +113,9 @@ pub struct TrustRevokedReceipt {
     pub reason: String,
     /// When it took effect.
     pub effective_at: Timestamp,
+    /// The signed notice that ended it (absent in receipts written before issue 15).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notice: Option<RevocationNotice>,
     /// When recorded.
     pub timestamp: Timestamp,
     /// Free tags.
@@ -189,6 +197,12 @@ pub struct WitnessEventReceipt {
     pub discrepancies: Vec<Value>,
     /// The attestation's signature.
     pub witness_signature: Signature,
+    /// On a witness's own receipt: the witnessed mesh's signed root that was checked (its
+    /// signature included), so the witness state can be rebuilt from the scroll and the
+    /// receipt stands as evidence on its own. Absent on the witnessed side and in receipts
+    /// written before issue 15.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signed_root: Option<crate::documents::SignedRoot>,
     /// Free tags.
     #[serde(default)]
     pub tags: Vec<String>,
@@ -305,6 +319,14 @@ pub struct DiscrepancyReceipt {
     /// The finding.
     #[serde(flatten)]
     pub body: DiscrepancyBody,
+    /// The reporting mesh's signature over the body (the `DiscrepancyReport`'s), so the
+    /// receipt is the signed report. Absent in receipts written before issue 15.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<crate::documents::SignatureField>,
+    /// The evidence itself, whose JCS hashes to `evidence_hash`. Absent in receipts written
+    /// before issue 15.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evidence: Option<Value>,
     /// Free tags.
     #[serde(default)]
     pub tags: Vec<String>,
@@ -318,7 +340,7 @@ pub struct DiscrepancyReceipt {
 /// Deserialisation dispatches on `type` by hand (see [`receipt_from_value`]) rather than
 /// through serde's internally tagged enums, which buffer the content and lose the path of a
 /// bad field.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type")]
 pub enum FederationReceipt {
     /// `fed_trust_proposal`
@@ -423,21 +445,48 @@ impl Document for DiscrepancyReceipt {
             tags: Vec<String>,
             #[serde(default)]
             root_hash: Option<Blake3Hash>,
+            #[serde(default)]
+            signature: Option<crate::documents::SignatureField>,
+            #[serde(default)]
+            evidence: Option<Value>,
         }
-        let (body, own) =
-            crate::documents::split_body::<Self, DiscrepancyBody>(value, &["tags", "root_hash"])?;
+        let (body, own) = crate::documents::split_body::<Self, DiscrepancyBody>(
+            value,
+            &["tags", "root_hash", "signature", "evidence"],
+        )?;
         let own: Own = crate::documents::own_fields::<Self, _>(own)?;
         let receipt = Self {
             body,
             tags: own.tags,
             root_hash: own.root_hash,
+            signature: own.signature,
+            evidence: own.evidence,
         };
         receipt.validate()?;
         Ok(receipt)
     }
 
     fn validate(&self) -> Result<(), DocumentError> {
-        self.body.check::<Self>()
+        self.body.check::<Self>()?;
+        if let Some(evidence) = &self.evidence {
+            let bytes =
+                jcs::to_vec_integers_only(evidence).map_err(|source| DocumentError::Json {
+                    document: Self::NAME,
+                    source,
+                })?;
+            let hash = Blake3Hash::digest(&bytes);
+            if hash != self.body.evidence_hash {
+                return Err(DocumentError::Invalid {
+                    document: Self::NAME,
+                    field: "evidence",
+                    reason: format!(
+                        "the evidence hashes to {hash}, not to evidence_hash {}",
+                        self.body.evidence_hash
+                    ),
+                });
+            }
+        }
+        Ok(())
     }
 }
 

@@ -8,6 +8,7 @@ mod node;
 mod output;
 mod remote;
 mod scroll;
+mod state;
 mod witness;
 
 use std::path::PathBuf;
@@ -36,6 +37,9 @@ enum Command {
     /// The daemon.
     #[command(subcommand)]
     Node(node::NodeCommand),
+    /// The state database: rebuild it from the Federation scroll.
+    #[command(subcommand)]
+    State(state::StateCommand),
     /// Find a mesh by id (DHT) or domain (DNS SRV/TXT) and store its signed record.
     Discover(remote::DiscoverArgs),
     /// Meshes this node knows, with where each came from.
@@ -96,6 +100,7 @@ pub fn main() -> ExitCode {
         Command::Init(args) => init::run(args, &mut out),
         Command::Scroll(cmd) => scroll::run(cmd, &mut out),
         Command::Node(cmd) => node::run(cmd, &mut out),
+        Command::State(cmd) => state::run(cmd, &mut out),
         Command::Discover(args) => remote::discover(args, &mut out),
         Command::ListKnown(args) => remote::list_known(args, &mut out),
         Command::Peers(cmd) => remote::peers(cmd, &mut out),

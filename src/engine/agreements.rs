@@ -606,13 +606,7 @@ fn end(ctx: &mut Ctx<'_, '_>, record: &mut AgreementRecord) -> Result<(), Engine
     record.next_verification_at = None;
     record.updated_at = ctx.now;
     ctx.tx.put(record)?;
-    receipts::revoked(
-        ctx,
-        &notice.agreement_id,
-        &notice.revoked_by,
-        &notice.reason,
-        notice.effective_at,
-    )?;
+    receipts::revoked(ctx, &notice)?;
     ctx.event(Event::Revoked {
         agreement_id: notice.agreement_id,
     });

@@ -1,6 +1,6 @@
 //! Federation receipts, queued in the transaction of the state change they record.
 
-use vm_receipts::documents::{Document, TrustProposal};
+use vm_receipts::documents::{Document, RevocationNotice, TrustProposal};
 use vm_receipts::jcs;
 use vm_receipts::receipts::{
     FederationReceipt, ProposalEvent, TrustEstablishedReceipt, TrustProposalReceipt,
@@ -113,6 +113,7 @@ pub fn established(ctx: &mut Ctx<'_, '_>, record: &AgreementRecord) -> Result<()
             trust_level: a.trust_level,
             scrolls_shared: a.terms.scrolls_shared.clone(),
             agreement_hash: a.agreement_hash,
+            agreement: Some(a.clone()),
             timestamp: ctx.now,
             tags: vec!["federation".into(), "trust".into(), "established".into()],
             root_hash: None,
@@ -121,21 +122,16 @@ pub fn established(ctx: &mut Ctx<'_, '_>, record: &AgreementRecord) -> Result<()
     )
 }
 
-/// `fed_trust_revoked` for an agreement that ended.
-pub fn revoked(
-    ctx: &mut Ctx<'_, '_>,
-    agreement_id: &DocumentId,
-    revoked_by: &MeshId,
-    reason: &str,
-    effective_at: vm_receipts::Timestamp,
-) -> Result<(), EngineError> {
+/// `fed_trust_revoked` for an agreement that ended, carrying the signed notice that ended it.
+pub fn revoked(ctx: &mut Ctx<'_, '_>, notice: &RevocationNotice) -> Result<(), EngineError> {
     queue(
         ctx,
         FederationReceipt::TrustRevoked(TrustRevokedReceipt {
-            agreement_id: agreement_id.clone(),
-            revoked_by: revoked_by.clone(),
-            reason: reason.to_owned(),
-            effective_at,
+            agreement_id: notice.agreement_id.clone(),
+            revoked_by: notice.revoked_by.clone(),
+            reason: notice.reason.clone(),
+            effective_at: notice.effective_at,
+            notice: Some(notice.clone()),
             timestamp: ctx.now,
             tags: vec!["federation".into(), "trust".into(), "revoked".into()],
             root_hash: None,

@@ -239,6 +239,7 @@ pub fn on_witnessed(ctx: &mut Ctx<'_, '_>, report: WitnessReport) -> Result<(), 
             samples_checked: samples,
             discrepancies: discrepancy_ids.iter().map(|d| json!(d)).collect(),
             witness_signature: attestation.witness_signature,
+            signed_root: Some(root.clone()),
             tags: witness_tags(&n.scroll, result),
             root_hash: None,
             extra: Map::new(),
@@ -384,6 +385,8 @@ fn record_discrepancy(
         ctx,
         FederationReceipt::Discrepancy(DiscrepancyReceipt {
             body: report.body.clone(),
+            signature: Some(report.signature.clone()),
+            evidence: Some(evidence.clone()),
             tags: vec![
                 "federation".into(),
                 "discrepancy".into(),
@@ -484,6 +487,7 @@ pub fn on_attestation(
             samples_checked: samples,
             discrepancies,
             witness_signature: a.witness_signature,
+            signed_root: None,
             tags: witness_tags(&a.scroll, a.witness_result),
             root_hash: None,
             extra: Map::new(),
@@ -559,6 +563,8 @@ pub fn on_discrepancy(
         ctx,
         FederationReceipt::Discrepancy(DiscrepancyReceipt {
             body: body.clone(),
+            signature: Some(report.signature.clone()),
+            evidence: record.evidence.first().cloned(),
             tags: vec![
                 "federation".into(),
                 "discrepancy".into(),

@@ -20,17 +20,17 @@ use vm_storage::{DiscrepancyRecord, ReceivedAttestation, WitnessState};
 use crate::engine::{r, terms};
 use crate::net::{Net, mesh};
 
-const DUBLIN: &str = "vaultmesh-dublin";
-const BERLIN: &str = "vaultmesh-berlin";
-const SINGAPORE: &str = "vaultmesh-singapore";
+pub(crate) const DUBLIN: &str = "vaultmesh-dublin";
+pub(crate) const BERLIN: &str = "vaultmesh-berlin";
+pub(crate) const SINGAPORE: &str = "vaultmesh-singapore";
 
-fn compliance() -> ScrollName {
+pub(crate) fn compliance() -> ScrollName {
     "Compliance".parse().expect("scroll")
 }
 
 /// Dublin and Berlin federated at `level` over Compliance; Singapore known to both, not
 /// federated.
-fn net(level: TrustLevel) -> Net {
+pub(crate) fn net(level: TrustLevel) -> Net {
     let mut net = Net::new(&[DUBLIN, BERLIN, SINGAPORE], false);
     net.discover_all();
     net.command(
@@ -51,7 +51,7 @@ fn net(level: TrustLevel) -> Net {
 }
 
 /// Dublin's signed root of `scroll` at `size`, anchored alone in a local batch.
-fn notification(net: &Net, key: &MeshKey, size: u64, root: &str) -> AnchorNotification {
+pub(crate) fn notification(net: &Net, key: &MeshKey, size: u64, root: &str) -> AnchorNotification {
     let signed = SignedRoot::new(
         key,
         mesh(DUBLIN),
@@ -66,7 +66,7 @@ fn notification(net: &Net, key: &MeshKey, size: u64, root: &str) -> AnchorNotifi
     AnchorNotification::new(signed, batch.proof(0, &anchor).expect("proof"))
 }
 
-fn verified() -> Verdict {
+pub(crate) fn verified() -> Verdict {
     Verdict::Verified {
         anchor: AnchorCheck {
             backend: "local".into(),
@@ -76,7 +76,7 @@ fn verified() -> Verdict {
     }
 }
 
-fn report(n: &AnchorNotification, expected: Option<u64>, verdict: Verdict) -> Input {
+pub(crate) fn report(n: &AnchorNotification, expected: Option<u64>, verdict: Verdict) -> Input {
     Input::Witnessed(Box::new(WitnessReport {
         peer: mesh(DUBLIN),
         notification: n.clone(),

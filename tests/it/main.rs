@@ -14,6 +14,7 @@ mod net;
 mod node_input;
 mod openapi;
 mod policy;
+mod state_rebuild;
 mod support;
 mod tidy;
 mod witness_check;
