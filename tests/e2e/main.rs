@@ -6,5 +6,6 @@ mod dns;
 mod federation;
 mod honest;
 mod https;
+mod storage;
 mod support;
 mod witness;
