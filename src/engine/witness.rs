@@ -385,7 +385,7 @@ fn record_discrepancy(
         ctx,
         FederationReceipt::Discrepancy(DiscrepancyReceipt {
             body: report.body.clone(),
-            signature: Some(report.signature.clone()),
+            signature: Some(report.signature),
             evidence: Some(evidence.clone()),
             tags: vec![
                 "federation".into(),
@@ -563,7 +563,7 @@ pub fn on_discrepancy(
         ctx,
         FederationReceipt::Discrepancy(DiscrepancyReceipt {
             body: body.clone(),
-            signature: Some(report.signature.clone()),
+            signature: Some(report.signature),
             evidence: record.evidence.first().cloned(),
             tags: vec![
                 "federation".into(),

@@ -220,6 +220,22 @@ pub(crate) fn rewrite_scroll(d: &Daemon, scroll: &str, receipts: &[Map<String, V
     {
         let (mut forged, _) = Scroll::open(scratch.path(), &name).expect("scratch scroll");
         forged.append_batch(receipts).expect("forge");
+        // A dishonest operator signs the forged history's root too: a node refuses a scroll
+        // its own ROOT file contradicts.
+        let key_file: Value =
+            serde_json::from_slice(&fs::read(d.dir.join("keys/mesh.key")).expect("key file"))
+                .expect("key json");
+        let key =
+            vm_receipts::MeshKey::from_seed_text(key_file["secret_seed"].as_str().expect("seed"))
+                .expect("key");
+        let signed = forged
+            .sign_root(
+                &key,
+                &d.mesh_id().parse::<vm_receipts::MeshId>().expect("mesh id"),
+                vaultmesh_federation::clock::Clock::now(&vaultmesh_federation::clock::SystemClock),
+            )
+            .expect("sign");
+        vm_receipts::scroll::write_root_file(&d.dir, &signed).expect("forge the ROOT file");
     }
     let stem = name.file_stem();
     let from = scratch
