@@ -232,7 +232,15 @@ fn load_key(path: &Path, mesh_id: &MeshId) -> Result<MeshKey, DataDirError> {
         path: path.to_owned(),
         reason,
     };
-    let meta = fs::metadata(path).map_err(io(path))?;
+    let restore = "restore keys/mesh.key from your backup: the key is the mesh's identity (a \
+                   new key would be a new mesh, unknown to every peer)";
+    let meta = match fs::metadata(path) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(bad(format!("the mesh key is missing; {restore}")));
+        }
+        Err(e) => return Err(io(path)(e)),
+    };
     let mode = meta.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {
         return Err(bad(format!(
@@ -242,14 +250,15 @@ fn load_key(path: &Path, mesh_id: &MeshId) -> Result<MeshKey, DataDirError> {
     }
     let bytes = fs::read(path).map_err(io(path))?;
     let value = vm_receipts::jcs::parse(&bytes, vm_receipts::jcs::Numbers::IntegersOnly)
-        .map_err(|e| bad(format!("not a mesh key file: {e}")))?;
-    let file: KeyFile =
-        serde_json::from_value(value).map_err(|e| bad(format!("not a mesh key file: {e}")))?;
-    let key = MeshKey::from_seed_text(&file.secret_seed).map_err(|e| bad(e.to_string()))?;
+        .map_err(|e| bad(format!("not a mesh key file ({e}); {restore}")))?;
+    let file: KeyFile = serde_json::from_value(value)
+        .map_err(|e| bad(format!("not a mesh key file ({e}); {restore}")))?;
+    let key = MeshKey::from_seed_text(&file.secret_seed)
+        .map_err(|e| bad(format!("secret_seed: {e}; {restore}")))?;
     if key.public_key() != file.public_key {
-        return Err(bad(
-            "secret_seed does not belong to public_key; the file is corrupt".into(),
-        ));
+        return Err(bad(format!(
+            "secret_seed does not belong to public_key: the file is damaged; {restore}"
+        )));
     }
     if &file.mesh_id != mesh_id {
         return Err(bad(format!(

@@ -94,7 +94,9 @@ fn main() {
         &[(100, 10_000), (1_000, 100_000), (1_000, 1_000_000)]
     };
     let reps = if quick { 3 } else { 7 };
-    println!("| records (peers + witness states) | replay entries | file | `Store::open` (checked) | redb open alone | checks cost |");
+    println!(
+        "| records (peers + witness states) | replay entries | file | `Store::open` (checked) | redb open alone | checks cost |"
+    );
     println!("|---|---|---|---|---|---|");
     for &(records, nonces) in sizes {
         let dir = tempfile::tempdir().expect("tempdir");

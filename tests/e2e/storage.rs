@@ -211,10 +211,24 @@ fn damaged_files_stop_the_node_with_an_error_that_says_what_to_do() {
     fs::remove_file(d.join("receipts/federation/federation_events.jsonl")).expect("rm");
     assert_names(&start_fails(&d), &["federation_events.jsonl is missing"]);
 
-    // The key file deleted.
+    // The key file deleted, emptied, damaged.
     let d = case("no-key");
     fs::remove_file(d.join("keys/mesh.key")).expect("rm");
-    assert_names(&start_fails(&d), &["keys/mesh.key"]);
+    assert_names(&start_fails(&d), &["keys/mesh.key", "missing", "backup"]);
+    let d = case("empty-key");
+    fs::write(d.join("keys/mesh.key"), b"").expect("truncate");
+    assert_names(
+        &start_fails(&d),
+        &["keys/mesh.key", "not a mesh key file", "backup"],
+    );
+    let d = case("damaged-key");
+    let path = d.join("keys/mesh.key");
+    let text = fs::read_to_string(&path).expect("key");
+    let seed_at = text.find("\"secret_seed\": \"z").expect("seed") + 20;
+    let mut bytes = text.into_bytes();
+    bytes[seed_at] = if bytes[seed_at] == b'2' { b'3' } else { b'2' };
+    fs::write(&path, bytes).expect("damage");
+    assert_names(&start_fails(&d), &["keys/mesh.key", "damaged", "backup"]);
 
     // A damaged ROOT file of a scroll: refused (it alone holds the name as written), then
     // re-signed by the operator after the scroll verifies; the name keeps its case.
