@@ -33,7 +33,11 @@ pub(crate) fn panicked(what: &str, panic: &(dyn Any + Send)) -> StoreError {
         .map(|s| (*s).to_owned())
         .or_else(|| panic.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "no message".into());
-    StoreError::Damaged(format!("redb failed while {what} ({message})"))
+    // Inside redb this is a damaged page or key; inside a caller's closure, a bug: either
+    // way the transaction is gone and the database is reopened and checked before reuse.
+    StoreError::Damaged(format!(
+        "a panic while {what} the state database ({message}): a damaged file, or a bug"
+    ))
 }
 
 /// redb's integrity check, then every record decoded. A database redb had to repair is

@@ -275,7 +275,7 @@ impl Store {
 
     /// The schema version on disk.
     pub fn schema_version(&self) -> Result<u32, StoreError> {
-        self.with_db("reading the schema version", |db| {
+        self.with_db("reading", |db| {
             let txn = db.begin_read()?;
             let table = txn.open_table(META)?;
             let version = table.get(SCHEMA_KEY)?.map_or(0, |v| v.value());
@@ -358,7 +358,7 @@ fn unavailable_cause(cause: &StoreError) -> String {
 fn open_checked(
     create: impl FnOnce() -> Result<Database, StoreError>,
 ) -> Result<Database, StoreError> {
-    crate::integrity::guard("opening the state database", || {
+    crate::integrity::guard("opening", || {
         let mut db = create()?;
         crate::integrity::check(&mut db)?;
         init(&db)?;
