@@ -206,10 +206,56 @@ pub(super) fn run(command: ScrollCommand, out: &mut Output) -> anyhow::Result<Ex
     }
 }
 
-/// One input line, typed, or the reason it was refused.
+/// One input line, typed (with its length), or the reason it was refused.
 enum Incoming {
-    Receipt(Map<String, Value>),
+    Receipt(Map<String, Value>, usize),
     Refused { line: u64, reason: String },
+}
+
+/// What arrived together: the receipts of one group commit, and a refused line that ends the
+/// input after them.
+struct Arrived {
+    receipts: Vec<Map<String, Value>>,
+    refused: Option<String>,
+}
+
+/// Waits for the next input line, then takes whatever else has already arrived, up to `max`
+/// receipts or `max_bytes` of them: a steady stream shares syncs, and a trickle (`tail -f`) is
+/// appended and acknowledged line by line as it comes. `None` once the input is done.
+fn next_arrived(rx: &mpsc::Receiver<Incoming>, max: usize, max_bytes: usize) -> Option<Arrived> {
+    let mut arrived = Arrived {
+        receipts: Vec::new(),
+        refused: None,
+    };
+    let mut bytes = 0;
+    let mut next = Some(rx.recv().ok()?);
+    while let Some(incoming) = next.take() {
+        match incoming {
+            Incoming::Receipt(r, len) => {
+                arrived.receipts.push(r);
+                bytes += len;
+            }
+            Incoming::Refused { line, reason } => {
+                arrived.refused = Some(format!("input line {line}: {reason}"));
+                break;
+            }
+        }
+        if arrived.receipts.len() < max && bytes < max_bytes {
+            next = rx.try_recv().ok();
+        }
+    }
+    Some(arrived)
+}
+
+/// The text form of one group commit's acknowledgement.
+fn acknowledged(first: u64, last: u64, root_hash: &impl std::fmt::Display) -> String {
+    if first == last {
+        format!("acknowledged receipt-sequence-{first} (root {root_hash})")
+    } else {
+        format!(
+            "acknowledged receipt-sequence-{first} to receipt-sequence-{last} (root {root_hash})"
+        )
+    }
 }
 
 fn append(args: AppendArgs, out: &mut Output) -> anyhow::Result<ExitCode> {
@@ -244,21 +290,12 @@ fn append(args: AppendArgs, out: &mut Output) -> anyhow::Result<ExitCode> {
 
     let first = scroll.len();
     let mut refused = None;
-    let mut batch = Vec::with_capacity(batch_max);
-    while let Ok(incoming) = rx.recv() {
-        let mut next = Some(incoming);
-        while let Some(incoming) = next.take() {
-            match incoming {
-                Incoming::Receipt(r) => batch.push(r),
-                Incoming::Refused { line, reason } => {
-                    refused = Some(format!("input line {line}: {reason}"));
-                    break;
-                }
-            }
-            if batch.len() < batch_max {
-                next = rx.try_recv().ok();
-            }
-        }
+    while let Some(Arrived {
+        receipts: batch,
+        refused: stop,
+    }) = next_arrived(&rx, batch_max, usize::MAX)
+    {
+        refused = stop;
         if !batch.is_empty() {
             let appended = match scroll.append_batch(&batch) {
                 Ok(appended) => appended,
@@ -279,9 +316,10 @@ fn append(args: AppendArgs, out: &mut Output) -> anyhow::Result<ExitCode> {
                 for a in &appended {
                     out.json(&json!({"sequence": a.sequence, "root_hash": a.root_hash}))?;
                 }
-                out.flush()?;
+            } else if let (Some(a), Some(z)) = (appended.first(), appended.last()) {
+                out.line(acknowledged(a.sequence, z.sequence, &z.root_hash))?;
             }
-            batch.clear();
+            out.flush()?;
         }
         if refused.is_some() {
             break;
@@ -337,45 +375,52 @@ fn append_through_node(args: AppendArgs, out: &mut Output) -> anyhow::Result<Exi
     let mut refused = None;
     let mut appended = 0u64;
     let mut last = Value::Null;
-    let mut batch: Vec<Value> = Vec::new();
-    let mut bytes = 0usize;
-    let mut send = |batch: &mut Vec<Value>, out: &mut Output| -> anyhow::Result<()> {
-        if batch.is_empty() {
-            return Ok(());
-        }
-        let v = call(
-            dir,
-            Method::POST,
-            "/v1/scrolls",
-            Some(json!({"op": "append", "scroll": name, "receipts": std::mem::take(batch)})),
-        )?;
-        if args.scroll.json {
-            for a in v["appended"].as_array().into_iter().flatten() {
-                out.json(a)?;
+    // One request in flight: what arrives meanwhile is the next request's group commit.
+    while let Some(Arrived {
+        receipts: batch,
+        refused: stop,
+    }) = next_arrived(&rx, batch_max, NODE_BATCH_BYTES)
+    {
+        refused = stop;
+        if !batch.is_empty() {
+            let receipts: Vec<Value> = batch.into_iter().map(Value::Object).collect();
+            let v = call(
+                dir,
+                Method::POST,
+                "/v1/scrolls",
+                Some(json!({"op": "append", "scroll": name, "receipts": receipts})),
+            )
+            .with_context(|| {
+                format!("{appended} receipts were appended and acknowledged before this")
+            })?;
+            let acks = v["appended"].as_array().cloned().unwrap_or_default();
+            if args.scroll.json {
+                for a in &acks {
+                    out.json(a)?;
+                }
+            } else if let (Some(a), Some(z)) = (acks.first(), acks.last()) {
+                out.line(acknowledged(
+                    a["sequence"].as_u64().unwrap_or(0),
+                    z["sequence"].as_u64().unwrap_or(0),
+                    &z["root_hash"].as_str().unwrap_or(""),
+                ))?;
+            }
+            if v["root_file"]["written"] == false {
+                eprintln!(
+                    "warning: the receipts are durable, but the ROOT file could not be written \
+                     ({}); the node retries it",
+                    v["root_file"]["error"].as_str().unwrap_or("unknown error")
+                );
             }
             out.flush()?;
+            appended += acks.len() as u64;
+            last = v;
         }
-        appended += v["appended"].as_array().map_or(0, |a| a.len() as u64);
-        last = v;
-        Ok(())
-    };
-    for incoming in rx {
-        match incoming {
-            Incoming::Receipt(map) => {
-                bytes += serde_json::to_vec(&map).map_or(0, |b| b.len());
-                batch.push(Value::Object(map));
-                if batch.len() >= batch_max || bytes >= NODE_BATCH_BYTES {
-                    send(&mut batch, out)?;
-                    bytes = 0;
-                }
-            }
-            Incoming::Refused { line, reason } => {
-                refused = Some(format!("input line {line}: {reason}"));
-                break;
-            }
+        if refused.is_some() {
+            break;
         }
     }
-    send(&mut batch, out)?;
+    drop(rx);
     if let Ok(Err(e)) = reader.join() {
         refused.get_or_insert(format!("reading input: {e}"));
     }
@@ -406,7 +451,7 @@ fn read_receipts(input: Box<dyn Read + Send>, tx: mpsc::SyncSender<Incoming>) ->
             continue;
         }
         let incoming = match jcs::parse(text, Numbers::Any) {
-            Ok(Value::Object(map)) => Incoming::Receipt(map),
+            Ok(Value::Object(map)) => Incoming::Receipt(map, text.len()),
             Ok(_) => Incoming::Refused {
                 line: number,
                 reason: "a receipt must be a JSON object".into(),

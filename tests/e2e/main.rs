@@ -7,5 +7,6 @@ mod federation;
 mod honest;
 mod https;
 mod storage;
+mod streaming;
 mod support;
 mod witness;
