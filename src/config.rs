@@ -141,7 +141,9 @@ pub struct AnchorSection {
 impl Default for AnchorSection {
     fn default() -> Self {
         Self {
-            interval_secs: 60,
+            // Hourly, the seed's faster verification cadence: a scroll that changes all the
+            // time costs each peer at most 24 attestations a day (docs/operations.md, growth).
+            interval_secs: 3600,
             backend: "local".into(),
             tsa_url: None,
             tsa_timeout_secs: 10,

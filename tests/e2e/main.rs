@@ -6,6 +6,7 @@ mod dns;
 mod federation;
 mod honest;
 mod https;
+mod ops;
 mod storage;
 mod streaming;
 mod support;
