@@ -118,6 +118,8 @@ impl DataDir {
         if config_path.exists() {
             return Err(DataDirError::AlreadyInitialised(root.to_owned()));
         }
+        // Owner only: the state, unshared scrolls and the key are nobody else's to read.
+        fs::set_permissions(root, fs::Permissions::from_mode(0o700)).map_err(io(root))?;
         let key = MeshKey::from_seed(&seed);
         let keys_dir = root.join("keys");
         fs::create_dir_all(&keys_dir).map_err(io(&keys_dir))?;

@@ -11,9 +11,10 @@ use crate::data_dir::DataDir;
 
 #[derive(Debug, clap::Subcommand)]
 pub(super) enum NodeCommand {
-    /// Run the node in the foreground until SIGTERM or SIGINT. A data directory that holds no
-    /// mesh yet is initialised first with the name given by --mesh (embedded defaults:
-    /// loopback addresses, no bootstrap peers, the system DNS resolver).
+    /// Run the node in the foreground until SIGTERM or SIGINT. With --init, a data directory
+    /// that holds no mesh yet is initialised first with the name given by --mesh (embedded
+    /// defaults: loopback addresses, no bootstrap peers, the system DNS resolver); without it,
+    /// such a directory is refused (a mistyped path never starts a new mesh with a new key).
     Run(RunArgs),
 }
 
@@ -21,7 +22,10 @@ pub(super) enum NodeCommand {
 pub(super) struct RunArgs {
     #[command(flatten)]
     dir: DataDirArg,
-    /// The mesh to create if the directory holds none yet.
+    /// Create the mesh first if the directory holds none yet.
+    #[arg(long)]
+    init: bool,
+    /// The mesh to create with --init.
     #[arg(long, value_parser = MeshId::parse_flexible, default_value = "vaultmesh-local")]
     mesh: MeshId,
 }
@@ -30,6 +34,16 @@ pub(super) fn run(command: NodeCommand, out: &mut Output) -> anyhow::Result<Exit
     let NodeCommand::Run(args) = command;
     let root = args.dir.data_dir;
     if !root.join("config.toml").exists() {
+        if !args.init {
+            anyhow::bail!(
+                "{} holds no mesh (no config.toml). If that is the right directory, create the \
+                 mesh with `vm-federation node run --init --data-dir {} --mesh NAME` (or \
+                 `vm-federation init`); if not, check the path: a new mesh has a new key, \
+                 unknown to every peer",
+                root.display(),
+                root.display()
+            );
+        }
         let seed = os_random_32()
             .map_err(|e| anyhow::anyhow!("the OS random number generator failed: {e}"))?;
         let report = DataDir::init(&root, args.mesh, seed, SystemClock.now())

@@ -178,3 +178,57 @@ fn a_node_at_trust_level_0_opens_no_federation_listener() {
         "{status}"
     );
 }
+
+#[test]
+fn node_run_on_a_directory_with_no_mesh_refuses_unless_told_to_init() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let typo = tmp.path().join("alpah");
+    let out = run(&["node", "run", "--data-dir", typo.to_str().expect("utf-8")]);
+    assert_eq!(out.status.code(), Some(1), "{}", shown(&out));
+    let text = shown(&out);
+    assert!(
+        text.contains("holds no mesh") && text.contains("--init"),
+        "{text}"
+    );
+    assert!(!typo.join("config.toml").exists(), "nothing is created");
+    assert!(!typo.join("keys").exists(), "no key is made");
+}
+
+#[test]
+fn init_makes_the_data_directory_owner_only() {
+    let d = Daemon::in_tempdir("private");
+    d.init();
+    let mode = std::fs::metadata(&d.dir).expect("dir").permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700, "data directory mode {mode:o}");
+}
+
+#[test]
+fn logs_written_to_a_file_carry_no_colour_codes() {
+    let d = Daemon::in_tempdir("plain");
+    d.init();
+    // Without NO_COLOR: the node itself must see that stderr is a file, not a terminal.
+    let stderr = d.dir.with_extension("stderr.log");
+    let mut child = crate::support::bin()
+        .env_remove("NO_COLOR")
+        .env("RUST_LOG", "info")
+        .args(["node", "run", "--data-dir", d.d()])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&stderr).expect("stderr log"))
+        .spawn()
+        .expect("spawn");
+    let logged = crate::support::poll("the node to log that it runs", || {
+        let text = std::fs::read_to_string(&stderr).unwrap_or_default();
+        if text.contains("node running") {
+            Ok(text)
+        } else {
+            Err(text)
+        }
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        !logged.contains('\u{1b}'),
+        "ANSI escape codes in a log file: {logged:?}"
+    );
+}

@@ -196,7 +196,15 @@ impl Daemon {
         let stdout_path = self.log_path(self.starts, "stdout");
         let stderr_path = self.log_path(self.starts, "stderr");
         let child = bin()
-            .args(["node", "run", "--data-dir", self.d(), "--mesh", &self.name])
+            .args([
+                "node",
+                "run",
+                "--init",
+                "--data-dir",
+                self.d(),
+                "--mesh",
+                &self.name,
+            ])
             .env(
                 "RUST_LOG",
                 std::env::var("E2E_RUST_LOG").unwrap_or_else(|_| "info".to_owned()),
