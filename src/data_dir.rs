@@ -6,6 +6,8 @@
 //!   keys/mesh.key                                 the mesh's Ed25519 seed, mode 0600
 //!   receipts/federation/federation_events.jsonl   the Federation scroll
 //!   ROOT.federation.txt                           its latest signed root
+//!   state.redb                                    the node's state (an index of the scroll)
+//!   listen.json                                   ports the OS picked, kept for restarts
 //!   .lock                                         held by whichever process uses the directory
 //! ```
 

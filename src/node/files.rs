@@ -153,3 +153,51 @@ fn damaged_root(dir: &DataDir, path: &Path, problem: &str) -> String {
         dir.root().display()
     )
 }
+
+/// `<data-dir>/listen.json`: the addresses the OS picked for listen addresses configured with
+/// port 0, kept so a restart listens where peers last saw us.
+const LISTEN_FILE: &str = "listen.json";
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Listen {
+    /// `[network] listen` when the ports were picked (another configuration picks again).
+    configured: Vec<String>,
+    /// What the listeners bound.
+    bound: Vec<String>,
+}
+
+/// The addresses bound on an earlier start with the same `[network] listen`, if any was
+/// configured with port 0.
+pub(super) fn remembered_listen(root: &Path, configured: &[String]) -> Option<Vec<String>> {
+    if !configured.iter().any(|a| picks_a_port(a)) {
+        return None;
+    }
+    let bytes = std::fs::read(root.join(LISTEN_FILE)).ok()?;
+    let listen: Listen = serde_json::from_slice(&bytes).ok()?;
+    (listen.configured == configured && !listen.bound.is_empty()).then_some(listen.bound)
+}
+
+/// Records the bound addresses (best effort: losing them only means new ports next time).
+pub(super) fn remember_listen(root: &Path, configured: &[String], bound: &[String]) {
+    if !configured.iter().any(|a| picks_a_port(a)) {
+        return;
+    }
+    let listen = Listen {
+        configured: configured.to_vec(),
+        bound: bound.to_vec(),
+    };
+    let path = root.join(LISTEN_FILE);
+    let tmp = root.join(".listen.json.tmp");
+    let written = serde_json::to_vec_pretty(&listen)
+        .map_err(std::io::Error::other)
+        .and_then(|bytes| std::fs::write(&tmp, bytes))
+        .and_then(|()| std::fs::rename(&tmp, &path));
+    if let Err(e) = written {
+        tracing::warn!(file = %path.display(), error = %e, "cannot record the listen ports; the next start picks new ones");
+    }
+}
+
+/// `/ip4/…/tcp/0` or `/ip4/…/udp/0/quic-v1`: the OS picks the port.
+fn picks_a_port(addr: &str) -> bool {
+    addr.contains("/tcp/0/") || addr.ends_with("/tcp/0") || addr.contains("/udp/0/")
+}

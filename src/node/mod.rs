@@ -122,9 +122,33 @@ pub async fn run(
     net_config.allow_private_addresses = config.network.allow_private_addresses;
     net_config.gossip_initial_delay = Duration::from_millis(config.network.gossip_initial_delay_ms);
     net_config.request_timeout = Duration::from_secs(config.network.request_timeout_secs.max(1));
-    let (net, net_events) = vm_network::spawn(net_config)
-        .await
-        .context("starting the network")?;
+    // Ports picked by the OS on the first start are kept for the next (issue 17): peers
+    // that stored our addresses find us again after a restart.
+    let remembered = federation_on
+        .then(|| files::remembered_listen(root, &config.network.listen))
+        .flatten();
+    let (net, net_events) = match remembered {
+        Some(addrs) => {
+            let mut again = net_config.clone();
+            again.listen = addrs;
+            match vm_network::spawn(again).await {
+                Ok(started) => started,
+                Err(e) => {
+                    tracing::warn!(error = %e, "the ports used before are taken; listening on the configured addresses (peers must learn the new ones)");
+                    vm_network::spawn(net_config)
+                        .await
+                        .context("starting the network")?
+                }
+            }
+        }
+        None => vm_network::spawn(net_config)
+            .await
+            .context("starting the network")?,
+    };
+    if federation_on {
+        let bound: Vec<String> = net.listen_addrs().iter().map(|a| strip_p2p(a)).collect();
+        files::remember_listen(root, &config.network.listen, &bound);
+    }
 
     let nameserver = match &config.dns.nameserver {
         Some(text) => Some(

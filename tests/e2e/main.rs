@@ -7,6 +7,7 @@ mod federation;
 mod honest;
 mod https;
 mod ops;
+mod restart;
 mod storage;
 mod streaming;
 mod support;

@@ -1,0 +1,47 @@
+//! Issue 17, item 1: two federated nodes on the default configuration (listen ports picked by
+//! the OS) both restart, and witnessing resumes with no operator action: each node listens
+//! where its peer last saw it (`listen.json` keeps the ports it was given).
+
+use crate::ops::{add_peer, anchor, append, discrepancies, federate, key_of, wait_witnessed};
+use crate::support::Daemon;
+
+#[test]
+fn both_federated_nodes_restart_and_witnessing_resumes_without_operator_action() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let mut dublin = Daemon::new(root.path(), "vaultmesh-dublin");
+    let mut berlin = Daemon::new(root.path(), "vaultmesh-berlin");
+    for d in [&mut dublin, &mut berlin] {
+        d.init();
+        d.append_config("\n[anchor]\ninterval_secs = 86400\n");
+        d.start();
+        append(d, "Compliance", 3, &format!("{}-seed", d.name));
+    }
+    let (dk, bk) = (key_of(&dublin), key_of(&berlin));
+    add_peer(&dublin, &berlin, &bk);
+    add_peer(&berlin, &dublin, &dk);
+    federate(&dublin, &berlin, "2", "Compliance");
+    anchor(&dublin);
+    wait_witnessed(&berlin, &dublin, "Compliance", 3);
+
+    let before = (dublin.tcp.clone(), berlin.tcp.clone());
+    for d in [&mut dublin, &mut berlin] {
+        assert!(d.terminate().success());
+    }
+    for d in [&mut dublin, &mut berlin] {
+        d.start();
+    }
+    assert_eq!(
+        (dublin.tcp.clone(), berlin.tcp.clone()),
+        before,
+        "same addresses"
+    );
+
+    append(&dublin, "Compliance", 2, "after-restart");
+    anchor(&dublin);
+    wait_witnessed(&berlin, &dublin, "Compliance", 5);
+    append(&berlin, "Compliance", 1, "after-restart");
+    anchor(&berlin);
+    wait_witnessed(&dublin, &berlin, "Compliance", 4);
+    assert!(discrepancies(&dublin).is_empty());
+    assert!(discrepancies(&berlin).is_empty());
+}
