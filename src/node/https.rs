@@ -288,15 +288,39 @@ impl Node {
             let (status, body) = routes::response_to_http(&response);
             return (status, Vec::new(), body);
         }
-        let origin = match self.authenticate(call) {
-            Ok(origin) => origin,
+        let (origin, nonce) = match self.authenticate(call) {
+            Ok(signed) => signed,
             Err(e) => {
                 tracing::info!(remote = %call.remote, error = %e, "HTTPS request refused");
                 return unauthorized(&e);
             }
         };
+        // The mesh's rate limit comes before its nonce is remembered: a request refused with
+        // 429 costs no write and may be sent again, unchanged, after `Retry-After`.
         if let Err(wait) = self.rate_limits.take(origin.as_str(), now_ms) {
             return rate_limited(wait);
+        }
+        match self.remember_nonce(&origin, &nonce) {
+            Ok(Replay::Fresh) => {}
+            Ok(Replay::Replayed) => {
+                let e = AuthError::Replay(nonce);
+                tracing::info!(remote = %call.remote, error = %e, "HTTPS request refused");
+                return unauthorized(&e);
+            }
+            Err(e) => {
+                // Our storage failed, not the request: 503, and the client may retry.
+                tracing::warn!(%origin, error = %e, "replay cache unavailable; HTTPS request refused");
+                return (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    vec![(RETRY_AFTER, "5".into())],
+                    FedResponse::error(
+                        "unavailable",
+                        format!("the replay cache cannot be written: {e}"),
+                        false,
+                    )
+                    .to_bytes(),
+                );
+            }
         }
         // The peer reached us: whatever we backed off from it is over.
         self.https.reset(&origin);
@@ -311,7 +335,9 @@ impl Node {
     /// DESIGN §8: the signature headers, the window, the origin's key, the mTLS key equal to
     /// it, the signature for us, then the replay cache (only after the signature, so nobody
     /// can fill it with forged nonces).
-    fn authenticate(&mut self, call: &HttpCall) -> Result<MeshId, AuthError> {
+    /// Checks the request's signature headers, TLS key and signature; returns the origin and
+    /// the nonce (remembered only after the rate limit, by [`Node::remember_nonce`]).
+    fn authenticate(&mut self, call: &HttpCall) -> Result<(MeshId, String), AuthError> {
         signing::single_headers(|name| call.headers.get_all(name).iter().count())?;
         let headers =
             signing::parse_headers(|name| call.headers.get(name).and_then(|v| v.to_str().ok()))?;
@@ -332,19 +358,20 @@ impl Node {
             &key,
             now,
         )?;
+        Ok((headers.origin, headers.nonce))
+    }
+
+    /// Remembers a verified request's nonce until its signature window closes.
+    fn remember_nonce(
+        &self,
+        origin: &MeshId,
+        nonce: &str,
+    ) -> Result<Replay, vm_storage::StoreError> {
+        let now = self.now();
         let expires = now.plus_seconds(WINDOW_SECS + 1);
-        let replay = self
-            .engine
+        self.engine
             .store()
-            .write(|tx| tx.check_replay(&headers.origin, &headers.nonce, now, expires))
-            .map_err(|e| AuthError::Malformed {
-                header: signing::NONCE,
-                reason: format!("replay cache: {e}"),
-            })?;
-        match replay {
-            Replay::Fresh => Ok(headers.origin),
-            _ => Err(AuthError::Replay(headers.nonce)),
-        }
+            .write(|tx| tx.check_replay(origin, nonce, now, expires))
     }
 }
 

@@ -350,3 +350,61 @@ async fn forged_replayed_and_misdirected_requests_are_refused_before_any_handler
     node.stop.take().unwrap().send(()).unwrap();
     node.task.await.unwrap().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_refused_by_the_rate_limit_may_be_sent_again_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut node = start_node_with(
+        dir.path(),
+        "\n[http]\nlisten = \"127.0.0.1:0\"\nrate_per_sec = 1\nrate_burst = 2\n",
+    )
+    .await;
+    let st = status(&node).await;
+    let url = st["federation_api"].as_str().unwrap().to_owned();
+    let node_mesh: MeshId = serde_json::from_value(st["mesh_id"].clone()).unwrap();
+    let node_key: PublicKey = serde_json::from_value(st["public_key"].clone()).unwrap();
+    let xray_key = MeshKey::from_seed(&[7; 32]).public_key();
+    call_async(
+        &node.root,
+        Method::POST,
+        "/v1/peers",
+        Some(json!({"op": "add_peer", "mesh_id": "xray", "public_key": xray_key.to_string()})),
+    )
+    .await
+    .unwrap();
+    let spec = |nonce: u8| Spec {
+        cert: Some(7),
+        signer: 7,
+        origin: "xray",
+        destination: node_mesh.clone(),
+        skew: 0,
+        nonce: [nonce; 16],
+        form: roots(),
+    };
+    // Authenticated requests (refused by policy: no agreement) until the mesh's limit.
+    let mut limited = None;
+    for n in 1..=10u8 {
+        let (code, body) = send(&url, node_key.to_bytes(), &spec(n)).await;
+        if code == StatusCode::TOO_MANY_REQUESTS {
+            limited = Some(n);
+            break;
+        }
+        assert_eq!(code, StatusCode::FORBIDDEN, "{body}");
+    }
+    let n = limited.expect("a 429 within 10 requests");
+    // The same bytes after Retry-After are a new attempt, not a replay: the 429 remembered
+    // nothing.
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    let (code, body) = send(&url, node_key.to_bytes(), &spec(n)).await;
+    assert_eq!(code, StatusCode::FORBIDDEN, "{body}");
+    // Now it was remembered: the same again is a replay.
+    let (code, body) = send(&url, node_key.to_bytes(), &spec(n)).await;
+    assert_eq!(code, StatusCode::UNAUTHORIZED, "{body}");
+    assert!(
+        body["message"].as_str().is_some_and(|m| m.contains("replayed")),
+        "{body}"
+    );
+
+    node.stop.take().unwrap().send(()).unwrap();
+    node.task.await.unwrap().unwrap();
+}
