@@ -391,8 +391,10 @@ pub fn operations() -> Vec<Operation> {
             path: "/federation/verify",
             id: "postVerify",
             summary: "One receipt proven against the node's latest anchored root, with the anchor proof",
-            description: "404 when the scroll has no anchored root yet, the sequence is beyond \
-                          it, or the receipt does not hash to receipt_hash.",
+            description: "404 when the scroll has no anchored root yet or the sequence is \
+                          beyond it, or (receipt_mismatch) receipt_hash is given and is not \
+                          the receipt's leaf hash (DESIGN §4: blake3 of 0x00 followed by the \
+                          JCS of the receipt without root_hash).",
             auth: Auth::Signed,
             parameters: Vec::new(),
             body: Some((
@@ -908,7 +910,12 @@ fn schemas() -> Value {
             "properties": {
                 "scroll": s("ScrollName"),
                 "sequence": body_u64(),
-                "receipt_hash": hash(),
+                "receipt_hash": {
+                    "allOf": [hash()],
+                    "description": "Optional: the receipt's leaf hash, blake3(0x00 ‖ JCS of \
+                                    the receipt without root_hash) (DESIGN §4); the node \
+                                    refuses with receipt_mismatch if its receipt differs.",
+                },
             },
         },
         "InclusionProof": {

@@ -164,8 +164,12 @@ impl Node {
                 return FedResponse::error("internal", e.to_string(), false);
             }
         };
+        // DESIGN §4's leaf hash, blake3(0x00 ‖ leaf): what the inclusion proof proves.
+        let leaf_hash = Blake3Hash::from_bytes(
+            <vm_receipts::merkle::Blake3Hasher as vm_receipts::merkle::TreeHasher>::leaf(&leaf),
+        );
         if let Some(expected) = receipt_hash
-            && Blake3Hash::digest(&leaf) != expected
+            && leaf_hash != expected
         {
             return FedResponse::error(
                 "receipt_mismatch",

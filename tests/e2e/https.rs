@@ -210,6 +210,33 @@ impl Reads<'_> {
             .verify(&of_key)
             .expect("the receipt proof verifies with the mesh's key");
         assert!(proof.anchor_proof.is_some(), "{v}");
+        // `receipt_hash` is DESIGN §4's leaf hash: blake3(0x00 ‖ JCS(receipt without
+        // root_hash)), computed here from the documented form alone.
+        let mut receipt = v["data"]["receipt"].clone();
+        receipt
+            .as_object_mut()
+            .expect("a receipt object")
+            .remove("root_hash");
+        let leaf = vm_receipts::jcs::to_vec(&receipt).expect("jcs");
+        let mut prefixed = vec![0u8];
+        prefixed.extend_from_slice(&leaf);
+        let leaf_hash = format!("blake3:{}", blake3::hash(&prefixed).to_hex());
+        let (code, v) = self
+            .get(
+                "/federation/verify",
+                Some(json!({"scroll": "Compliance", "sequence": 1, "receipt_hash": leaf_hash})),
+            )
+            .await;
+        assert_eq!(code, 200, "{v}");
+        let unprefixed = format!("blake3:{}", blake3::hash(&leaf).to_hex());
+        let (code, v) = self
+            .get(
+                "/federation/verify",
+                Some(json!({"scroll": "Compliance", "sequence": 1, "receipt_hash": unprefixed})),
+            )
+            .await;
+        assert_eq!(code, 404, "{v}");
+        assert_eq!(v["error"], "receipt_mismatch", "{v}");
         let (code, v) = self
             .get(
                 "/federation/proofs/consistency?scroll=Compliance&old_size=1&new_size=3",

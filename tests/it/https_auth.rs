@@ -401,7 +401,9 @@ async fn a_request_refused_by_the_rate_limit_may_be_sent_again_unchanged() {
     let (code, body) = send(&url, node_key.to_bytes(), &spec(n)).await;
     assert_eq!(code, StatusCode::UNAUTHORIZED, "{body}");
     assert!(
-        body["message"].as_str().is_some_and(|m| m.contains("replayed")),
+        body["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("replayed")),
         "{body}"
     );
 
