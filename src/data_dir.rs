@@ -203,6 +203,11 @@ impl DataDir {
         &self.config
     }
 
+    /// Replaces the configuration in use (a reload applied part of `config.toml`).
+    pub fn set_config(&mut self, config: Config) {
+        self.config = config;
+    }
+
     /// The mesh key.
     pub fn key(&self) -> &MeshKey {
         &self.key

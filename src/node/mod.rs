@@ -22,6 +22,7 @@ mod health;
 mod https;
 mod ops;
 mod reads;
+mod reload;
 pub mod wire;
 mod witness;
 
@@ -479,6 +480,9 @@ impl Node {
         tokio::pin!(shutdown);
         let mut anchor_timer = tokio::time::interval(self.anchor_interval);
         anchor_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // SIGHUP reloads config.toml (it no longer ends the node).
+        let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            .context("watching SIGHUP")?;
         loop {
             self.note_store_fault();
             let wake = self.next_wake();
@@ -514,6 +518,12 @@ impl Node {
                 Some(done) = completions.recv() => { self.on_completion(done); }
                 Some(call) = http.recv() => { self.on_http(call); }
                 _ = anchor_timer.tick() => { self.anchor_cycle(None); }
+                Some(()) = hangup.recv() => {
+                    if let Some(every) = self.reload() {
+                        anchor_timer = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+                        anchor_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                    }
+                }
                 () = sleep_or_never(wake) => { self.tick(); }
                 () = sleep_or_never(heal_wake) => { self.heal_due(); }
                 () = sleep_or_never(witness_wake) => { self.on_witness_timeout(); }

@@ -232,3 +232,49 @@ fn logs_written_to_a_file_carry_no_colour_codes() {
         "ANSI escape codes in a log file: {logged:?}"
     );
 }
+
+#[test]
+fn sighup_reloads_what_it_can_names_what_needs_a_restart_and_keeps_running() {
+    let mut d = Daemon::in_tempdir("reload");
+    d.init();
+    d.append_config("\n[anchor]\ninterval_secs = 86400\n");
+    d.start();
+    let pid = d.pid();
+    let interval = |d: &Daemon| d.json(&["status"])["anchor"]["interval_secs"].clone();
+    assert_eq!(interval(&d), 86400);
+
+    let config = d.dir.join("config.toml");
+    let text = std::fs::read_to_string(&config).expect("config");
+    let changed = text.replace("interval_secs = 86400", "interval_secs = 30")
+        + "\n[network]\nlisten = [\"/ip4/127.0.0.1/tcp/0\"]\n";
+    std::fs::write(&config, &changed).expect("write config");
+    crate::support::signal(pid, "HUP");
+    crate::support::poll("the anchor interval to be reloaded", || {
+        let v = interval(&d);
+        (v == 30).then_some(()).ok_or_else(|| v.to_string())
+    });
+    assert!(d.try_wait().is_none(), "SIGHUP ended the node");
+    crate::support::poll("the log to name what needs a restart", || {
+        let logs = d.logs_text();
+        (logs.contains("applied only by a restart") && logs.contains("[network]"))
+            .then_some(())
+            .ok_or(logs)
+    });
+
+    // A configuration that does not check is refused whole; the node keeps running on the
+    // one it has.
+    std::fs::write(
+        &config,
+        changed.replace("interval_secs = 30", "interval_secs = 0"),
+    )
+    .expect("write config");
+    crate::support::signal(pid, "HUP");
+    crate::support::poll("the refusal to be logged", || {
+        let logs = d.logs_text();
+        logs.contains("config.toml refused")
+            .then_some(())
+            .ok_or(logs)
+    });
+    assert!(d.try_wait().is_none(), "SIGHUP ended the node");
+    assert_eq!(interval(&d), 30);
+}

@@ -365,6 +365,12 @@ impl WitnessCore {
         }
     }
 
+    /// Replaces the settings (a configuration reload): checks started from now on use them;
+    /// checks in flight keep the deadlines they were given.
+    pub fn set_config(&mut self, config: CoreConfig) {
+        self.config = config;
+    }
+
     /// The configuration.
     pub fn config(&self) -> &CoreConfig {
         &self.config
