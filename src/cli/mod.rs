@@ -3,6 +3,7 @@
 //!
 //! Exit codes: 0 success, 1 an error or a failed check, 2 a usage error.
 
+mod config;
 mod init;
 mod node;
 mod output;
@@ -37,6 +38,9 @@ enum Command {
     /// The daemon.
     #[command(subcommand)]
     Node(node::NodeCommand),
+    /// The configuration: check it without starting the node.
+    #[command(subcommand)]
+    Config(config::ConfigCommand),
     /// The state database: rebuild it from the Federation scroll.
     #[command(subcommand)]
     State(state::StateCommand),
@@ -101,6 +105,7 @@ pub fn main() -> ExitCode {
         Command::Scroll(cmd) => scroll::run(cmd, &mut out),
         Command::Node(cmd) => node::run(cmd, &mut out),
         Command::State(cmd) => state::run(cmd, &mut out),
+        Command::Config(cmd) => config::run(cmd, &mut out),
         Command::Discover(args) => remote::discover(args, &mut out),
         Command::ListKnown(args) => remote::list_known(args, &mut out),
         Command::Peers(cmd) => remote::peers(cmd, &mut out),

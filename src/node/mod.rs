@@ -398,23 +398,70 @@ struct Node {
     tick_retry_at_ms: Option<u64>,
 }
 
+/// Every problem `node run` would refuse `config` for, each named (`config check`).
+pub fn config_problems(config: &crate::config::Config) -> Vec<String> {
+    let mut problems = range_problems(config);
+    if problems.is_empty()
+        && let Err(e) = anchor_settings(config)
+    {
+        problems.push(e.to_string());
+    }
+    if let Some(text) = &config.dns.nameserver
+        && let Err(e) = text.parse::<SocketAddr>()
+    {
+        problems.push(format!("config.toml [dns] nameserver {text:?}: {e}"));
+    }
+    if let Some(text) = &config.http.listen
+        && let Err(e) = text.parse::<SocketAddr>()
+    {
+        problems.push(format!("config.toml [http] listen {text:?}: {e}"));
+    }
+    if config.federation.min_trust_level > 4 {
+        problems.push(format!(
+            "config.toml [federation] min_trust_level must be 0 to 4, not {}",
+            config.federation.min_trust_level
+        ));
+    }
+    for (key, addrs) in [
+        ("listen", &config.network.listen),
+        ("bootstrap", &config.network.bootstrap),
+    ] {
+        for a in addrs.iter().filter(|a| !a.starts_with('/')) {
+            problems.push(format!(
+                "config.toml [network] {key} {a:?}: not a multiaddr (they start with /ip4/, /ip6/ or /dns/)"
+            ));
+        }
+    }
+    problems
+}
+
+/// The numbers of `[witness]` and `[anchor]` out of range, each named.
+fn range_problems(config: &crate::config::Config) -> Vec<String> {
+    let w = &config.witness;
+    let mut problems = Vec::new();
+    if w.samples == 0 || w.samples > crate::witness::MAX_SAMPLES {
+        problems.push(format!(
+            "config.toml [witness] samples must be 1 to {}, not {}",
+            crate::witness::MAX_SAMPLES,
+            w.samples
+        ));
+    }
+    if w.drift_secs < 1 {
+        problems.push("config.toml [witness] drift_secs must be at least 1".into());
+    }
+    if config.anchor.interval_secs < 1 {
+        problems.push("config.toml [anchor] interval_secs must be at least 1".into());
+    }
+    problems
+}
+
 /// `[anchor]` and `[witness]`, checked.
 fn anchor_settings(
     config: &crate::config::Config,
 ) -> anyhow::Result<(anchor::Backend, crate::witness::core::CoreConfig)> {
     let w = &config.witness;
-    if w.samples == 0 || w.samples > crate::witness::MAX_SAMPLES {
-        anyhow::bail!(
-            "config.toml [witness] samples must be 1 to {}, not {}",
-            crate::witness::MAX_SAMPLES,
-            w.samples
-        );
-    }
-    if w.drift_secs < 1 {
-        anyhow::bail!("config.toml [witness] drift_secs must be at least 1");
-    }
-    if config.anchor.interval_secs < 1 {
-        anyhow::bail!("config.toml [anchor] interval_secs must be at least 1");
+    if let Some(first) = range_problems(config).into_iter().next() {
+        anyhow::bail!(first);
     }
     let tsa = if w.tsa_trust.is_empty() {
         None

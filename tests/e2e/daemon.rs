@@ -278,3 +278,23 @@ fn sighup_reloads_what_it_can_names_what_needs_a_restart_and_keeps_running() {
     assert!(d.try_wait().is_none(), "SIGHUP ended the node");
     assert_eq!(interval(&d), 30);
 }
+
+#[test]
+fn config_check_names_every_problem_without_starting_anything() {
+    let d = Daemon::in_tempdir("checked");
+    d.init();
+    let out = d.cli(&["config", "check"]);
+    assert_eq!(out.status.code(), Some(0), "{}", shown(&out));
+    d.append_config(
+        "\n[anchor]\ninterval_secs = 0\n[witness]\nsamples = 0\n[dns]\nnameserver = \"nowhere\"\n",
+    );
+    let out = d.cli(&["config", "check", "--json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", shown(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let problems = v["problems"].to_string();
+    for needle in ["interval_secs", "samples", "nameserver"] {
+        assert!(problems.contains(needle), "{needle} not named: {problems}");
+    }
+    assert_eq!(v["ok"], false);
+    assert!(!d.dir.join("control.sock").exists(), "nothing was started");
+}
