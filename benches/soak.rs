@@ -2,7 +2,8 @@
 //! other (Compliance shared by every pair; Dublin–Berlin at level 3, so they cross-anchor,
 //! the other pairs at level 2) at a 1 s anchor interval for
 //! `VM_SOAK_CYCLES` cycles (default 10,000; `VM_BENCH_QUICK=1`: 20), while a streaming
-//! `scroll append` feeds each one's Compliance scroll a receipt every 400 ms.
+//! `scroll append` feeds each one's Compliance scroll a receipt every `VM_SOAK_FEED_MS`
+//! (default 400 ms; 0: nothing is appended, so no cycle has anything new to witness).
 //!
 //! Sampled through the run, per node: RSS, open files, `state.redb` size, Federation scroll
 //! receipts and bytes. At the end: growth per cycle after warm-up (the first tenth), the
@@ -130,10 +131,16 @@ fn main() {
         wait_witnessed(&nodes[j], &nodes[i], "Compliance", 1);
     }
 
+    // `VM_SOAK_FEED_MS=0`: no receipts streamed in (what a cycle costs when nothing changes).
+    let feed_ms: u64 = std::env::var("VM_SOAK_FEED_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(400);
     let stop = Arc::new(AtomicBool::new(false));
     let feeders: Vec<_> = nodes
         .iter()
-        .map(|d| feeder(d, Duration::from_millis(400), stop.clone()))
+        .filter(|_| feed_ms > 0)
+        .map(|d| feeder(d, Duration::from_millis(feed_ms), stop.clone()))
         .collect();
     let samples = 20u64.min(cycles);
     let every = Duration::from_secs(cycles) / u32::try_from(samples).unwrap_or(1);
@@ -164,7 +171,8 @@ fn main() {
         series.push((cycle, row));
     }
     stop.store(true, Ordering::SeqCst);
-    let fed: Vec<u64> = feeders.into_iter().map(|f| f.join().unwrap_or(0)).collect();
+    let mut fed: Vec<u64> = feeders.into_iter().map(|f| f.join().unwrap_or(0)).collect();
+    fed.resize(nodes.len(), 0);
 
     // Growth per cycle after warm-up: from the first sample past a tenth of the run.
     let warm = series
