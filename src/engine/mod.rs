@@ -415,6 +415,18 @@ pub enum Event {
         /// The size anchored.
         size: u64,
     },
+    /// A message has failed its first attempts and is still being resent (said once per
+    /// message, when it starts failing, not per attempt).
+    Delayed {
+        /// The peer.
+        to: MeshId,
+        /// What about.
+        topic: String,
+        /// Attempts so far.
+        attempts: u32,
+        /// The latest failure.
+        reason: String,
+    },
     /// A peer refused a message for good, or we gave up resending it.
     Undelivered {
         /// The peer.

@@ -98,7 +98,12 @@ pub fn delivered(ctx: &mut Ctx<'_, '_>, to: &MeshId, hash: &Blake3Hash) -> Resul
     Ok(())
 }
 
-/// Sending failed. For good: stop and tell the operator. Otherwise the schedule stands.
+/// Failed attempts after which a message still waiting is worth the operator's attention
+/// (the first one or two failures are a peer restarting; three are a peer in trouble).
+const DELAYED_AFTER: u32 = 3;
+
+/// Sending failed. For good: stop and tell the operator. Otherwise the schedule stands; at
+/// the [`DELAYED_AFTER`]th failure the operator is told once that it is still being resent.
 pub fn failed(
     ctx: &mut Ctx<'_, '_>,
     to: &MeshId,
@@ -109,6 +114,14 @@ pub fn failed(
     let Some(m) = find(ctx, to, hash)? else {
         return Ok(());
     };
+    if !permanent && m.attempts == DELAYED_AFTER {
+        ctx.event(Event::Delayed {
+            to: to.clone(),
+            topic: m.topic.clone(),
+            attempts: m.attempts,
+            reason: reason.to_owned(),
+        });
+    }
     if permanent {
         ctx.tx
             .remove::<OutgoingMessage>(&outgoing_key(to, &m.topic))?;

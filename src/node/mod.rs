@@ -685,6 +685,9 @@ impl Node {
                         Event::Discrepancy { .. } => {
                             tracing::error!(event = %value, "discrepancy recorded");
                         }
+                        Event::Delayed { .. } => {
+                            tracing::warn!(event = %value, "a message is still undelivered after its first attempts; resending with backoff");
+                        }
                         Event::Undelivered { .. } => {
                             tracing::warn!(event = %value, "a message was given up");
                         }
@@ -1688,6 +1691,14 @@ fn event_json(event: &Event) -> Value {
             agreement_id,
             reason,
         } => json!({"type": "draft_abandoned", "agreement_id": agreement_id, "reason": reason}),
+        Event::Delayed {
+            to,
+            topic,
+            attempts,
+            reason,
+        } => {
+            json!({"type": "delayed", "to": to, "topic": topic, "attempts": attempts, "reason": reason})
+        }
         Event::Undelivered { to, topic, reason } => {
             json!({"type": "undelivered", "to": to, "topic": topic, "reason": reason})
         }

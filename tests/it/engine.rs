@@ -909,3 +909,45 @@ fn discovery_records_are_refreshed_and_peers_keep_where_they_came_from() {
         berlin_record.updated_at
     );
 }
+
+#[test]
+fn a_message_failing_its_first_attempts_is_reported_once_not_per_attempt() {
+    use vaultmesh_federation::engine::Event;
+    let mut net = Net::new(&["vaultmesh-dublin", "vaultmesh-berlin"], false);
+    net.discover_all();
+    propose(
+        &mut net,
+        "vaultmesh-dublin",
+        "vaultmesh-berlin",
+        TrustLevel::VERIFY,
+    );
+    net.observed.clear();
+    // Berlin is unreachable: every attempt fails (not for good), and Dublin resends.
+    for _ in 0..6 {
+        let Some(env) = net.queue.pop_front() else {
+            net.advance(3600);
+            continue;
+        };
+        let to = net.nodes[env.to].id.clone();
+        net.apply(
+            env.from,
+            Input::DeliveryFailed {
+                to,
+                message_hash: env.hash,
+                reason: "connection refused".into(),
+                permanent: false,
+            },
+        )
+        .expect("failure recorded");
+        net.advance(3600);
+    }
+    let delayed: Vec<u32> = net
+        .observed
+        .iter()
+        .filter_map(|(i, o)| match o {
+            Output::Event(Event::Delayed { attempts, .. }) if *i == 0 => Some(*attempts),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(delayed, vec![3], "said once, at the third failed attempt");
+}
