@@ -1,7 +1,8 @@
 //! The `vm-federation` command line: a thin typed shell (clap derive). It parses arguments,
 //! calls the library, and renders results; protocol decisions live elsewhere.
 //!
-//! Exit codes: 0 success, 1 an error or a failed check, 2 a usage error.
+//! Exit codes: 0 success, 1 an error or a failed check, 2 a usage error; `verify`: 3 a
+//! discrepancy found, 4 the peer unreachable (no verdict).
 
 mod config;
 mod init;
@@ -59,8 +60,8 @@ enum Command {
     /// Agreements: list, show, revoke, suspend, resume.
     #[command(subcommand)]
     Agreements(remote::AgreementsCommand),
-    /// Witness a peer's scroll now: fetch its latest root, check it, attest (exit 1 on a
-    /// discrepancy).
+    /// Witness a peer's scroll now: fetch its latest root, check it, attest (exit 3 on a
+    /// discrepancy, 4 when the peer does not answer).
     Verify(witness::VerifyArgs),
     /// Witness events with a peer (both directions), newest first.
     WitnessHistory(witness::HistoryArgs),

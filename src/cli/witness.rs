@@ -62,13 +62,28 @@ pub(super) enum DiscrepanciesCommand {
 }
 
 /// `verify`: exit 0 when the root verified, 1 when a discrepancy was recorded.
+/// `verify` found a discrepancy.
+const EXIT_DISCREPANCY: u8 = 3;
+/// `verify` reached no verdict: the peer did not answer.
+const EXIT_UNREACHABLE: u8 = 4;
+
 pub(super) fn verify(args: VerifyArgs, out: &mut Output) -> anyhow::Result<ExitCode> {
-    let v = call(
+    let v = match call(
         &args.dir.data_dir,
         Method::POST,
         "/v1/witness",
         Some(json!({"op": "verify", "mesh": args.mesh, "scroll": args.scroll})),
-    )?;
+    ) {
+        Ok(v) => v,
+        Err(e)
+            if e.downcast_ref::<crate::node::client::NodeRefused>()
+                .is_some_and(|r| r.code == "unreachable") =>
+        {
+            eprintln!("error: {e}");
+            return Ok(ExitCode::from(EXIT_UNREACHABLE));
+        }
+        Err(e) => return Err(e),
+    };
     let result = v["verdict"]["result"].as_str().unwrap_or("").to_owned();
     if args.json.json {
         out.json(&v)?;
@@ -98,7 +113,7 @@ pub(super) fn verify(args: VerifyArgs, out: &mut Output) -> anyhow::Result<ExitC
         }
     }
     Ok(if result == "discrepancy" {
-        ExitCode::from(1)
+        ExitCode::from(EXIT_DISCREPANCY)
     } else {
         ExitCode::SUCCESS
     })

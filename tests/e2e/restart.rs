@@ -12,7 +12,8 @@ fn both_federated_nodes_restart_and_witnessing_resumes_without_operator_action()
     let mut berlin = Daemon::new(root.path(), "vaultmesh-berlin");
     for d in [&mut dublin, &mut berlin] {
         d.init();
-        d.append_config("\n[anchor]\ninterval_secs = 86400\n");
+        // Short request timeouts: the unreachable peer at the end is given up on quickly.
+        d.append_config("\n[anchor]\ninterval_secs = 86400\n[network]\nrequest_timeout_secs = 2\n");
         d.start();
         append(d, "Compliance", 3, &format!("{}-seed", d.name));
     }
@@ -43,5 +44,22 @@ fn both_federated_nodes_restart_and_witnessing_resumes_without_operator_action()
     anchor(&berlin);
     wait_witnessed(&dublin, &berlin, "Compliance", 4);
     assert!(discrepancies(&dublin).is_empty());
+    assert!(discrepancies(&berlin).is_empty());
+
+    // A peer that does not answer is no verdict, with its own exit code (not a discrepancy's).
+    assert!(dublin.terminate().success());
+    let out = berlin.cli(&[
+        "verify",
+        "--mesh",
+        "vaultmesh-dublin",
+        "--scroll",
+        "Compliance",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "{}",
+        crate::support::shown(&out)
+    );
     assert!(discrepancies(&berlin).is_empty());
 }

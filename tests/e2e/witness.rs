@@ -444,7 +444,7 @@ fn three_meshes_witness_cross_anchor_and_catch_rewritten_history() {
     ]);
     assert_eq!(
         verify.status.code(),
-        Some(1),
+        Some(3),
         "verify after the rewrite: {}",
         shown(&verify)
     );
