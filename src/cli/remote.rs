@@ -45,7 +45,8 @@ pub(super) struct ReadArgs {
 pub(super) struct HealthArgs {
     #[command(flatten)]
     dir: DataDirArg,
-    /// Report every known peer (the only mode so far).
+    /// Every known mesh, not only federated peers (exit 1 when a federated peer is
+    /// unreachable either way).
     #[arg(long)]
     all_peers: bool,
     #[command(flatten)]
@@ -398,18 +399,40 @@ pub(super) fn status(args: ReadArgs, out: &mut Output) -> anyhow::Result<ExitCod
 }
 
 pub(super) fn health(args: HealthArgs, out: &mut Output) -> anyhow::Result<ExitCode> {
-    let _ = args.all_peers;
-    let v = call(&args.dir.data_dir, Method::GET, "/v1/health", None)?;
+    let path = if args.all_peers {
+        "/v1/health/all"
+    } else {
+        "/v1/health"
+    };
+    let v = call(&args.dir.data_dir, Method::GET, path, None)?;
     print(out, args.json.json, &v, |out, v| {
         for p in v["peers"].as_array().into_iter().flatten() {
-            let state = if p["connected"] == true {
-                "connected"
-            } else {
-                "not connected"
+            let state = match (p["healthy"] == true, p["connected"] == true) {
+                (_, true) => "connected".to_owned(),
+                (true, false) => format!(
+                    "reached over {} at {}",
+                    s(&p["last_transport"]),
+                    s(&p["last_contact"])
+                ),
+                (false, false) => match p["last_contact"].as_str() {
+                    Some(at) => format!("UNREACHABLE (last contact {at})"),
+                    None => "UNREACHABLE (no contact since the node started)".to_owned(),
+                },
             };
-            out.line(format!("{}  {}", s(&p["mesh_id"]), state))?;
+            let role = if p["federated"] == true {
+                "federated"
+            } else {
+                "known"
+            };
+            out.line(format!("{}  {role}  {state}", s(&p["mesh_id"])))?;
         }
         Ok(())
+    })?;
+    // Exit 1 when a federated peer is unreachable: scripts and monitors see it.
+    Ok(if v["unhealthy_federated"].as_u64().unwrap_or(0) > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
     })
 }
 

@@ -122,8 +122,11 @@ pub enum ControlOp {
         /// Why.
         reason: String,
     },
-    /// Connectivity of known peers.
-    Health,
+    /// Reachability of federated peers (`all`: of every known mesh).
+    Health {
+        /// Every known mesh, not only federated ones.
+        all: bool,
+    },
     /// Run an anchor cycle now.
     AnchorNow,
     /// Witness a peer's scroll now (pull its latest root, check it, attest).
@@ -316,7 +319,15 @@ pub fn router(tx: Tx) -> Router {
         )
         .route(
             "/v1/health",
-            get(|State(tx): State<Tx>| async move { ask(&tx, ControlOp::Health).await }),
+            get(|State(tx): State<Tx>| async move {
+                ask(&tx, ControlOp::Health { all: false }).await
+            }),
+        )
+        .route(
+            "/v1/health/all",
+            get(|State(tx): State<Tx>| async move {
+                ask(&tx, ControlOp::Health { all: true }).await
+            }),
         )
         .route(
             "/v1/peers",

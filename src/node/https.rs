@@ -324,6 +324,7 @@ impl Node {
         }
         // The peer reached us: whatever we backed off from it is over.
         self.https.reset(&origin);
+        self.contacted(&origin, "https");
         let (response, strike) = self.handle_fed(Some(&origin), request);
         if let Some(reason) = strike {
             tracing::warn!(%origin, %reason, "bad input over HTTPS");

@@ -284,6 +284,7 @@ pub async fn run(
         faults: health::Faults::default(),
         tick_backoff_ms: 0,
         tick_retry_at_ms: None,
+        contacts: HashMap::new(),
     };
     // Receipts queued before a crash reach the scroll first.
     node.flush().context("recovering the Federation scroll")?;
@@ -396,6 +397,8 @@ struct Node {
     /// when it is due: a tick that fails is not retried at once.
     tick_backoff_ms: u64,
     tick_retry_at_ms: Option<u64>,
+    /// When each mesh was last heard from (a request it made, or an answer to ours), and how.
+    contacts: HashMap<MeshId, (Timestamp, &'static str)>,
 }
 
 /// Every problem `node run` would refuse `config` for, each named (`config check`).
@@ -875,6 +878,9 @@ impl Node {
                 message_hash,
                 result,
             } => {
+                if result.is_ok() {
+                    self.contacted(&to, "outbound");
+                }
                 let input = match result {
                     Ok(FedResponse::Ack) => Input::Delivered { to, message_hash },
                     Ok(FedResponse::Error {
@@ -1027,7 +1033,10 @@ impl Node {
         let from = match &request {
             FedRequest::Discovery => None,
             other => match self.sender(peer, request_kind(other)) {
-                Ok(from) => Some(from),
+                Ok(from) => {
+                    self.contacted(&from, "libp2p");
+                    Some(from)
+                }
                 Err(refusal) => return refusal,
             },
         };
@@ -1179,7 +1188,7 @@ impl Node {
     async fn on_control(&mut self, op: ControlOp) -> ControlReply {
         match op {
             ControlOp::Status => self.status().await,
-            ControlOp::Health => self.health().await,
+            ControlOp::Health { all } => self.health(all).await,
             ControlOp::ListPeers => {
                 let peers = self.all::<PeerEntry>()?;
                 Ok(json!(peers.iter().map(peer_json).collect::<Vec<_>>()))
@@ -1429,24 +1438,63 @@ impl Node {
         }))
     }
 
-    async fn health(&self) -> Result<Value, ControlError> {
+    /// The mesh answered us or made a request of us, over `transport`.
+    fn contacted(&mut self, mesh: &MeshId, transport: &'static str) {
+        self.contacts.insert(mesh.clone(), (self.now(), transport));
+    }
+
+    /// Each peer's reachability: a libp2p connection, or, for a peer reached over HTTPS
+    /// only, contact within two anchor intervals (at least ten minutes). Federated peers (an
+    /// agreement in force) by default, every known mesh with `all`.
+    async fn health(&self, all: bool) -> Result<Value, ControlError> {
         let net = self
             .net
             .status()
             .await
             .map_err(|e| err(StatusCode::SERVICE_UNAVAILABLE, "network", e.to_string()))?;
+        let now = self.now();
+        let window = i64::try_from(self.anchor_interval.as_secs().saturating_mul(2))
+            .unwrap_or(i64::MAX)
+            .max(600);
+        let federated: std::collections::HashSet<MeshId> = self
+            .all::<AgreementRecord>()?
+            .into_iter()
+            .filter(|a| a.status.in_force(now))
+            .flat_map(|a| a.agreement.parties)
+            .filter(|p| p != self.dir.mesh_id())
+            .collect();
         let peers = self.all::<PeerEntry>()?;
         let rows: Vec<Value> = peers
             .iter()
+            .filter(|p| all || federated.contains(&p.mesh_id))
             .map(|p| {
                 let peer_id = p.public_key.map(|k| k.peer_id());
                 let connected = peer_id
                     .as_ref()
                     .is_some_and(|id| net.connected_peers.contains(id));
-                json!({"mesh_id": p.mesh_id, "peer_id": peer_id, "connected": connected})
+                let contact = self.contacts.get(&p.mesh_id);
+                let recent = contact.is_some_and(|(at, _)| now.seconds_since(*at) <= window);
+                let is_federated = federated.contains(&p.mesh_id);
+                // A peer on the P2P network is kept connected (federated peers are
+                // protected): not connected means not reachable. One we reach over HTTPS
+                // only is judged by when it was last heard from.
+                let https_only = self
+                    .route(&p.mesh_id)
+                    .is_some_and(|t| t.p2p.is_empty() && !t.https.is_empty());
+                json!({
+                    "mesh_id": p.mesh_id, "peer_id": peer_id, "federated": is_federated,
+                    "connected": connected,
+                    "last_contact": contact.map(|(at, _)| *at),
+                    "last_transport": contact.map(|(_, t)| *t),
+                    "healthy": connected || (https_only && recent),
+                })
             })
             .collect();
-        Ok(json!({"peers": rows, "connections": net.connections}))
+        let unhealthy = rows
+            .iter()
+            .filter(|r| r["federated"] == true && r["healthy"] == false)
+            .count();
+        Ok(json!({"peers": rows, "connections": net.connections, "unhealthy_federated": unhealthy}))
     }
 }
 

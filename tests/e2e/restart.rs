@@ -46,8 +46,27 @@ fn both_federated_nodes_restart_and_witnessing_resumes_without_operator_action()
     assert!(discrepancies(&dublin).is_empty());
     assert!(discrepancies(&berlin).is_empty());
 
-    // A peer that does not answer is no verdict, with its own exit code (not a discrepancy's).
+    // Both see the other healthy.
+    for d in [&dublin, &berlin] {
+        let out = d.cli(&["health"]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            crate::support::shown(&out)
+        );
+    }
+
+    // A peer that does not answer is no verdict, with its own exit code (not a discrepancy's),
+    // and `health` says it is unreachable, with exit 1.
     assert!(dublin.terminate().success());
+    crate::support::poll("health to see Dublin gone", || {
+        let out = berlin.cli(&["health", "--all-peers"]);
+        let text = crate::support::shown(&out);
+        (out.status.code() == Some(1) && text.contains("UNREACHABLE"))
+            .then_some(())
+            .ok_or(text)
+    });
     let out = berlin.cli(&[
         "verify",
         "--mesh",
