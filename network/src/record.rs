@@ -10,8 +10,19 @@ use vm_receipts::{MeshId, Timestamp};
 /// the record with its key and framing, so the value stays well under that.
 pub const MAX_RECORD_BYTES: usize = 8 * 1024;
 
-/// The provider key public meshes announce under.
+/// The name public meshes announce themselves under; the DHT key is its CID
+/// ([`public_provider_key`]).
 pub const PUBLIC_PROVIDER_KEY: &str = "/vaultmesh/public";
+
+/// The DHT provider key of [`PUBLIC_PROVIDER_KEY`]: a CIDv1 (`0x01`), raw codec (`0x55`), over
+/// the sha2-256 multihash (`0x12 0x20` + digest) of the name. Other implementations' DHT
+/// servers (js-libp2p's) take `ADD_PROVIDER`/`GET_PROVIDERS` only for keys that are CIDs.
+pub fn public_provider_key() -> Vec<u8> {
+    let digest = ring::digest::digest(&ring::digest::SHA256, PUBLIC_PROVIDER_KEY.as_bytes());
+    let mut key = vec![0x01, 0x55, 0x12, 0x20];
+    key.extend_from_slice(digest.as_ref());
+    key
+}
 
 /// The DHT key of `mesh_id`'s discovery record.
 pub fn mesh_key(mesh_id: &MeshId) -> Vec<u8> {
@@ -145,4 +156,41 @@ pub fn validate_own(
 /// The `updated_at` of a stored record, if it parses (records in our store were validated).
 pub fn parse_updated_at(value: &[u8]) -> Option<Timestamp> {
     parse::<DiscoveryRecord>(value).ok().map(|r| r.updated_at)
+}
+
+#[cfg(test)]
+mod provider_key_tests {
+    use super::public_provider_key;
+
+    /// The CID another implementation computes for `/vaultmesh/public` (CIDv1, raw, sha2-256;
+    /// the multibase base32 form is what `ipfs cid format` and js `CID.toString()` print).
+    #[test]
+    fn the_public_provider_key_is_the_cid_of_its_name() {
+        let key = public_provider_key();
+        assert_eq!(&key[..4], &[0x01, 0x55, 0x12, 0x20]);
+        let hex: String = key[4..].iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(
+            hex,
+            "0d47e818ff75c331165ad3c6d140f2b25271b23bd63d00978e6751c30fda0221"
+        );
+        // base32 (RFC 4648, lower case, no padding) with the multibase prefix `b`.
+        let alphabet = b"abcdefghijklmnopqrstuvwxyz234567";
+        let mut text = String::from("b");
+        let (mut buffer, mut bits) = (0u32, 0u32);
+        for byte in &key {
+            buffer = (buffer << 8) | u32::from(*byte);
+            bits += 8;
+            while bits >= 5 {
+                bits -= 5;
+                text.push(char::from(alphabet[((buffer >> bits) & 31) as usize]));
+            }
+        }
+        if bits > 0 {
+            text.push(char::from(alphabet[((buffer << (5 - bits)) & 31) as usize]));
+        }
+        assert_eq!(
+            text,
+            "bafkreiani7ubr73vymyrmwwty3iub4vskjy3eo6whuajpdthkhbq7wqcee"
+        );
+    }
 }

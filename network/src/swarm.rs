@@ -20,7 +20,7 @@ use vm_receipts::documents::DiscoveryRecord;
 
 use crate::codec::{self, BytesCodec};
 use crate::peer_manager::{PeerManager, Verdict};
-use crate::record::{self, PUBLIC_PROVIDER_KEY};
+use crate::record::{self, public_provider_key};
 use crate::{
     Counters, GossipId, GossipVerdict, NetworkCommand, NetworkConfig, NetworkError, NetworkEvent,
     NetworkStatus, RequestError,
@@ -472,7 +472,7 @@ impl Driver {
                         .swarm
                         .behaviour_mut()
                         .kad
-                        .start_providing(kad::RecordKey::new(&PUBLIC_PROVIDER_KEY));
+                        .start_providing(kad::RecordKey::new(&public_provider_key()));
                 }
             }
             NetworkCommand::FindRecord { mesh_id, reply } => {
@@ -488,7 +488,7 @@ impl Driver {
                 );
             }
             NetworkCommand::FindPublic { reply } => {
-                let key = kad::RecordKey::new(&PUBLIC_PROVIDER_KEY);
+                let key = kad::RecordKey::new(&public_provider_key());
                 let id = self.swarm.behaviour_mut().kad.get_providers(key);
                 self.providers.insert(id, (HashSet::new(), reply));
             }
@@ -880,7 +880,7 @@ impl Driver {
             InboundRequest::AddProvider {
                 record: Some(provider),
             } => {
-                if provider.key.as_ref() == PUBLIC_PROVIDER_KEY.as_bytes() {
+                if provider.key.as_ref() == public_provider_key().as_slice() {
                     if let Err(e) = self
                         .swarm
                         .behaviour_mut()
