@@ -35,6 +35,10 @@ use crate::http::signing::{self, AuthError, WINDOW_SECS};
 const MAX_CONNECTIONS: usize = 256;
 /// A TLS handshake must finish in this time.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a request's head may take to arrive, and how long a kept-alive connection may
+/// wait for its next request: a client that trickles bytes (slowloris) or holds a connection
+/// silent is closed, and its slot freed.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// An HTTP request, as the connection task hands it to the main loop.
 pub(super) struct HttpCall {
@@ -106,6 +110,8 @@ pub(super) async fn serve(
                 }
             });
             if let Err(e) = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(HEADER_READ_TIMEOUT)
                 .serve_connection(TokioIo::new(tls), service)
                 .await
             {

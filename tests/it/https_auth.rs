@@ -410,3 +410,81 @@ async fn a_request_refused_by_the_rate_limit_may_be_sent_again_unchanged() {
     node.stop.take().unwrap().send(()).unwrap();
     node.task.await.unwrap().unwrap();
 }
+
+/// A TLS connection to the node's HTTPS API (no client certificate: discovery's config).
+async fn tls_connection(url: &str) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    let addr = url.trim_start_matches("https://");
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let ip: std::net::IpAddr = addr.rsplit_once(':').unwrap().0.parse().unwrap();
+    tokio_rustls::TlsConnector::from(tls::discovery_client_config(clock()).unwrap())
+        .connect(rustls::pki_types::ServerName::IpAddress(ip.into()), tcp)
+        .await
+        .unwrap()
+}
+
+/// Reads until the server closes the connection; how long that took.
+async fn until_closed(
+    mut conn: tokio_rustls::client::TlsStream<tokio::net::TcpStream>,
+) -> std::time::Duration {
+    use tokio::io::AsyncReadExt;
+    let started = tokio::time::Instant::now();
+    let mut buf = [0u8; 1024];
+    loop {
+        match tokio::time::timeout(std::time::Duration::from_secs(30), conn.read(&mut buf)).await {
+            Ok(Ok(0) | Err(_)) => return started.elapsed(),
+            Ok(Ok(_)) => continue,
+            Err(_) => panic!("the connection was held open for 30 s"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_and_trickling_connections_are_closed_and_their_slots_freed() {
+    use tokio::io::AsyncWriteExt;
+    let dir = tempfile::tempdir().unwrap();
+    let mut node = start_node_with(dir.path(), "\n[http]\nlisten = \"127.0.0.1:0\"\n").await;
+    let url = status(&node).await["federation_api"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // One connection says nothing after the handshake; another trickles a request head one
+    // byte a second (slowloris).
+    let silent = tls_connection(&url).await;
+    let mut trickle = tls_connection(&url).await;
+    let slow = tokio::spawn(async move {
+        let head = b"GET /federation/discovery HTTP/1.1\r\nHost: x\r\nX-Padding: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+        let started = tokio::time::Instant::now();
+        for byte in head {
+            if trickle.write_all(&[*byte]).await.is_err() || trickle.flush().await.is_err() {
+                return started.elapsed();
+            }
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        }
+        until_closed(trickle).await + started.elapsed()
+    });
+    let silent_for = until_closed(silent).await;
+    let slow_for = slow.await.unwrap();
+    for (what, held) in [("silent", silent_for), ("trickling", slow_for)] {
+        assert!(
+            held < std::time::Duration::from_secs(20),
+            "a {what} connection was held {held:?}"
+        );
+    }
+    // Service goes on for others.
+    let (code, _, _) = exchange(
+        tls::discovery_client_config(clock()).unwrap(),
+        &url,
+        HttpForm {
+            method: Method::GET,
+            path_and_query: "/federation/discovery".into(),
+            body: Vec::new(),
+        },
+        Vec::new(),
+        true,
+    )
+    .await
+    .unwrap();
+    assert_eq!(code, StatusCode::OK);
+    node.stop.take().unwrap().send(()).unwrap();
+    node.task.await.unwrap().unwrap();
+}
