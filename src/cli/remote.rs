@@ -89,6 +89,56 @@ impl TermsArgs {
     }
 }
 
+/// A counter's terms: the terms on the table (the latest counter's, or the proposal's), with
+/// only what the flags name changed; or a whole file.
+#[derive(Debug, clap::Args)]
+pub(super) struct CounterTermsArgs {
+    /// A JSON file with the whole terms; overrides the flags below.
+    #[arg(long, value_name = "FILE")]
+    terms: Option<PathBuf>,
+    /// Scrolls to share, comma separated (default: as on the table).
+    #[arg(long, value_delimiter = ',')]
+    scrolls: Option<Vec<String>>,
+    /// How often to witness (default: as on the table).
+    #[arg(long)]
+    frequency: Option<String>,
+    /// Days witnessed material is kept (default: as on the table).
+    #[arg(long)]
+    retention_days: Option<u32>,
+}
+
+impl CounterTermsArgs {
+    /// The counter's terms, given the proposal record (`proposals show`).
+    fn value(&self, record: &Value) -> anyhow::Result<Value> {
+        if let Some(path) = &self.terms {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            return serde_json::from_str(&text)
+                .with_context(|| format!("{} is not JSON", path.display()));
+        }
+        let on_table = record["history"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .rev()
+            .find_map(|r| r.get("counter_terms").filter(|t| t.is_object()))
+            .or_else(|| record["proposal"].get("proposed_terms"))
+            .cloned()
+            .ok_or_else(|| anyhow::anyhow!("the proposal shows no terms to counter"))?;
+        let mut terms = on_table;
+        if let Some(scrolls) = &self.scrolls {
+            terms["scrolls_to_share"] = json!(scrolls);
+        }
+        if let Some(frequency) = &self.frequency {
+            terms["verification_frequency"] = json!(frequency);
+        }
+        if let Some(days) = self.retention_days {
+            terms["retention_period_days"] = json!(days);
+        }
+        Ok(terms)
+    }
+}
+
 #[derive(Debug, clap::Args)]
 pub(super) struct ProposeArgs {
     #[command(flatten)]
@@ -126,7 +176,7 @@ pub(super) enum ProposalsCommand {
         #[command(flatten)]
         id: IdArgs,
         #[command(flatten)]
-        terms: TermsArgs,
+        terms: CounterTermsArgs,
     },
     /// Withdraw our own proposal.
     Withdraw {
@@ -514,7 +564,13 @@ pub(super) fn proposals(command: ProposalsCommand, out: &mut Output) -> anyhow::
             post(out, &id, "withdraw", json!({"reason": reason}))
         }
         ProposalsCommand::Counter { id, terms } => {
-            let body = json!({"terms": terms.value()?});
+            let record = call(
+                &id.dir.data_dir,
+                Method::GET,
+                &format!("/v1/proposals/{}", path_id(&id.id)?),
+                None,
+            )?;
+            let body = json!({"terms": terms.value(&record)?});
             post(out, &id, "counter", body)
         }
     }

@@ -243,6 +243,8 @@ fn three_daemons_discover_negotiate_through_a_sigkill_establish_and_revoke() {
         "Federation",
         "--frequency",
         "daily",
+        "--retention-days",
+        "90",
     ]);
     let proposal_id = proposed["events"]
         .as_array()
@@ -315,6 +317,16 @@ fn three_daemons_discover_negotiate_through_a_sigkill_establish_and_revoke() {
     assert_eq!(
         response["counter_terms"]["verification_frequency"], "hourly",
         "A holds B's counter terms: {thread}"
+    );
+    // The counter changed only what B named: the rest is what was on the table.
+    assert_eq!(
+        response["counter_terms"]["retention_period_days"], 90,
+        "{thread}"
+    );
+    assert_eq!(
+        response["counter_terms"]["scrolls_to_share"],
+        json!(["Federation"]),
+        "{thread}"
     );
 
     // A accepts the counter; the agreement becomes active on both sides.
