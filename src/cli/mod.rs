@@ -124,10 +124,26 @@ pub fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) if output::is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {}", render_error(&e));
+            if json_requested() {
+                // A program that asked for JSON gets its errors as JSON too (on stderr).
+                let code = e
+                    .downcast_ref::<crate::node::client::NodeRefused>()
+                    .map_or("error", |r| r.code.as_str());
+                eprintln!(
+                    "{}",
+                    serde_json::json!({"error": code, "message": render_error(&e)})
+                );
+            } else {
+                eprintln!("error: {}", render_error(&e));
+            }
             ExitCode::from(1)
         }
     }
+}
+
+/// Whether the command line asked for JSON output.
+fn json_requested() -> bool {
+    std::env::args_os().skip(1).any(|a| a == "--json")
 }
 
 /// The error and its causes, leaving out a cause whose text the message already holds (our

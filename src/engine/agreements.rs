@@ -298,7 +298,7 @@ pub fn on_countersigned(
         }
         other => {
             return Err(EngineError::OutOfOrder(format!(
-                "agreement {id} is {other:?}"
+                "agreement {id} is {other}"
             )));
         }
     }
@@ -415,7 +415,7 @@ pub fn revoke(
         }
         other => {
             return Err(EngineError::Command(format!(
-                "agreement {id} is not in force ({other:?})"
+                "agreement {id} is not in force: it is {other}"
             )));
         }
     }
@@ -626,7 +626,7 @@ pub fn suspend(
         AgreementStatus::Active | AgreementStatus::Revoking { .. }
     ) {
         return Err(EngineError::Command(format!(
-            "only an agreement in force can be suspended; {id} is {:?}",
+            "only an agreement in force can be suspended; {id} is {}",
             record.status
         )));
     }
@@ -649,7 +649,7 @@ pub fn resume(ctx: &mut Ctx<'_, '_>, id: &DocumentId, reason: String) -> Result<
     let mut record = get_ours(ctx, id)?;
     if !matches!(record.status, AgreementStatus::Suspended { .. }) {
         return Err(EngineError::Command(format!(
-            "agreement {id} is not suspended ({:?})",
+            "agreement {id} is not suspended: it is {}",
             record.status
         )));
     }

@@ -43,7 +43,7 @@ pub fn tip(record: &ProposalRecord) -> Result<Tip<'_>, EngineError> {
         Some(last) => {
             let terms = last.counter_terms.as_ref().ok_or_else(|| {
                 EngineError::OutOfOrder(format!(
-                    "proposal {} is closed ({:?})",
+                    "proposal {} is closed (its last answer was {})",
                     record.proposal.proposal_id, last.response_type
                 ))
             })?;
@@ -609,7 +609,7 @@ pub fn on_response(
     let hash = document_hash(&response)?;
     if record_thread(&record)?.iter().any(|(_, h)| *h == hash) {
         return Err(EngineError::AlreadyReceived(format!(
-            "{:?} on proposal {}",
+            "{} on proposal {}",
             response.response_type, response.proposal_id
         )));
     }

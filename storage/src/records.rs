@@ -198,6 +198,20 @@ pub enum AgreementStatus {
     },
 }
 
+/// What an operator reads (never Rust's debug form).
+impl std::fmt::Display for AgreementStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::AwaitingCountersignature => f.write_str("awaiting the countersignature"),
+            Self::Active => f.write_str("active"),
+            Self::Suspended { reason } => write!(f, "suspended ({reason})"),
+            Self::Abandoned { reason } => write!(f, "abandoned ({reason})"),
+            Self::Revoking { effective_at } => write!(f, "being revoked (ends {effective_at})"),
+            Self::Revoked { at } => write!(f, "revoked (ended {at})"),
+        }
+    }
+}
+
 impl AgreementStatus {
     /// Whether the agreement binds both parties at `now`: active, suspended, or revoked but
     /// within its notice.

@@ -298,3 +298,21 @@ fn config_check_names_every_problem_without_starting_anything() {
     assert_eq!(v["ok"], false);
     assert!(!d.dir.join("control.sock").exists(), "nothing was started");
 }
+
+#[test]
+fn errors_of_a_json_command_are_json() {
+    let d = Daemon::in_tempdir("jsonerr");
+    d.init();
+    // No node runs: the error names the socket, as JSON on stderr.
+    let out = d.cli(&["status", "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err: serde_json::Value =
+        serde_json::from_slice(&out.stderr).unwrap_or_else(|e| panic!("{e}: {}", shown(&out)));
+    assert_eq!(err["error"], "error", "{err}");
+    assert!(
+        err["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("control.sock")),
+        "{err}"
+    );
+}

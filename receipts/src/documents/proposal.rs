@@ -294,6 +294,17 @@ pub enum ResponseType {
     Withdraw,
 }
 
+impl std::fmt::Display for ResponseType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Accept => "accept",
+            Self::Reject => "reject",
+            Self::Counter => "counter",
+            Self::Withdraw => "withdraw",
+        })
+    }
+}
+
 /// An answer to a proposal (seed §3.3): accept, reject (with reason) or counter (with terms).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ProposalResponse {
