@@ -255,6 +255,18 @@ pub(super) enum PeersCommand {
         #[command(flatten)]
         json: JsonArg,
     },
+    /// Every known mesh: key, addresses, endpoints, where it came from, last contact.
+    List(ReadArgs),
+    /// Forget a mesh (refused while an agreement or a negotiation binds us to it).
+    Remove {
+        #[command(flatten)]
+        dir: DataDirArg,
+        /// Its mesh id or name.
+        #[arg(long)]
+        mesh: String,
+        #[command(flatten)]
+        json: JsonArg,
+    },
 }
 
 fn print(
@@ -498,16 +510,66 @@ pub(super) fn propose(args: ProposeArgs, out: &mut Output) -> anyhow::Result<Exi
 }
 
 pub(super) fn peers(command: PeersCommand, out: &mut Output) -> anyhow::Result<ExitCode> {
-    let PeersCommand::Add {
-        dir,
-        mesh,
-        public_key,
-        addresses,
-        json: j,
-    } = command;
-    let body = json!({"op": "add_peer", "mesh_id": mesh, "public_key": public_key, "addresses": addresses});
-    let v = call(&dir.data_dir, Method::POST, "/v1/peers", Some(body))?;
-    print(out, j.json, &v, events)
+    match command {
+        PeersCommand::Add {
+            dir,
+            mesh,
+            public_key,
+            addresses,
+            json: j,
+        } => {
+            let body = json!({"op": "add_peer", "mesh_id": mesh, "public_key": public_key, "addresses": addresses});
+            let v = call(&dir.data_dir, Method::POST, "/v1/peers", Some(body))?;
+            print(out, j.json, &v, events)
+        }
+        PeersCommand::List(args) => {
+            let v = call(&args.dir.data_dir, Method::GET, "/v1/peers", None)?;
+            print(out, args.json.json, &v, |out, v| {
+                let rows = v.as_array().cloned().unwrap_or_default();
+                if rows.is_empty() {
+                    out.line("no known meshes")?;
+                }
+                for p in rows {
+                    let sources: Vec<String> = p["sources"]
+                        .as_object()
+                        .map(|m| m.keys().cloned().collect())
+                        .unwrap_or_default();
+                    let list = |field: &str| -> String {
+                        let items: Vec<String> = p[field]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .filter_map(|a| a.as_str().map(str::to_owned))
+                            .collect();
+                        if items.is_empty() {
+                            "-".into()
+                        } else {
+                            items.join(" ")
+                        }
+                    };
+                    out.line(format!("{}  via {}", s(&p["mesh_id"]), sources.join(",")))?;
+                    out.line(format!("  key        {}", s(&p["public_key"])))?;
+                    out.line(format!("  addresses  {}", list("multiaddrs")))?;
+                    out.line(format!("  manual     {}", list("manual_addresses")))?;
+                    let contact = match p["last_contact"].as_str() {
+                        Some(at) => format!("{at} over {}", s(&p["last_transport"])),
+                        None => "none since the node started".into(),
+                    };
+                    out.line(format!("  contact    {contact}"))?;
+                }
+                Ok(())
+            })
+        }
+        PeersCommand::Remove { dir, mesh, json: j } => {
+            let v = call(
+                &dir.data_dir,
+                Method::DELETE,
+                &format!("/v1/peers/{}", path_id(&mesh)?),
+                None,
+            )?;
+            print(out, j.json, &v, events)
+        }
+    }
 }
 
 fn path_id(id: &str) -> anyhow::Result<&str> {
@@ -516,7 +578,7 @@ fn path_id(id: &str) -> anyhow::Result<&str> {
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c))
     {
-        anyhow::bail!("{id:?} is not a proposal or agreement id");
+        anyhow::bail!("{id:?} is not an id (letters, digits and - _ . : only)");
     }
     Ok(id)
 }

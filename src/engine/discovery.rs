@@ -170,3 +170,30 @@ fn check_key(
         _ => Ok(()),
     }
 }
+
+/// Forgets a peer, unless we are bound to it: an agreement in force or awaiting its
+/// countersignature, or an open negotiation, needs its key. Ended agreements do not: their
+/// signed record stays in the Federation scroll.
+pub fn remove(ctx: &mut Ctx<'_, '_>, mesh_id: MeshId) -> Result<(), EngineError> {
+    if ctx.tx.get::<PeerEntry>(mesh_id.as_str())?.is_none() {
+        return Err(EngineError::UnknownSender(mesh_id));
+    }
+    if let Some(live) = super::agreements::live_with(ctx.tx, ctx.me, &mesh_id)?.first() {
+        return Err(EngineError::Command(format!(
+            "{mesh_id} is a party to agreement {}, which is {}: revoke it first",
+            live.agreement.agreement_id, live.status
+        )));
+    }
+    if ctx
+        .tx
+        .count_index::<vm_storage::ProposalRecord>(&format!("{mesh_id}/"), 1)?
+        > 0
+    {
+        return Err(EngineError::Command(format!(
+            "a negotiation with {mesh_id} is open: withdraw or reject it first"
+        )));
+    }
+    ctx.tx.remove::<PeerEntry>(mesh_id.as_str())?;
+    ctx.event(Event::PeerRemoved { mesh_id });
+    Ok(())
+}

@@ -200,6 +200,12 @@ pub enum Command {
         /// Where to reach it (multiaddrs or URLs).
         addresses: Vec<String>,
     },
+    /// Forgets a peer the operator no longer wants (refused while an agreement or an open
+    /// negotiation binds us to it).
+    RemovePeer {
+        /// The mesh.
+        mesh_id: MeshId,
+    },
     /// Proposes federation.
     Propose {
         /// To whom.
@@ -314,6 +320,11 @@ pub enum Event {
         mesh_id: MeshId,
         /// From where.
         source: PeerSource,
+    },
+    /// A peer was forgotten by the operator.
+    PeerRemoved {
+        /// The peer.
+        mesh_id: MeshId,
     },
     /// A proposal moved (sent, received, countered, accepted, rejected, withdrawn, expired).
     Proposal {
@@ -750,7 +761,10 @@ impl Engine {
 fn run_command(ctx: &mut Ctx<'_, '_>, command: Command) -> Result<(), EngineError> {
     let needs_federation = !matches!(
         command,
-        Command::AddPeer { .. } | Command::Revoke { .. } | Command::Suspend { .. }
+        Command::AddPeer { .. }
+            | Command::RemovePeer { .. }
+            | Command::Revoke { .. }
+            | Command::Suspend { .. }
     );
     if needs_federation && !ctx.config.federation_on {
         return Err(EngineError::Policy(policy::Refusal::FederationOff));
@@ -761,6 +775,7 @@ fn run_command(ctx: &mut Ctx<'_, '_>, command: Command) -> Result<(), EngineErro
             public_key,
             addresses,
         } => discovery::add_manual(ctx, mesh_id, public_key, addresses),
+        Command::RemovePeer { mesh_id } => discovery::remove(ctx, mesh_id),
         Command::Propose {
             target,
             trust_level,

@@ -122,6 +122,11 @@ pub enum ControlOp {
         /// Why.
         reason: String,
     },
+    /// Forget a known mesh.
+    RemovePeer {
+        /// Its mesh id or name.
+        mesh: String,
+    },
     /// Reachability of federated peers (`all`: of every known mesh).
     Health {
         /// Every known mesh, not only federated ones.
@@ -337,6 +342,14 @@ pub fn router(tx: Tx) -> Router {
                         matches!(op, ControlOp::AddPeer { .. })
                     })
                     .await
+                },
+            ),
+        )
+        .route(
+            "/v1/peers/{mesh}",
+            axum::routing::delete(
+                |State(tx): State<Tx>, UrlPath(mesh): UrlPath<String>| async move {
+                    ask(&tx, ControlOp::RemovePeer { mesh }).await
                 },
             ),
         )

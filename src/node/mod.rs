@@ -696,7 +696,7 @@ impl Node {
                         }
                         _ => tracing::info!(event = %value, "federation event"),
                     }
-                    if let Event::PeerUpdated { .. } = &event {
+                    if let Event::PeerUpdated { .. } | Event::PeerRemoved { .. } = &event {
                         self.index_peers();
                     }
                     if let Event::Established { peer, .. } = &event {
@@ -1191,7 +1191,23 @@ impl Node {
             ControlOp::Health { all } => self.health(all).await,
             ControlOp::ListPeers => {
                 let peers = self.all::<PeerEntry>()?;
-                Ok(json!(peers.iter().map(peer_json).collect::<Vec<_>>()))
+                Ok(json!(
+                    peers
+                        .iter()
+                        .map(|p| {
+                            let mut row = peer_json(p);
+                            if let Some((at, transport)) = self.contacts.get(&p.mesh_id) {
+                                row["last_contact"] = json!(at);
+                                row["last_transport"] = json!(transport);
+                            }
+                            row
+                        })
+                        .collect::<Vec<_>>()
+                ))
+            }
+            ControlOp::RemovePeer { mesh } => {
+                let mesh_id = MeshId::parse_flexible(&mesh).map_err(bad)?;
+                self.command(Command::RemovePeer { mesh_id })
             }
             ControlOp::AddPeer {
                 mesh_id,
@@ -1714,6 +1730,9 @@ fn event_json(event: &Event) -> Value {
     match event {
         Event::PeerUpdated { mesh_id, source } => {
             json!({"type": "peer_updated", "mesh_id": mesh_id, "source": source})
+        }
+        Event::PeerRemoved { mesh_id } => {
+            json!({"type": "peer_removed", "mesh_id": mesh_id})
         }
         Event::Proposal {
             proposal_id,

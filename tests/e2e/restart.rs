@@ -46,6 +46,37 @@ fn both_federated_nodes_restart_and_witnessing_resumes_without_operator_action()
     assert!(discrepancies(&dublin).is_empty());
     assert!(discrepancies(&berlin).is_empty());
 
+    // `peers list` shows each peer's addresses and last contact; a federated peer cannot be
+    // removed, a mesh we are not bound to can.
+    let listed = dublin.cli(&["peers", "list"]);
+    let text = crate::support::shown(&listed);
+    assert!(
+        text.contains("vaultmesh-berlin") && text.contains("over "),
+        "{text}"
+    );
+    let refused = dublin.cli(&["peers", "remove", "--mesh", "vaultmesh-berlin"]);
+    assert_eq!(
+        refused.status.code(),
+        Some(1),
+        "{}",
+        crate::support::shown(&refused)
+    );
+    assert!(crate::support::shown(&refused).contains("revoke it first"));
+    dublin.json(&[
+        "peers",
+        "add",
+        "--mesh",
+        "stranger",
+        "--public-key",
+        &dk_other(),
+    ]);
+    dublin.json(&["peers", "remove", "--mesh", "stranger"]);
+    let peers = dublin.json(&["peers", "list"]);
+    assert!(
+        !peers.to_string().contains("did:vm:mesh:stranger"),
+        "{peers}"
+    );
+
     // Both see the other healthy.
     for d in [&dublin, &berlin] {
         let out = d.cli(&["health"]);
@@ -81,4 +112,11 @@ fn both_federated_nodes_restart_and_witnessing_resumes_without_operator_action()
         crate::support::shown(&out)
     );
     assert!(discrepancies(&berlin).is_empty());
+}
+
+/// A key no daemon of the test holds.
+fn dk_other() -> String {
+    vm_receipts::MeshKey::from_seed(&[42; 32])
+        .public_key()
+        .to_string()
 }
