@@ -103,6 +103,11 @@ fn an_old_database_is_migrated_and_a_newer_one_refused() {
             .expect("meta")
             .insert("schema_version", 99)
             .expect("insert");
+        // A table only the newer program knows: not "damage", just newer.
+        txn.open_table(TableDefinition::<&str, u64>::new("from_the_future"))
+            .expect("table")
+            .insert("k", 1)
+            .expect("insert");
         txn.commit().expect("commit");
     }
     match Store::open(&newer) {
