@@ -350,6 +350,8 @@ pub(super) fn discover(args: DiscoverArgs, out: &mut Output) -> anyhow::Result<E
     })
 }
 
+/// `list-known` and `peers list`: every known mesh with its key, addresses, sources and last
+/// contact.
 pub(super) fn list_known(args: ReadArgs, out: &mut Output) -> anyhow::Result<ExitCode> {
     let v = call(&args.dir.data_dir, Method::GET, "/v1/peers", None)?;
     print(out, args.json.json, &v, |out, v| {
@@ -362,12 +364,28 @@ pub(super) fn list_known(args: ReadArgs, out: &mut Output) -> anyhow::Result<Exi
                 .as_object()
                 .map(|m| m.keys().cloned().collect())
                 .unwrap_or_default();
-            out.line(format!(
-                "{}  key {}  via {}",
-                s(&p["mesh_id"]),
-                s(&p["public_key"]),
-                sources.join(",")
-            ))?;
+            let list = |field: &str| -> String {
+                let items: Vec<String> = p[field]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|a| a.as_str().map(str::to_owned))
+                    .collect();
+                if items.is_empty() {
+                    "-".into()
+                } else {
+                    items.join(" ")
+                }
+            };
+            out.line(format!("{}  via {}", s(&p["mesh_id"]), sources.join(",")))?;
+            out.line(format!("  key        {}", s(&p["public_key"])))?;
+            out.line(format!("  addresses  {}", list("multiaddrs")))?;
+            out.line(format!("  manual     {}", list("manual_addresses")))?;
+            let contact = match p["last_contact"].as_str() {
+                Some(at) => format!("{at} over {}", s(&p["last_transport"])),
+                None => "none since the node started".into(),
+            };
+            out.line(format!("  contact    {contact}"))?;
         }
         Ok(())
     })
@@ -522,44 +540,7 @@ pub(super) fn peers(command: PeersCommand, out: &mut Output) -> anyhow::Result<E
             let v = call(&dir.data_dir, Method::POST, "/v1/peers", Some(body))?;
             print(out, j.json, &v, events)
         }
-        PeersCommand::List(args) => {
-            let v = call(&args.dir.data_dir, Method::GET, "/v1/peers", None)?;
-            print(out, args.json.json, &v, |out, v| {
-                let rows = v.as_array().cloned().unwrap_or_default();
-                if rows.is_empty() {
-                    out.line("no known meshes")?;
-                }
-                for p in rows {
-                    let sources: Vec<String> = p["sources"]
-                        .as_object()
-                        .map(|m| m.keys().cloned().collect())
-                        .unwrap_or_default();
-                    let list = |field: &str| -> String {
-                        let items: Vec<String> = p[field]
-                            .as_array()
-                            .into_iter()
-                            .flatten()
-                            .filter_map(|a| a.as_str().map(str::to_owned))
-                            .collect();
-                        if items.is_empty() {
-                            "-".into()
-                        } else {
-                            items.join(" ")
-                        }
-                    };
-                    out.line(format!("{}  via {}", s(&p["mesh_id"]), sources.join(",")))?;
-                    out.line(format!("  key        {}", s(&p["public_key"])))?;
-                    out.line(format!("  addresses  {}", list("multiaddrs")))?;
-                    out.line(format!("  manual     {}", list("manual_addresses")))?;
-                    let contact = match p["last_contact"].as_str() {
-                        Some(at) => format!("{at} over {}", s(&p["last_transport"])),
-                        None => "none since the node started".into(),
-                    };
-                    out.line(format!("  contact    {contact}"))?;
-                }
-                Ok(())
-            })
-        }
+        PeersCommand::List(args) => list_known(args, out),
         PeersCommand::Remove { dir, mesh, json: j } => {
             let v = call(
                 &dir.data_dir,

@@ -21,8 +21,8 @@ use vm_receipts::{Blake3Hash, MeshKey};
 
 use crate::support::Daemon;
 use crate::witness::{
-    add_peer, anchor, append, discrepancies, federate, key_of, poll_witness, read_receipts,
-    rewrite_scroll, wait_witnessed, witnessed,
+    anchor, append, discrepancies, poll_witness, read_receipts, rewrite_scroll, wait_witnessed,
+    witnessed,
 };
 
 /// libfaketime from the distribution's `faketime` package (`.ci/run` installs it).
@@ -34,22 +34,12 @@ const MANUAL: &str = "\n[anchor]\ninterval_secs = 86400\n";
 /// Dublin and Berlin running, Berlin witnessing Dublin's Compliance scroll (and the other
 /// way round), with Dublin's first three receipts witnessed.
 fn pair(root: &Path, dublin_env: Vec<(String, String)>) -> (Daemon, Daemon) {
-    let mut dublin = Daemon::new(root, "vaultmesh-dublin");
-    let mut berlin = Daemon::new(root, "vaultmesh-berlin");
-    dublin.env = dublin_env;
-    for d in [&mut dublin, &mut berlin] {
-        d.init();
+    crate::ops::witnessing_pair(root, |d| {
         d.append_config(MANUAL);
-        d.start();
-        append(d, "Compliance", 3, &format!("{}-seed", d.name));
-    }
-    let (dk, bk) = (key_of(&dublin), key_of(&berlin));
-    add_peer(&dublin, &berlin, &bk);
-    add_peer(&berlin, &dublin, &dk);
-    federate(&dublin, &berlin, "2", "Compliance");
-    anchor(&dublin);
-    wait_witnessed(&berlin, &dublin, "Compliance", 3);
-    (dublin, berlin)
+        if d.name == "vaultmesh-dublin" {
+            d.env = dublin_env.clone();
+        }
+    })
 }
 
 fn no_findings(d: &Daemon) {

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 use std::fs;
+use std::path::Path;
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -158,4 +159,25 @@ pub(crate) fn discrepancies(d: &Daemon) -> Vec<Value> {
         .as_array()
         .cloned()
         .unwrap_or_default()
+}
+
+/// Dublin and Berlin under `root`, each made with `init`, then `setup` (its configuration and
+/// environment), then started; three receipts each in Compliance, federated at level 2 over
+/// it, and Berlin has witnessed Dublin's first three.
+pub(crate) fn witnessing_pair(root: &Path, mut setup: impl FnMut(&mut Daemon)) -> (Daemon, Daemon) {
+    let mut dublin = Daemon::new(root, "vaultmesh-dublin");
+    let mut berlin = Daemon::new(root, "vaultmesh-berlin");
+    for d in [&mut dublin, &mut berlin] {
+        d.init();
+        setup(d);
+        d.start();
+        append(d, "Compliance", 3, &format!("{}-seed", d.name));
+    }
+    let (dk, bk) = (key_of(&dublin), key_of(&berlin));
+    add_peer(&dublin, &berlin, &bk);
+    add_peer(&berlin, &dublin, &dk);
+    federate(&dublin, &berlin, "2", "Compliance");
+    anchor(&dublin);
+    wait_witnessed(&berlin, &dublin, "Compliance", 3);
+    (dublin, berlin)
 }

@@ -2,27 +2,16 @@
 //! the OS) both restart, and witnessing resumes with no operator action: each node listens
 //! where its peer last saw it (`listen.json` keeps the ports it was given).
 
-use crate::ops::{add_peer, anchor, append, discrepancies, federate, key_of, wait_witnessed};
-use crate::support::Daemon;
+use crate::ops::{anchor, append, discrepancies, wait_witnessed};
 
 #[test]
 fn both_federated_nodes_restart_and_witnessing_resumes_without_operator_action() {
     let root = tempfile::tempdir().expect("tempdir");
-    let mut dublin = Daemon::new(root.path(), "vaultmesh-dublin");
-    let mut berlin = Daemon::new(root.path(), "vaultmesh-berlin");
-    for d in [&mut dublin, &mut berlin] {
-        d.init();
-        // Short request timeouts: the unreachable peer at the end is given up on quickly.
+    // Default listen ports (picked by the OS); short request timeouts, so the unreachable
+    // peer at the end is given up on quickly.
+    let (mut dublin, mut berlin) = crate::ops::witnessing_pair(root.path(), |d| {
         d.append_config("\n[anchor]\ninterval_secs = 86400\n[network]\nrequest_timeout_secs = 2\n");
-        d.start();
-        append(d, "Compliance", 3, &format!("{}-seed", d.name));
-    }
-    let (dk, bk) = (key_of(&dublin), key_of(&berlin));
-    add_peer(&dublin, &berlin, &bk);
-    add_peer(&berlin, &dublin, &dk);
-    federate(&dublin, &berlin, "2", "Compliance");
-    anchor(&dublin);
-    wait_witnessed(&berlin, &dublin, "Compliance", 3);
+    });
 
     let before = (dublin.tcp.clone(), berlin.tcp.clone());
     for d in [&mut dublin, &mut berlin] {

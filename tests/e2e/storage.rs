@@ -20,8 +20,8 @@ use serde_json::Value;
 
 use crate::support::{Daemon, bin, poll_n, shown};
 use crate::witness::{
-    add_peer, anchor, append, discrepancies, federate, key_of, poll_witness, scroll_size,
-    wait_witnessed, witnessed,
+    add_peer, anchor, append, discrepancies, key_of, poll_witness, scroll_size, wait_witnessed,
+    witnessed,
 };
 
 /// Cycles run on demand (`anchor now`).
@@ -45,22 +45,10 @@ fn pin_ports(d: &Daemon) {
 /// Dublin and Berlin with pinned ports, federated at level 2 over Compliance, each
 /// witnessing the other; Berlin has witnessed Dublin's first three receipts.
 fn pair(root: &Path) -> (Daemon, Daemon) {
-    let mut dublin = Daemon::new(root, "vaultmesh-dublin");
-    let mut berlin = Daemon::new(root, "vaultmesh-berlin");
-    for d in [&mut dublin, &mut berlin] {
-        d.init();
+    crate::ops::witnessing_pair(root, |d| {
         d.append_config(MANUAL);
         pin_ports(d);
-        d.start();
-        append(d, "Compliance", 3, &format!("{}-seed", d.name));
-    }
-    let (dk, bk) = (key_of(&dublin), key_of(&berlin));
-    add_peer(&dublin, &berlin, &bk);
-    add_peer(&berlin, &dublin, &dk);
-    federate(&dublin, &berlin, "2", "Compliance");
-    anchor(&dublin);
-    wait_witnessed(&berlin, &dublin, "Compliance", 3);
-    (dublin, berlin)
+    })
 }
 
 /// `node run` on `dir`, which must fail: its exit code (never a panic's 101) and stderr.
