@@ -35,6 +35,19 @@ pub struct Config {
     /// The node's own files.
     #[serde(default, skip_serializing_if = "is_default")]
     pub storage: StorageSection,
+    /// Prometheus metrics, `/healthz` and `/readyz` (off unless `listen` is set).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub metrics: MetricsSection,
+}
+
+/// `[metrics]`: a plain-HTTP listener for Prometheus (`/metrics`), liveness (`/healthz`)
+/// and readiness (`/readyz`). Off by default; when on, it should stay on loopback or a
+/// management network: it needs no authentication and tells what the node is doing.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsSection {
+    /// `ip:port` to listen on (`127.0.0.1:9464`, Prometheus' default exporter port range).
+    pub listen: Option<std::net::SocketAddr>,
 }
 
 /// `[storage]`: the data directory's disk.
@@ -234,6 +247,7 @@ impl Config {
             witness: WitnessSection::default(),
             http: HttpSection::default(),
             storage: StorageSection::default(),
+            metrics: MetricsSection::default(),
         }
     }
 

@@ -49,10 +49,12 @@ impl Node {
             return;
         }
         let now = self.now();
+        let started_ms = self.now_ms();
         let cycle = match self.build_batch(now) {
             Ok(c) => c,
             Err(e) => {
                 tracing::error!(error = %e, "anchor cycle failed");
+                self.metrics.anchor_cycle("failed", 0.0);
                 if let Some(r) = reply {
                     let _ = r.send(Err(err(
                         StatusCode::INTERNAL_SERVER_ERROR,
@@ -67,7 +69,7 @@ impl Node {
             Backend::Local => {
                 let anchor =
                     anchor_local(self.dir.key(), self.dir.mesh_id(), &cycle.batch.root(), now);
-                self.finish_cycle(cycle, Ok(anchor), reply);
+                self.finish_cycle(cycle, Ok(anchor), started_ms, reply);
             }
             Backend::Rfc3161(tsa) => {
                 self.anchoring = true;
@@ -82,6 +84,7 @@ impl Node {
                         .send(Completion::Anchored {
                             cycle: Box::new(cycle),
                             result,
+                            started_ms,
                             reply,
                         })
                         .await;
@@ -108,13 +111,21 @@ impl Node {
         &mut self,
         cycle: PendingCycle,
         result: Result<BackendAnchor, AnchorError>,
+        started_ms: u64,
         reply: Option<oneshot::Sender<ControlReply>>,
     ) {
         self.anchoring = false;
         let answer = self.complete(cycle, result);
+        let seconds = self.now_ms().saturating_sub(started_ms) as f64 / 1000.0;
         match &answer {
-            Ok(summary) => tracing::info!(%summary, "anchor cycle done"),
-            Err(e) => tracing::error!(error = %e.message, "anchor cycle failed"),
+            Ok(summary) => {
+                self.metrics.anchor_cycle("ok", seconds);
+                tracing::info!(%summary, "anchor cycle done");
+            }
+            Err(e) => {
+                self.metrics.anchor_cycle("failed", seconds);
+                tracing::error!(error = %e.message, "anchor cycle failed");
+            }
         }
         if let Some(r) = reply {
             let _ = r.send(answer);

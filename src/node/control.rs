@@ -28,6 +28,11 @@ pub const SOCKET_NAME: &str = "control.sock";
 pub enum ControlOp {
     /// Node, network and federation state.
     Status,
+    /// Prometheus text exposition (the `[metrics]` listener's `/metrics`).
+    Metrics,
+    /// Whether the node is ready: store, scrolls and network open, no fault of our own
+    /// files (`/readyz`; any answer at all is `/healthz`).
+    Ready,
     /// Known meshes.
     ListPeers,
     /// Add a mesh by hand.

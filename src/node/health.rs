@@ -100,6 +100,14 @@ impl Faults {
         self.faults.contains_key(part)
     }
 
+    /// Each degraded part with its error (`/readyz`), in a stable order.
+    pub(super) fn describe(&self) -> Vec<String> {
+        self.faults
+            .iter()
+            .map(|(part, f)| format!("{part}: {}", f.error))
+            .collect()
+    }
+
     /// When the next retry is due (ms), if anything is degraded.
     pub(super) fn next_retry_ms(&self) -> Option<u64> {
         self.faults.values().map(|f| f.retry_at_ms).min()
@@ -136,6 +144,16 @@ impl Faults {
 }
 
 impl Node {
+    /// `/readyz`: the network task answers and no fault of our own files (the state
+    /// database, a scroll, a ROOT file) is being retried.
+    pub(super) async fn ready(&self) -> Value {
+        let mut problems = self.faults.describe();
+        if let Err(e) = self.net.status().await {
+            problems.push(format!("network: {e}"));
+        }
+        json!({"ready": problems.is_empty(), "problems": problems})
+    }
+
     /// Records a failure of the state database, if the store reports one.
     pub(super) fn note_store_fault(&mut self) {
         if let Some(e) = self.engine.store().failure() {

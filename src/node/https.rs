@@ -250,11 +250,22 @@ fn unauthorized(e: &AuthError) -> HttpReply {
 impl Node {
     /// An HTTP request from the server: route, authenticate, rate-limit, handle.
     pub(super) fn on_http(&mut self, call: HttpCall) {
-        let answer = self.answer_http(&call);
+        let mut kind = "unrouted";
+        let answer = self.answer_http(&call, &mut kind);
+        self.metrics.request("https", kind);
+        if answer.0.is_client_error() || answer.0.is_server_error() {
+            // Our refusals carry the JSON error form; its code is the reason.
+            let reason = serde_json::from_slice::<serde_json::Value>(&answer.2)
+                .ok()
+                .and_then(|v| v["error"].as_str().map(str::to_owned))
+                .unwrap_or_else(|| answer.0.as_u16().to_string());
+            self.metrics.refusal("https", &reason);
+        }
         let _ = call.reply.send(answer);
     }
 
-    fn answer_http(&mut self, call: &HttpCall) -> HttpReply {
+    /// Answers one call; `kind` is set to the request's kind once it is routed.
+    fn answer_http(&mut self, call: &HttpCall, kind: &mut &'static str) -> HttpReply {
         let now_ms = self.now().unix().saturating_mul(1000);
         // Every request counts against its address first (unauthenticated ones too: each
         // costs a signature check), then an authenticated one against its mesh.
@@ -263,6 +274,7 @@ impl Node {
         }
         // The OpenAPI document: public, like discovery, and served here (it is no request).
         if call.path == openapi::PATH {
+            *kind = "openapi";
             return match call.method {
                 Method::GET => (StatusCode::OK, Vec::new(), openapi::pretty().into_bytes()),
                 _ => {
@@ -289,6 +301,7 @@ impl Node {
                     return (refused.status, allow, refused.response().to_bytes());
                 }
             };
+        *kind = super::request_kind(&request);
         if matches!(request, FedRequest::Discovery) {
             let (response, _) = self.handle_fed(None, request);
             let (status, body) = routes::response_to_http(&response);

@@ -20,6 +20,8 @@ pub mod control;
 mod files;
 mod health;
 mod https;
+mod metrics;
+mod monitor;
 mod ops;
 mod reads;
 mod reload;
@@ -79,6 +81,8 @@ enum Completion {
     Anchored {
         cycle: Box<anchor::PendingCycle>,
         result: Result<crate::anchor::BackendAnchor, crate::anchor::AnchorError>,
+        /// When the cycle began (`now_ms`), for its duration.
+        started_ms: u64,
         reply: Option<oneshot::Sender<ControlReply>>,
     },
 }
@@ -235,6 +239,14 @@ pub async fn run(
     let (control_tx, control_rx) = mpsc::channel(64);
     let (listener, socket_path) = control::bind(root)
         .with_context(|| format!("binding {}", root.join(control::SOCKET_NAME).display()))?;
+    let monitor = match config.metrics.listen {
+        Some(addr) => {
+            let (bound, task) = monitor::bind(addr, control_tx.clone()).await?;
+            println!("metrics on http://{bound}/metrics (and /healthz, /readyz)");
+            Some(task)
+        }
+        None => None,
+    };
     let server = tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, control::router(control_tx)).await {
             tracing::error!(error = %e, "control socket stopped");
@@ -285,6 +297,7 @@ pub async fn run(
         tick_backoff_ms: 0,
         tick_retry_at_ms: None,
         contacts: HashMap::new(),
+        metrics: metrics::Metrics::new(),
     };
     // Receipts queued before a crash reach the scroll first.
     node.flush().context("recovering the Federation scroll")?;
@@ -317,12 +330,23 @@ pub async fn run(
         .run(net_events, control_rx, completions_rx, http_rx, shutdown)
         .await;
     server.abort();
+    if let Some(m) = monitor {
+        m.abort();
+    }
     if let Some(h) = http_server {
         h.abort();
     }
     let _ = std::fs::remove_file(&socket_path);
     tracing::info!("node stopped");
     result
+}
+
+/// A witness result, as metrics label it.
+fn result_label(result: vm_receipts::documents::WitnessResult) -> &'static str {
+    match result {
+        vm_receipts::documents::WitnessResult::Verified => "verified",
+        vm_receipts::documents::WitnessResult::Discrepancy => "discrepancy",
+    }
 }
 
 /// A request's name in logs.
@@ -399,6 +423,8 @@ struct Node {
     tick_retry_at_ms: Option<u64>,
     /// When each mesh was last heard from (a request it made, or an answer to ours), and how.
     contacts: HashMap<MeshId, (Timestamp, &'static str)>,
+    /// What the node counts, for `[metrics]` and `status`.
+    metrics: metrics::Metrics,
 }
 
 /// Every problem `node run` would refuse `config` for, each named (`config check`).
@@ -696,8 +722,15 @@ impl Node {
                         }
                         _ => tracing::info!(event = %value, "federation event"),
                     }
-                    if let Event::PeerUpdated { .. } | Event::PeerRemoved { .. } = &event {
-                        self.index_peers();
+                    match &event {
+                        Event::PeerUpdated { .. } | Event::PeerRemoved { .. } => self.index_peers(),
+                        Event::Witnessed { result, .. } => {
+                            self.metrics.attestation_given(result_label(*result));
+                        }
+                        Event::Attested { result, .. } => {
+                            self.metrics.attestation_received(result_label(*result));
+                        }
+                        _ => {}
                     }
                     if let Event::Established { peer, .. } = &event {
                         self.protect(peer);
@@ -964,8 +997,9 @@ impl Node {
             Completion::Anchored {
                 cycle,
                 result,
+                started_ms,
                 reply,
-            } => self.finish_cycle(*cycle, result, reply),
+            } => self.finish_cycle(*cycle, result, started_ms, reply),
         }
     }
 
@@ -1016,18 +1050,32 @@ impl Node {
     /// One inbound federation request. Malformed, unsigned and wrongly signed requests are
     /// refused with a reason, penalise the sender, and change nothing.
     fn on_request(&mut self, peer: &str, body: &[u8]) -> FedResponse {
+        let (kind, response) = self.answer_request(peer, body);
+        self.count("libp2p", kind, &response);
+        response
+    }
+
+    /// Counts a request answered over `transport`, and a refusal by its code.
+    fn count(&mut self, transport: &'static str, kind: &str, response: &FedResponse) {
+        self.metrics.request(transport, kind);
+        if let FedResponse::Error { error, .. } = response {
+            self.metrics.refusal(transport, error);
+        }
+    }
+
+    fn answer_request(&mut self, peer: &str, body: &[u8]) -> (&'static str, FedResponse) {
         let request: FedRequest = match serde_json::from_slice(body) {
             Ok(r) => r,
             Err(e) => {
                 tracing::warn!(%peer, error = %e, "malformed federation request");
                 self.penalise(peer, format!("malformed request: {e}"));
-                return FedResponse::error(
+                return (
                     "malformed",
-                    format!("not a federation request: {e}"),
-                    true,
+                    FedResponse::error("malformed", format!("not a federation request: {e}"), true),
                 );
             }
         };
+        let kind = request_kind(&request);
         // The sender is the mesh whose key the Noise-authenticated peer holds; the engine
         // then checks that this mesh signed what it sent.
         let from = match &request {
@@ -1037,14 +1085,14 @@ impl Node {
                     self.contacted(&from, "libp2p");
                     Some(from)
                 }
-                Err(refusal) => return refusal,
+                Err(refusal) => return (kind, refusal),
             },
         };
         let (response, strike) = self.handle_fed(from.as_ref(), request);
         if let Some(reason) = strike {
             self.penalise(peer, reason);
         }
-        response
+        (kind, response)
     }
 
     /// The one request handler of both transports (libp2p request-response and HTTPS):
@@ -1188,6 +1236,8 @@ impl Node {
     async fn on_control(&mut self, op: ControlOp) -> ControlReply {
         match op {
             ControlOp::Status => self.status().await,
+            ControlOp::Metrics => self.scrape().await,
+            ControlOp::Ready => Ok(self.ready().await),
             ControlOp::Health { all } => self.health(all).await,
             ControlOp::ListPeers => {
                 let peers = self.all::<PeerEntry>()?;
@@ -1445,7 +1495,7 @@ impl Node {
             "known_peers": peers.len(),
             "proposals": proposals.len(),
             "agreements": agreements.iter().map(agreement_summary).collect::<Vec<_>>(),
-            "refusals": self.engine.refusals(),
+            "refusals": self.metrics.refusal_counts(),
             "federation_api": self.federation_api,
             "scrolls": self.scroll_summaries(),
             "anchor": self.anchor_status(),

@@ -68,6 +68,11 @@ impl Node {
         data: &[u8],
     ) -> witness_core::GossipCheck {
         let verdict = self.witness.check_gossip(&self.engine, data);
+        self.metrics.gossip(match &verdict {
+            GossipCheck::Accept(_) => "accept",
+            GossipCheck::Ignore => "ignore",
+            GossipCheck::Reject(_) => "reject",
+        });
         if let GossipCheck::Reject(reason) = &verdict {
             tracing::warn!(?origin, %reason, "gossiped root refused");
         }
@@ -125,7 +130,11 @@ impl Node {
                     scroll,
                     waiters,
                     outcome,
+                    started_ms,
                 } => {
+                    let seconds =
+                        started_ms.map(|at| self.now_ms().saturating_sub(at) as f64 / 1000.0);
+                    self.metrics.witness_check(outcome_label(&outcome), seconds);
                     let answer = self.witness_finished(&peer, &scroll, outcome);
                     for w in waiters {
                         if let Some(reply) = self.waiters.remove(&w) {
@@ -301,6 +310,20 @@ impl Node {
             ),
             true,
         ))
+    }
+}
+
+/// A finished check's verdict, as metrics label it.
+fn outcome_label(outcome: &Outcome) -> &'static str {
+    match outcome {
+        Outcome::Report(report) => match &report.verdict {
+            Verdict::Verified { .. } => "verified",
+            Verdict::Discrepancy { .. } => "discrepancy",
+            Verdict::Stale => "stale",
+        },
+        Outcome::Unchanged { .. } => "unchanged",
+        Outcome::Stale => "stale",
+        Outcome::NoVerdict(_) => "no_verdict",
     }
 }
 

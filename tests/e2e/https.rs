@@ -112,61 +112,7 @@ impl Reads<'_> {
     }
 
     async fn get(&self, path: &str, body: Option<Value>) -> (u16, Value) {
-        use vaultmesh_federation::clock::{Clock, SystemClock};
-        use vaultmesh_federation::http::{client::exchange, routes::HttpForm, signing};
-        let key_file: Value = serde_json::from_slice(
-            &std::fs::read(self.as_mesh.dir.join("keys/mesh.key")).expect("key file"),
-        )
-        .expect("key json");
-        let key =
-            vm_receipts::MeshKey::from_seed_text(key_file["secret_seed"].as_str().expect("seed"))
-                .expect("seed");
-        let clock: vm_network::tls::TlsClock = std::sync::Arc::new(|| SystemClock.now().unix());
-        let identity = vm_network::tls::TlsIdentity::new(
-            &key.seed_bytes(),
-            &self.as_mesh.mesh_id(),
-            &["localhost".into()],
-            SystemClock.now().unix() - 60,
-            1,
-        )
-        .expect("identity");
-        let of_key: vm_receipts::PublicKey = self.of.json(&["status"])["public_key"]
-            .as_str()
-            .expect("key")
-            .parse()
-            .expect("key");
-        let config =
-            vm_network::tls::client_config(&identity, of_key.to_bytes(), clock).expect("tls");
-        let form = HttpForm {
-            method: if body.is_some() {
-                hyper::Method::POST
-            } else {
-                hyper::Method::GET
-            },
-            path_and_query: path.to_owned(),
-            body: body.map(|b| b.to_string().into_bytes()).unwrap_or_default(),
-        };
-        // Fresh random bytes per request, from the one place that reads OS entropy.
-        let nonce = vaultmesh_federation::clock::os_random_32().expect("entropy");
-        let nonce: [u8; 16] = *nonce.first_chunk().expect("16");
-        let headers = signing::sign(
-            &key,
-            form.method.as_str(),
-            &form.path_and_query,
-            &form.body,
-            &self.as_mesh.mesh_id().parse().expect("mesh"),
-            &self.of.mesh_id().parse().expect("mesh"),
-            SystemClock.now(),
-            &nonce,
-        )
-        .expect("sign");
-        let (status, body, _) = exchange(config, &self.of.https, form, headers, true)
-            .await
-            .expect("exchange");
-        (
-            status.as_u16(),
-            serde_json::from_slice(&body).unwrap_or(Value::Null),
-        )
+        signed_request(self.as_mesh, self.of, path, body).await
     }
 
     async fn run(self) {
@@ -431,4 +377,67 @@ fn an_http_only_mesh_and_a_p2p_mesh_federate_and_witness_over_https() {
     for d in [&mut h, &mut p] {
         assert_eq!(d.terminate().code(), Some(0), "{}", d.name);
     }
+}
+
+/// A request signed by `as_mesh` to `of`'s federation API over mTLS (GET, or POST with
+/// `body`): the status and the JSON body (`null` if none).
+pub(crate) async fn signed_request(
+    as_mesh: &Daemon,
+    of: &Daemon,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    use vaultmesh_federation::clock::{Clock, SystemClock};
+    use vaultmesh_federation::http::{client::exchange, routes::HttpForm, signing};
+    let key_file: Value = serde_json::from_slice(
+        &std::fs::read(as_mesh.dir.join("keys/mesh.key")).expect("key file"),
+    )
+    .expect("key json");
+    let key = vm_receipts::MeshKey::from_seed_text(key_file["secret_seed"].as_str().expect("seed"))
+        .expect("seed");
+    let clock: vm_network::tls::TlsClock = std::sync::Arc::new(|| SystemClock.now().unix());
+    let identity = vm_network::tls::TlsIdentity::new(
+        &key.seed_bytes(),
+        &as_mesh.mesh_id(),
+        &["localhost".into()],
+        SystemClock.now().unix() - 60,
+        1,
+    )
+    .expect("identity");
+    let of_key: vm_receipts::PublicKey = of.json(&["status"])["public_key"]
+        .as_str()
+        .expect("key")
+        .parse()
+        .expect("key");
+    let config = vm_network::tls::client_config(&identity, of_key.to_bytes(), clock).expect("tls");
+    let form = HttpForm {
+        method: if body.is_some() {
+            hyper::Method::POST
+        } else {
+            hyper::Method::GET
+        },
+        path_and_query: path.to_owned(),
+        body: body.map(|b| b.to_string().into_bytes()).unwrap_or_default(),
+    };
+    // Fresh random bytes per request, from the one place that reads OS entropy.
+    let nonce = vaultmesh_federation::clock::os_random_32().expect("entropy");
+    let nonce: [u8; 16] = *nonce.first_chunk().expect("16");
+    let headers = signing::sign(
+        &key,
+        form.method.as_str(),
+        &form.path_and_query,
+        &form.body,
+        &as_mesh.mesh_id().parse().expect("mesh"),
+        &of.mesh_id().parse().expect("mesh"),
+        SystemClock.now(),
+        &nonce,
+    )
+    .expect("sign");
+    let (status, body, _) = exchange(config, &of.https, form, headers, true)
+        .await
+        .expect("exchange");
+    (
+        status.as_u16(),
+        serde_json::from_slice(&body).unwrap_or(Value::Null),
+    )
 }

@@ -6,6 +6,7 @@ mod dns;
 mod federation;
 mod honest;
 mod https;
+mod monitoring;
 mod ops;
 mod restart;
 mod storage;

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::support::{Daemon, bin, poll_n, shown};
+use crate::support::{Daemon, bin, http_get, poll_n, shown};
 use crate::witness::{
     add_peer, anchor, append, discrepancies, key_of, poll_witness, scroll_size, wait_witnessed,
     witnessed,
@@ -323,9 +323,13 @@ fn a_full_disk_degrades_the_node_which_heals_without_a_restart() {
     d.init();
     // No reserve, so the disk can be filled through the node, and a one-second anchor
     // cycle, so the engine and the Federation scroll keep writing while it is full.
-    d.append_config("\n[anchor]\ninterval_secs = 1\n[storage]\nmin_free_mb = 0\n");
+    d.append_config(
+        "\n[anchor]\ninterval_secs = 1\n[storage]\nmin_free_mb = 0\n[metrics]\nlisten = \"127.0.0.1:0\"\n",
+    );
     d.start();
     let pid = d.pid();
+    let monitor = d.metrics_addr();
+    assert_eq!(http_get(&monitor, "/readyz").0, 200);
     append(&d, "Compliance", 5, "before");
     poll_witness("an anchor cycle", || {
         let s = d.json(&["status"]);
@@ -380,6 +384,14 @@ fn a_full_disk_degrades_the_node_which_heals_without_a_restart() {
         faults.contains("No space left") || faults.contains("os error 28"),
         "{faults}"
     );
+    // Not ready while degraded, saying why; still alive.
+    let (code, _, body) = http_get(&monitor, "/readyz");
+    assert_eq!(code, 503, "{body}");
+    assert!(
+        body.contains("No space left") || body.contains("os error 28"),
+        "{body}"
+    );
+    assert_eq!(http_get(&monitor, "/healthz").0, 200);
     // It logs the fault once per backoff step, not in a hot loop.
     let lines = stderr_lines(&d);
     std::thread::sleep(Duration::from_secs(3));
@@ -396,6 +408,8 @@ fn a_full_disk_degrades_the_node_which_heals_without_a_restart() {
             .ok_or_else(|| h.to_string())
     });
     assert_eq!(d.pid(), pid, "healed without a restart");
+    let (code, _, body) = http_get(&monitor, "/readyz");
+    assert_eq!(code, 200, "ready again once healed: {body}");
     let size = scroll_size(&d, "Compliance");
     let after = append(&d, "Compliance", 2, "after");
     assert_eq!(after, size + 2);

@@ -64,6 +64,29 @@ pub fn signal(pid: u32, name: &str) {
     assert!(status.success(), "kill -{name} {pid} failed");
 }
 
+/// `GET path` over plain HTTP/1.1 on `addr`: status, headers (lower-cased names) and body.
+pub fn http_get(addr: &str, path: &str) -> (u16, String, String) {
+    use std::io::Read;
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+    stream
+        .set_read_timeout(Some(CLI_DEADLINE))
+        .expect("read timeout");
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("write");
+    let mut raw = String::new();
+    stream.read_to_string(&mut raw).expect("read");
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, head.to_lowercase(), body.to_owned())
+}
+
 /// A command's stdout and stderr, for failure messages.
 pub fn shown(out: &Output) -> String {
     format!(
@@ -353,6 +376,16 @@ impl Daemon {
             .lines()
             .map(|l| serde_json::from_str(l).expect("a receipt is one JSON object per line"))
             .collect()
+    }
+
+    /// The `[metrics]` listener's address (`127.0.0.1:PORT`) as the latest start printed it.
+    pub fn metrics_addr(&self) -> String {
+        let out = fs::read_to_string(self.log_path(self.starts, "stdout")).unwrap_or_default();
+        out.lines()
+            .find_map(|l| l.strip_prefix("metrics on http://"))
+            .and_then(|rest| rest.split('/').next())
+            .map(str::to_owned)
+            .unwrap_or_else(|| panic!("{} printed no metrics address:\n{out}", self.name))
     }
 
     /// Every log of every start, for failure messages.

@@ -61,6 +61,8 @@ pub(super) struct Check {
     /// its evidence came back.
     pub(super) received: Timestamp,
     pub(super) deadline_ms: u64,
+    /// When the check began.
+    pub(super) started_ms: u64,
     /// The witness state's root when the check began (the compare-and-swap expects it).
     pub(super) previous: Option<SignedRoot>,
     pub(super) waiters: Vec<Waiter>,
@@ -158,6 +160,7 @@ impl WitnessCore {
                     scroll: p.scroll,
                     waiters: p.waiters,
                     outcome: Outcome::NoVerdict(format!("witness state unreadable: {e}")),
+                    started_ms: None,
                 });
                 return;
             }
@@ -177,6 +180,7 @@ impl WitnessCore {
                 origin: p.origin,
                 received: p.received,
                 deadline_ms: now_ms.saturating_add(self.config.check_deadline_ms),
+                started_ms: now_ms,
                 previous,
                 waiters: p.waiters,
                 resynced: false,
@@ -205,6 +209,7 @@ impl WitnessCore {
             scroll: check.scroll,
             waiters: check.waiters,
             outcome,
+            started_ms: Some(check.started_ms),
         });
         if self.pending.contains_key(slot) {
             self.ready.insert(slot.clone());

@@ -226,6 +226,8 @@ pub enum Output {
         waiters: Vec<Waiter>,
         /// How it ended.
         outcome: Outcome,
+        /// When the check began (`now_ms`), if one ran (its duration, for metrics).
+        started_ms: Option<u64>,
     },
 }
 
@@ -514,6 +516,7 @@ impl WitnessCore {
                 scroll: scroll.clone(),
                 waiters: waiter.into_iter().collect(),
                 outcome: Outcome::NoVerdict(format!("we do not witness {peer}'s {scroll}: {e}")),
+                started_ms: None,
             });
             return out;
         }
@@ -710,6 +713,7 @@ impl WitnessCore {
             scroll: n.scroll.clone(),
             waiters: Vec::new(),
             outcome: Outcome::Report(Box::new(conflict_report(n, state, finding))),
+            started_ms: None,
         });
     }
 }
