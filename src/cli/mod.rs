@@ -16,7 +16,7 @@ mod witness;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 pub use output::Output;
 
@@ -27,6 +27,24 @@ pub use output::Output;
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Log lines on stderr: `text` for people, `json` (one object per line) for collectors.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value = "text",
+        env = "VM_FEDERATION_LOG_FORMAT"
+    )]
+    log_format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    /// Human-readable; colour only on a terminal.
+    Text,
+    /// One JSON object per line (timestamp, level, target, fields).
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -75,6 +93,17 @@ enum Command {
     Status(remote::ReadArgs),
     /// Connectivity of known meshes.
     Health(remote::HealthArgs),
+    /// Print a shell completion script (`vm-federation completions bash > /etc/bash_completion.d/vm-federation`).
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
+    /// Write the man pages (one per command) into a directory.
+    Man {
+        /// Where to write `vm-federation.1`, `vm-federation-scroll-append.1`, ….
+        #[arg(long, value_name = "DIR")]
+        out_dir: PathBuf,
+    },
 }
 
 /// Where the mesh lives; every command that touches one takes it.
@@ -85,9 +114,39 @@ struct DataDirArg {
     data_dir: PathBuf,
 }
 
-/// Runs the command line and returns the process exit code.
-pub fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+/// The command line's definition, with `version` as `--version` prints it.
+pub fn command(version: &'static str) -> clap::Command {
+    Cli::command().version(version)
+}
+
+/// Every man page: (file name, roff text), the top command's first.
+pub fn man_pages() -> std::io::Result<Vec<(String, Vec<u8>)>> {
+    // The pages carry no version: they are committed and checked for drift.
+    let mut cmd = Cli::command().version(None::<&str>);
+    cmd.build();
+    let mut pages = Vec::new();
+    man_page(&cmd, &mut pages)?;
+    Ok(pages)
+}
+
+fn man_page(cmd: &clap::Command, pages: &mut Vec<(String, Vec<u8>)>) -> std::io::Result<()> {
+    let name = cmd.get_display_name().unwrap_or(cmd.get_name()).to_owned();
+    let mut roff = Vec::new();
+    clap_mangen::Man::new(cmd.clone()).render(&mut roff)?;
+    pages.push((format!("{name}.1"), roff));
+    for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
+        man_page(sub, pages)?;
+    }
+    Ok(())
+}
+
+/// Runs the command line and returns the process exit code; `version` is what `--version`
+/// prints (the binary's, with its commit).
+pub fn main(version: &'static str) -> ExitCode {
+    let parsed = command(version)
+        .try_get_matches()
+        .and_then(|m| Cli::from_arg_matches(&m));
+    let cli = match parsed {
         Ok(cli) => cli,
         Err(e) => {
             // Help and version print to stdout and exit 0; usage errors exit 2.
@@ -99,7 +158,7 @@ pub fn main() -> ExitCode {
             };
         }
     };
-    init_logging();
+    init_logging(cli.log_format);
     let mut out = Output::stdout();
     let result = match cli.command {
         Command::Init(args) => init::run(args, &mut out),
@@ -119,6 +178,8 @@ pub fn main() -> ExitCode {
         Command::Discrepancies(cmd) => witness::discrepancies(cmd, &mut out),
         Command::Status(args) => remote::status(args, &mut out),
         Command::Health(args) => remote::health(args, &mut out),
+        Command::Completions { shell } => completions(shell, version),
+        Command::Man { out_dir } => write_man_pages(&out_dir, &mut out),
     };
     match result {
         Ok(code) => code,
@@ -162,15 +223,54 @@ fn render_error(error: &anyhow::Error) -> String {
     text
 }
 
-fn init_logging() {
+/// The completion script for `shell` on stdout (written whole, so a closed pipe is an error
+/// and not a panic inside the generator).
+fn completions(shell: clap_complete::Shell, version: &'static str) -> anyhow::Result<ExitCode> {
+    use clap_complete::Generator;
+    use std::io::Write;
+    let mut cmd = command(version).bin_name("vm-federation");
+    cmd.build();
+    let mut script = Vec::new();
+    shell
+        .try_generate(&cmd, &mut script)
+        .map_err(|e| anyhow::anyhow!("generating the {shell} completions: {e}"))?;
+    std::io::stdout().write_all(&script)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn write_man_pages(dir: &std::path::Path, out: &mut Output) -> anyhow::Result<ExitCode> {
+    std::fs::create_dir_all(dir).map_err(|e| anyhow::anyhow!("creating {}: {e}", dir.display()))?;
+    let pages = man_pages().map_err(|e| anyhow::anyhow!("rendering the man pages: {e}"))?;
+    for (name, roff) in &pages {
+        let path = dir.join(name);
+        std::fs::write(&path, roff)
+            .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?;
+    }
+    out.line(format!(
+        "{} man pages written to {}",
+        pages.len(),
+        dir.display()
+    ))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    // Colour only for a person at a terminal: log files and journals get plain text.
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr())
-        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
-    let _ = tracing_subscriber::fmt()
-        .with_ansi(ansi)
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .try_init(),
+        LogFormat::Text => {
+            // Colour only for a person at a terminal: log files and journals get plain text.
+            let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr())
+                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+            builder.with_ansi(ansi).try_init()
+        }
+    };
 }

@@ -25,6 +25,7 @@ mod monitor;
 mod ops;
 mod reads;
 mod reload;
+mod systemd;
 pub mod wire;
 mod witness;
 
@@ -559,6 +560,8 @@ impl Node {
         // SIGHUP reloads config.toml (it no longer ends the node).
         let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
             .context("watching SIGHUP")?;
+        // Every listener is bound and SIGHUP is handled: a service manager may go on.
+        systemd::notify("READY=1\nSTATUS=running");
         loop {
             self.note_store_fault();
             let wake = self.next_wake();
@@ -573,6 +576,7 @@ impl Node {
             tokio::select! {
                 () = &mut shutdown => {
                     tracing::info!("shutdown requested");
+                    systemd::notify("STOPPING=1");
                     return Ok(());
                 }
                 Some(event) = net_events.recv() => { self.on_network(event).await; }
@@ -595,7 +599,10 @@ impl Node {
                 Some(call) = http.recv() => { self.on_http(call); }
                 _ = anchor_timer.tick() => { self.anchor_cycle(None); }
                 Some(()) = hangup.recv() => {
-                    if let Some(every) = self.reload() {
+                    systemd::notify("RELOADING=1");
+                    let reloaded = self.reload();
+                    systemd::notify("READY=1\nSTATUS=running");
+                    if let Some(every) = reloaded {
                         anchor_timer = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
                         anchor_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                     }

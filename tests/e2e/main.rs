@@ -9,6 +9,7 @@ mod https;
 mod monitoring;
 mod ops;
 mod restart;
+mod service;
 mod storage;
 mod streaming;
 mod support;
