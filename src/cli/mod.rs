@@ -7,10 +7,12 @@
 mod config;
 mod init;
 mod node;
+mod outbox;
 mod output;
 mod remote;
 mod scroll;
 mod state;
+mod status;
 mod witness;
 
 use std::path::PathBuf;
@@ -89,8 +91,12 @@ enum Command {
     /// Discrepancies found or reported, with their evidence.
     #[command(subcommand)]
     Discrepancies(witness::DiscrepanciesCommand),
-    /// The node's state.
-    Status(remote::ReadArgs),
+    /// Messages to peers waiting for delivery: list, retry.
+    #[command(subcommand)]
+    Outbox(outbox::OutboxCommand),
+    /// The node at a glance: a verdict (ok / degraded / alarm) with its reasons, each
+    /// federated peer, our scrolls and anchor.
+    Status(status::StatusArgs),
     /// Connectivity of known meshes.
     Health(remote::HealthArgs),
     /// Print a shell completion script (`vm-federation completions bash > /etc/bash_completion.d/vm-federation`).
@@ -176,7 +182,8 @@ pub fn main(version: &'static str) -> ExitCode {
         Command::WitnessHistory(args) => witness::history(args, &mut out),
         Command::Anchor(cmd) => witness::anchor(cmd, &mut out),
         Command::Discrepancies(cmd) => witness::discrepancies(cmd, &mut out),
-        Command::Status(args) => remote::status(args, &mut out),
+        Command::Outbox(cmd) => outbox::run(cmd, &mut out),
+        Command::Status(args) => status::status(args, &mut out),
         Command::Health(args) => remote::health(args, &mut out),
         Command::Completions { shell } => completions(shell, version),
         Command::Man { out_dir } => write_man_pages(&out_dir, &mut out),

@@ -269,7 +269,7 @@ pub(super) enum PeersCommand {
     },
 }
 
-fn print(
+pub(super) fn print(
     out: &mut Output,
     json_flag: bool,
     value: &Value,
@@ -299,7 +299,7 @@ pub(super) fn s(v: &Value) -> String {
     }
 }
 
-fn events(out: &mut Output, v: &Value) -> anyhow::Result<()> {
+pub(super) fn events(out: &mut Output, v: &Value) -> anyhow::Result<()> {
     out.line("ok")?;
     for e in v["events"].as_array().into_iter().flatten() {
         let mut line = s(&e["type"]);
@@ -387,93 +387,6 @@ pub(super) fn list_known(args: ReadArgs, out: &mut Output) -> anyhow::Result<Exi
             };
             out.line(format!("  contact    {contact}"))?;
         }
-        Ok(())
-    })
-}
-
-pub(super) fn status(args: ReadArgs, out: &mut Output) -> anyhow::Result<ExitCode> {
-    let v = call(&args.dir.data_dir, Method::GET, "/v1/status", None)?;
-    print(out, args.json.json, &v, |out, v| {
-        out.line(format!("mesh:        {}", s(&v["mesh_id"])))?;
-        out.line(format!("peer id:     {}", s(&v["peer_id"])))?;
-        for a in v["network"]["listen_addrs"]
-            .as_array()
-            .into_iter()
-            .flatten()
-        {
-            out.line(format!("listening:   {}", s(a)))?;
-        }
-        out.line(format!(
-            "connections: {}  routing table: {}",
-            s(&v["network"]["connections"]),
-            s(&v["network"]["routing_table"])
-        ))?;
-        out.line(format!(
-            "federation scroll: {} receipts, root {}",
-            s(&v["federation_scroll"]["size"]),
-            s(&v["federation_scroll"]["root"])
-        ))?;
-        out.line(format!(
-            "known meshes: {}  proposals: {}",
-            s(&v["known_peers"]),
-            s(&v["proposals"])
-        ))?;
-        for a in v["agreements"].as_array().into_iter().flatten() {
-            out.line(format!(
-                "agreement {} {} level {}",
-                s(&a["agreement_id"]),
-                s(&a["status"]),
-                s(&a["trust_level"])
-            ))?;
-        }
-        for sc in v["scrolls"].as_array().into_iter().flatten() {
-            out.line(format!(
-                "scroll {}: {} receipts, root {}",
-                s(&sc["scroll"]),
-                s(&sc["size"]),
-                s(&sc["root"])
-            ))?;
-        }
-        let last = &v["anchor"]["last_cycle"];
-        out.line(format!(
-            "anchor:      {} every {} s; last cycle {} (batch root {})",
-            s(&v["anchor"]["backend"]),
-            s(&v["anchor"]["interval_secs"]),
-            s(&last["started"]),
-            s(&last["batch_root"])
-        ))?;
-        for w in v["witness"]["witnessed"].as_array().into_iter().flatten() {
-            out.line(format!(
-                "witnessed {} {}: size {} root {} at {}: {}",
-                s(&w["peer"]),
-                s(&w["scroll"]),
-                s(&w["size"]),
-                s(&w["root"]),
-                s(&w["witnessed_at"]),
-                s(&w["result"])
-            ))?;
-        }
-        for a in v["witness"]["attested_by_peers"]
-            .as_array()
-            .into_iter()
-            .flatten()
-        {
-            out.line(format!(
-                "attested by {} {}: size {} at {}: {}",
-                s(&a["by"]),
-                s(&a["scroll"]),
-                s(&a["size"]),
-                s(&a["timestamp"]),
-                s(&a["result"])
-            ))?;
-        }
-        let d = &v["witness"]["discrepancies"];
-        out.line(format!(
-            "discrepancies: {} found by us, {} reported to us, {} unresolved",
-            s(&d["found_by_us"]),
-            s(&d["reported_to_us"]),
-            s(&d["unresolved"])
-        ))?;
         Ok(())
     })
 }

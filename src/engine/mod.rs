@@ -266,6 +266,14 @@ pub enum Command {
         /// Why.
         reason: String,
     },
+    /// Sends waiting messages now (`outbox retry`): to `to` (all when `None`), on `topic`
+    /// (all of that mesh's when `None`).
+    RetryOutbox {
+        /// The recipient.
+        to: Option<MeshId>,
+        /// The message's topic (a proposal key or an agreement id).
+        topic: Option<String>,
+    },
 }
 
 /// Something the driver must do, or show.
@@ -799,6 +807,9 @@ fn run_command(ctx: &mut Ctx<'_, '_>, command: Command) -> Result<(), EngineErro
             agreement_id,
             reason,
         } => agreements::resume(ctx, &agreement_id, reason),
+        Command::RetryOutbox { to, topic } => {
+            retry::retry_now(ctx, to.as_ref(), topic.as_deref()).map(|_| ())
+        }
     }
 }
 

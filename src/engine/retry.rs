@@ -61,6 +61,7 @@ pub fn send(
         attempts: 1,
         next_attempt_at: ctx.now.plus_seconds(delay),
         created_at: ctx.now,
+        last_error: None,
     })?;
     ctx.out.push(Output::Send {
         to: to.clone(),
@@ -111,9 +112,14 @@ pub fn failed(
     reason: &str,
     permanent: bool,
 ) -> Result<(), EngineError> {
-    let Some(m) = find(ctx, to, hash)? else {
+    let Some(mut m) = find(ctx, to, hash)? else {
         return Ok(());
     };
+    if !permanent {
+        // Kept for `outbox list` and `status`: why the message is still waiting.
+        m.last_error = Some(reason.to_owned());
+        ctx.tx.put(&m)?;
+    }
     if !permanent && m.attempts == DELAYED_AFTER {
         ctx.event(Event::Delayed {
             to: to.clone(),
@@ -172,6 +178,37 @@ pub fn tick(ctx: &mut Ctx<'_, '_>) -> Result<(), EngineError> {
         });
     }
     Ok(())
+}
+
+/// The operator's `outbox retry`: the waiting messages to `to` (every one, or the one on
+/// `topic`) are due now and sent at once; their backoff goes on from where it was. Returns
+/// how many were sent; none waiting is an error naming what was asked for.
+pub fn retry_now(
+    ctx: &mut Ctx<'_, '_>,
+    to: Option<&MeshId>,
+    topic: Option<&str>,
+) -> Result<usize, EngineError> {
+    let chosen: Vec<OutgoingMessage> = ctx
+        .tx
+        .all::<OutgoingMessage>()?
+        .into_iter()
+        .filter(|m| to.is_none_or(|t| &m.to == t) && topic.is_none_or(|t| m.topic == t))
+        .collect();
+    if chosen.is_empty() {
+        let what = match (to, topic) {
+            (Some(to), Some(topic)) => format!("no message to {to} on {topic} is waiting"),
+            (Some(to), None) => format!("no message to {to} is waiting"),
+            _ => "no message is waiting".to_owned(),
+        };
+        return Err(EngineError::Command(what));
+    }
+    let count = chosen.len();
+    for mut m in chosen {
+        m.next_attempt_at = ctx.now;
+        ctx.tx.put(&m)?;
+    }
+    tick(ctx)?;
+    Ok(count)
 }
 
 /// When each waiting message is due.

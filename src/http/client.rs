@@ -13,8 +13,59 @@ use vm_network::tls;
 
 use super::routes::{HttpForm, MAX_RESPONSE_BYTES};
 
+/// How an endpoint's host name becomes addresses.
+#[derive(Debug, Clone, Default)]
+pub enum Resolver {
+    /// The system's resolver (the hosts file, resolv.conf).
+    #[default]
+    System,
+    /// The configured nameserver (`[dns] nameserver`), the one discovery asks: an endpoint
+    /// learned from a record is reached through the same DNS that found it.
+    Dns(Arc<vm_network::dns::DnsDiscovery>),
+}
+
+impl Resolver {
+    /// The addresses of `host` (an IP literal is itself).
+    async fn resolve(&self, host: &str, port: u16) -> Result<Vec<SocketAddr>, String> {
+        match self {
+            Self::System => Ok(tokio::net::lookup_host((host, port))
+                .await
+                .map_err(|e| format!("{host}: {e}"))?
+                .collect()),
+            Self::Dns(dns) => Ok(dns
+                .addresses(host)
+                .await
+                .map_err(|e| format!("{host}: {e}"))?
+                .into_iter()
+                .map(|ip| SocketAddr::new(ip, port))
+                .collect()),
+        }
+    }
+}
+
 /// One request over a fresh TLS connection; returns status, body and the server's key.
+/// Host names are resolved by the system's resolver.
 pub async fn exchange(
+    config: Arc<rustls::ClientConfig>,
+    base_url: &str,
+    form: HttpForm,
+    headers: Vec<(&'static str, String)>,
+    allow_private: bool,
+) -> Result<(StatusCode, Vec<u8>, Option<[u8; 32]>), String> {
+    exchange_via(
+        &Resolver::System,
+        config,
+        base_url,
+        form,
+        headers,
+        allow_private,
+    )
+    .await
+}
+
+/// As [`exchange`], resolving host names with `resolver`.
+pub async fn exchange_via(
+    resolver: &Resolver,
     config: Arc<rustls::ClientConfig>,
     base_url: &str,
     form: HttpForm,
@@ -34,10 +85,7 @@ pub async fn exchange(
         .trim_end_matches(']')
         .to_owned();
     let port = uri.port_u16().unwrap_or(443);
-    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), port))
-        .await
-        .map_err(|e| format!("{host}: {e}"))?
-        .collect();
+    let addrs = resolver.resolve(&host, port).await?;
     let addr = addrs
         .into_iter()
         .find(|a| allow_private || is_public(a.ip()))

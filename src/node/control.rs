@@ -26,8 +26,12 @@ pub const SOCKET_NAME: &str = "control.sock";
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum ControlOp {
-    /// Node, network and federation state.
-    Status,
+    /// Node, network and federation state (`all`: ended agreements too).
+    Status {
+        /// Ended agreements and their peers too.
+        #[serde(default)]
+        all: bool,
+    },
     /// Prometheus text exposition (the `[metrics]` listener's `/metrics`).
     Metrics,
     /// Whether the node is ready: store, scrolls and network open, no fault of our own
@@ -126,6 +130,15 @@ pub enum ControlOp {
         id: String,
         /// Why.
         reason: String,
+    },
+    /// Messages waiting for delivery.
+    Outbox,
+    /// Send waiting messages now: `id` is one message (`<mesh>/<topic>`, as `outbox list`
+    /// shows it) or a mesh (every message to it); none: every waiting message.
+    RetryOutbox {
+        /// Which.
+        #[serde(default)]
+        id: Option<String>,
     },
     /// Forget a known mesh.
     RemovePeer {
@@ -325,7 +338,15 @@ pub fn router(tx: Tx) -> Router {
     Router::new()
         .route(
             "/v1/status",
-            get(|State(tx): State<Tx>| async move { ask(&tx, ControlOp::Status).await }),
+            get(|State(tx): State<Tx>| async move {
+                ask(&tx, ControlOp::Status { all: false }).await
+            }),
+        )
+        .route(
+            "/v1/status/all",
+            get(|State(tx): State<Tx>| async move {
+                ask(&tx, ControlOp::Status { all: true }).await
+            }),
         )
         .route(
             "/v1/health",
@@ -345,6 +366,21 @@ pub fn router(tx: Tx) -> Router {
                 |State(tx): State<Tx>, b: Result<Json<ControlOp>, JsonRejection>| async move {
                     op_body(&tx, b, "add_peer", |op| {
                         matches!(op, ControlOp::AddPeer { .. })
+                    })
+                    .await
+                },
+            ),
+        )
+        .route(
+            "/v1/outbox",
+            get(|State(tx): State<Tx>| async move { ask(&tx, ControlOp::Outbox).await }),
+        )
+        .route(
+            "/v1/outbox/retry",
+            post(
+                |State(tx): State<Tx>, b: Result<Json<ControlOp>, JsonRejection>| async move {
+                    op_body(&tx, b, "retry_outbox", |op| {
+                        matches!(op, ControlOp::RetryOutbox { .. })
                     })
                     .await
                 },

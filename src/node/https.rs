@@ -27,6 +27,7 @@ use vm_storage::Replay;
 use super::Node;
 use super::wire::{FedRequest, FedResponse};
 use crate::clock::{Clock, SystemClock, os_random_32};
+use crate::http::client::Resolver;
 use crate::http::openapi;
 use crate::http::routes::{self, MAX_REQUEST_BYTES};
 use crate::http::signing::{self, AuthError, WINDOW_SECS};
@@ -424,6 +425,8 @@ pub(super) struct HttpsClient {
     allow_private: bool,
     timeout: Duration,
     backoff: Mutex<HashMap<MeshId, Backoff>>,
+    /// How endpoint host names are resolved (`[dns] nameserver` when set).
+    resolver: Resolver,
 }
 
 impl HttpsClient {
@@ -433,6 +436,7 @@ impl HttpsClient {
         me: MeshId,
         allow_private: bool,
         timeout: Duration,
+        resolver: Resolver,
     ) -> Self {
         Self {
             identity,
@@ -442,6 +446,7 @@ impl HttpsClient {
             allow_private,
             timeout,
             backoff: Mutex::new(HashMap::new()),
+            resolver,
         }
     }
 
@@ -521,8 +526,14 @@ impl HttpsClient {
         .map_err(|e| e.to_string())?;
         let config = tls::client_config(&self.identity, peer_key.to_bytes(), self.clock.clone())
             .map_err(|e| e.to_string())?;
-        let fut =
-            crate::http::client::exchange(config, base_url, form, headers, self.allow_private);
+        let fut = crate::http::client::exchange_via(
+            &self.resolver,
+            config,
+            base_url,
+            form,
+            headers,
+            self.allow_private,
+        );
         let (status, body, _) = tokio::time::timeout(self.timeout, fut)
             .await
             .map_err(|_| format!("{base_url}: no answer within {:?}", self.timeout))??;
@@ -533,6 +544,7 @@ impl HttpsClient {
 /// `GET /federation/discovery` at `base_url` without knowing the key: the record, kept
 /// only if the TLS key the server proved is the record's key.
 pub(super) async fn fetch_discovery(
+    resolver: &Resolver,
     base_url: &str,
     allow_private: bool,
     timeout: Duration,
@@ -542,7 +554,14 @@ pub(super) async fn fetch_discovery(
     let form = routes::to_http(&FedRequest::Discovery)?;
     let (status, body, server_key) = tokio::time::timeout(
         timeout,
-        crate::http::client::exchange(config, base_url, form, Vec::new(), allow_private),
+        crate::http::client::exchange_via(
+            resolver,
+            config,
+            base_url,
+            form,
+            Vec::new(),
+            allow_private,
+        ),
     )
     .await
     .map_err(|_| format!("{base_url}: no answer within {timeout:?}"))??;

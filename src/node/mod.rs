@@ -23,8 +23,10 @@ mod https;
 mod metrics;
 mod monitor;
 mod ops;
+mod outbox;
 mod reads;
 mod reload;
+mod status;
 mod systemd;
 pub mod wire;
 mod witness;
@@ -163,11 +165,19 @@ pub async fn run(
         ),
         None => None,
     };
-    let dns = DnsDiscovery::new(DnsConfig {
-        nameserver,
-        ..DnsConfig::default()
-    })
-    .context("DNS resolver")?;
+    let dns = Arc::new(
+        DnsDiscovery::new(DnsConfig {
+            nameserver,
+            ..DnsConfig::default()
+        })
+        .context("DNS resolver")?,
+    );
+    // HTTPS endpoints are resolved by the configured nameserver when there is one (issue
+    // 17: an endpoint found through it must be reachable through it), else by the system.
+    let resolver = match nameserver {
+        Some(_) => crate::http::client::Resolver::Dns(dns.clone()),
+        None => crate::http::client::Resolver::System,
+    };
 
     // The HTTPS shim: our TLS identity is a self-signed certificate for the mesh key.
     let identity = vm_network::tls::TlsIdentity::new(
@@ -207,6 +217,7 @@ pub async fn run(
         mesh_id.clone(),
         config.network.allow_private_addresses,
         Duration::from_secs(config.network.request_timeout_secs.max(1)),
+        resolver,
     ));
 
     let mut engine_config = EngineConfig::new(config.display_name.clone());
@@ -262,7 +273,7 @@ pub async fn run(
         engine,
         scroll,
         net,
-        dns: Arc::new(dns),
+        dns,
         completions: completions_tx,
         recent: VecDeque::new(),
         peer_meshes: HashMap::new(),
@@ -299,6 +310,9 @@ pub async fn run(
         tick_retry_at_ms: None,
         contacts: HashMap::new(),
         metrics: metrics::Metrics::new(),
+        overdue: std::collections::BTreeSet::new(),
+        last_checked: HashMap::new(),
+        started_at: SystemClock.now(),
     };
     // Receipts queued before a crash reach the scroll first.
     node.flush().context("recovering the Federation scroll")?;
@@ -341,6 +355,9 @@ pub async fn run(
     tracing::info!("node stopped");
     result
 }
+
+/// How often the node looks for peers overdue for verification.
+const OVERDUE_CHECK: Duration = Duration::from_secs(1);
 
 /// A witness result, as metrics label it.
 fn result_label(result: vm_receipts::documents::WitnessResult) -> &'static str {
@@ -426,6 +443,13 @@ struct Node {
     contacts: HashMap<MeshId, (Timestamp, &'static str)>,
     /// What the node counts, for `[metrics]` and `status`.
     metrics: metrics::Metrics,
+    /// Peers' scrolls overdue for verification at the last look (logged on change).
+    overdue: std::collections::BTreeSet<(MeshId, ScrollName)>,
+    /// When a check of each peer's scroll last reached a verdict (an unchanged root
+    /// included, which writes nothing to the store), since this start.
+    last_checked: HashMap<(MeshId, ScrollName), Timestamp>,
+    /// When this node started: a peer is not overdue before two periods have passed since.
+    started_at: Timestamp,
 }
 
 /// Every problem `node run` would refuse `config` for, each named (`config check`).
@@ -557,6 +581,10 @@ impl Node {
         tokio::pin!(shutdown);
         let mut anchor_timer = tokio::time::interval(self.anchor_interval);
         anchor_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // Peers overdue for verification are looked for every second (a read of the state,
+        // no write), so the WARN comes within a second of a peer becoming overdue.
+        let mut overdue_timer = tokio::time::interval(OVERDUE_CHECK);
+        overdue_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // SIGHUP reloads config.toml (it no longer ends the node).
         let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
             .context("watching SIGHUP")?;
@@ -598,6 +626,7 @@ impl Node {
                 Some(done) = completions.recv() => { self.on_completion(done); }
                 Some(call) = http.recv() => { self.on_http(call); }
                 _ = anchor_timer.tick() => { self.anchor_cycle(None); }
+                _ = overdue_timer.tick() => { self.check_overdue(); }
                 Some(()) = hangup.recv() => {
                     systemd::notify("RELOADING=1");
                     let reloaded = self.reload();
@@ -1242,7 +1271,7 @@ impl Node {
     /// An operator request. `Ok(None)` means the answer comes later (from a completion).
     async fn on_control(&mut self, op: ControlOp) -> ControlReply {
         match op {
-            ControlOp::Status => self.status().await,
+            ControlOp::Status { all } => self.status(all).await,
             ControlOp::Metrics => self.scrape().await,
             ControlOp::Ready => Ok(self.ready().await),
             ControlOp::Health { all } => self.health(all).await,
@@ -1266,6 +1295,8 @@ impl Node {
                 let mesh_id = MeshId::parse_flexible(&mesh).map_err(bad)?;
                 self.command(Command::RemovePeer { mesh_id })
             }
+            ControlOp::Outbox => self.outbox_list(),
+            ControlOp::RetryOutbox { id } => self.outbox_retry(id.as_deref()),
             ControlOp::AddPeer {
                 mesh_id,
                 public_key,
@@ -1453,62 +1484,6 @@ impl Node {
                 })
                 .await;
         });
-    }
-
-    async fn status(&self) -> Result<Value, ControlError> {
-        let net = self
-            .net
-            .status()
-            .await
-            .map_err(|e| err(StatusCode::SERVICE_UNAVAILABLE, "network", e.to_string()))?;
-        let health = self.faults.to_json(self.now_ms());
-        let (agreements, proposals, peers, witness) = match (
-            self.all::<AgreementRecord>(),
-            self.all::<ProposalRecord>(),
-            self.all::<PeerEntry>(),
-            self.witness_status(),
-        ) {
-            (Ok(a), Ok(p), Ok(k), Ok(w)) => (a, p, k, w),
-            (a, p, k, w) => {
-                // The state database is down: say so, with what the node knows without it.
-                let error = [a.err(), p.err(), k.err(), w.err()]
-                    .into_iter()
-                    .flatten()
-                    .map(|e| e.message)
-                    .next()
-                    .unwrap_or_default();
-                return Ok(json!({
-                    "mesh_id": self.dir.mesh_id(),
-                    "public_key": self.dir.key().public_key(),
-                    "peer_id": net.peer_id,
-                    "data_dir": self.dir.root(),
-                    "health": health,
-                    "state_unavailable": error,
-                    "network": net,
-                    "federation_scroll": {"size": self.scroll.len(), "root": self.scroll.root()},
-                    "scrolls": self.scroll_summaries(),
-                    "recent_events": self.recent,
-                }));
-            }
-        };
-        Ok(json!({
-            "health": health,
-            "mesh_id": self.dir.mesh_id(),
-            "public_key": self.dir.key().public_key(),
-            "peer_id": net.peer_id,
-            "data_dir": self.dir.root(),
-            "network": net,
-            "federation_scroll": {"size": self.scroll.len(), "root": self.scroll.root()},
-            "known_peers": peers.len(),
-            "proposals": proposals.len(),
-            "agreements": agreements.iter().map(agreement_summary).collect::<Vec<_>>(),
-            "refusals": self.metrics.refusal_counts(),
-            "federation_api": self.federation_api,
-            "scrolls": self.scroll_summaries(),
-            "anchor": self.anchor_status(),
-            "witness": witness,
-            "recent_events": self.recent,
-        }))
     }
 
     /// The mesh answered us or made a request of us, over `transport`.
@@ -1712,7 +1687,11 @@ async fn discover_https(
                 std::net::IpAddr::V4(v4) => format!("https://{v4}:{}", t.port),
                 std::net::IpAddr::V6(v6) => format!("https://[{v6}]:{}", t.port),
             };
-            match https::fetch_discovery(&url, allow_private, Duration::from_secs(10)).await {
+            // The URL holds the address the nameserver gave: nothing left to resolve.
+            let system = crate::http::client::Resolver::System;
+            match https::fetch_discovery(&system, &url, allow_private, Duration::from_secs(10))
+                .await
+            {
                 Ok(record) => {
                     tracing::info!(%target, %url, mesh = %record.mesh_id, "record fetched over HTTPS");
                     return Ok(Found {

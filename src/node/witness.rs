@@ -135,6 +135,11 @@ impl Node {
                     let seconds =
                         started_ms.map(|at| self.now_ms().saturating_sub(at) as f64 / 1000.0);
                     self.metrics.witness_check(outcome_label(&outcome), seconds);
+                    if matches!(outcome, Outcome::Report(_) | Outcome::Unchanged { .. }) {
+                        let now = self.now();
+                        self.last_checked
+                            .insert((peer.clone(), scroll.clone()), now);
+                    }
                     let answer = self.witness_finished(&peer, &scroll, outcome);
                     for w in waiters {
                         if let Some(reply) = self.waiters.remove(&w) {

@@ -476,6 +476,9 @@ pub struct OutgoingMessage {
     pub next_attempt_at: Timestamp,
     /// When it was first queued.
     pub created_at: Timestamp,
+    /// Why the last attempt failed (absent until one does).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
 }
 
 impl Record for OutgoingMessage {

@@ -7,6 +7,7 @@ mod federation;
 mod honest;
 mod https;
 mod monitoring;
+mod operator_status;
 mod ops;
 mod restart;
 mod service;

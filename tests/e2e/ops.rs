@@ -40,6 +40,17 @@ pub(crate) fn add_peer(on: &Daemon, other: &Daemon, key: &str) {
 /// `proposer` proposes to `target` at `level`, sharing `scrolls`; `target` accepts; both
 /// hold the agreement active.
 pub(crate) fn federate(proposer: &Daemon, target: &Daemon, level: &str, scrolls: &str) -> String {
+    federate_every(proposer, target, level, scrolls, "1h")
+}
+
+/// As [`federate`], verifying each other every `frequency` (`2s`, `1h`, …).
+pub(crate) fn federate_every(
+    proposer: &Daemon,
+    target: &Daemon,
+    level: &str,
+    scrolls: &str,
+    frequency: &str,
+) -> String {
     let proposed = proposer.json(&[
         "propose",
         "--target",
@@ -49,7 +60,7 @@ pub(crate) fn federate(proposer: &Daemon, target: &Daemon, level: &str, scrolls:
         "--scrolls",
         scrolls,
         "--frequency",
-        "1h",
+        frequency,
     ]);
     let id = proposed["events"]
         .as_array()

@@ -435,6 +435,12 @@ fn three_meshes_witness_cross_anchor_and_catch_rewritten_history() {
             Err(format!("{list:?}"))
         }
     });
+    // Both sides' `status` sound the alarm, naming the finding.
+    for (d, needle) in [(&berlin, "open finding"), (&dublin, "against us")] {
+        let verdict = d.json(&["status"])["verdict"].clone();
+        assert_eq!(verdict["state"], "alarm", "{}: {verdict}", d.name);
+        assert!(verdict["reasons"].to_string().contains(needle), "{verdict}");
+    }
     let verify = singapore.cli(&[
         "verify",
         "--mesh",
