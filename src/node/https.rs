@@ -601,13 +601,22 @@ pub(super) struct Outbound {
 }
 
 impl Outbound {
+    /// The transport a call to `target` goes over: HTTPS when the peer has only HTTPS
+    /// endpoints, or when we have no libp2p listener and it has one; libp2p otherwise.
+    pub(super) fn transport(&self, target: &Target) -> &'static str {
+        if !target.https.is_empty() && (self.prefer_https || target.p2p.is_empty()) {
+            "https"
+        } else {
+            "libp2p"
+        }
+    }
+
     pub(super) async fn call(
         &self,
         target: &Target,
         request: &FedRequest,
     ) -> Result<FedResponse, String> {
-        let use_https = !target.https.is_empty() && (self.prefer_https || target.p2p.is_empty());
-        if use_https {
+        if self.transport(target) == "https" {
             let mut last = String::new();
             for url in &target.https {
                 match self

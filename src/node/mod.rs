@@ -68,6 +68,8 @@ enum Completion {
     Sent {
         to: MeshId,
         message_hash: vm_receipts::Blake3Hash,
+        /// `https` or `libp2p`.
+        transport: &'static str,
         result: Result<FedResponse, String>,
     },
     Discovered {
@@ -79,6 +81,8 @@ enum Completion {
     WitnessAnswer {
         id: crate::witness::core::RequestId,
         answer: crate::witness::core::Answer,
+        /// Who answered, and over what (`None` when nothing was sent).
+        from: Option<(MeshId, &'static str)>,
     },
     /// The anchor backend answered.
     Anchored {
@@ -902,6 +906,7 @@ impl Node {
             let _ = self.completions.try_send(Completion::Sent {
                 to,
                 message_hash,
+                transport: "none",
                 result: Err("no key known for the mesh".into()),
             });
             return;
@@ -915,12 +920,14 @@ impl Node {
         };
         let outbound = self.outbound.clone();
         let completions = self.completions.clone();
+        let transport = outbound.transport(&target);
         tokio::spawn(async move {
             let result = outbound.call(&target, &body).await;
             let _ = completions
                 .send(Completion::Sent {
                     to,
                     message_hash,
+                    transport,
                     result,
                 })
                 .await;
@@ -945,10 +952,11 @@ impl Node {
             Completion::Sent {
                 to,
                 message_hash,
+                transport,
                 result,
             } => {
                 if result.is_ok() {
-                    self.contacted(&to, "outbound");
+                    self.contacted(&to, transport);
                 }
                 let input = match result {
                     Ok(FedResponse::Ack) => Input::Delivered { to, message_hash },
@@ -1029,7 +1037,14 @@ impl Node {
                 };
                 let _ = reply.send(answer);
             }
-            Completion::WitnessAnswer { id, answer } => self.on_witness_answer(id, answer),
+            Completion::WitnessAnswer { id, answer, from } => {
+                if let Some((peer, transport)) =
+                    from.filter(|_| !matches!(answer, crate::witness::core::Answer::Failed(_)))
+                {
+                    self.contacted(&peer, transport);
+                }
+                self.on_witness_answer(id, answer);
+            }
             Completion::Anchored {
                 cycle,
                 result,

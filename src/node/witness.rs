@@ -156,12 +156,15 @@ impl Node {
         let Some(target) = self.route(peer) else {
             let answer = Answer::Failed(format!("no key or address known for {peer}"));
             // Answered on the next turn of the loop, never from inside the core's output.
-            let _ = self
-                .completions
-                .try_send(Completion::WitnessAnswer { id, answer });
+            let _ = self.completions.try_send(Completion::WitnessAnswer {
+                id,
+                answer,
+                from: None,
+            });
             return;
         };
         let body = FedRequest::from_witness(request);
+        let from = Some((peer.clone(), self.outbound.transport(&target)));
         let outbound = self.outbound.clone();
         let completions = self.completions.clone();
         tokio::spawn(async move {
@@ -170,7 +173,7 @@ impl Node {
                 Err(e) => Answer::Failed(e),
             };
             let _ = completions
-                .send(Completion::WitnessAnswer { id, answer })
+                .send(Completion::WitnessAnswer { id, answer, from })
                 .await;
         });
     }

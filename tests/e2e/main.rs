@@ -9,6 +9,7 @@ mod https;
 mod monitoring;
 mod operator_status;
 mod ops;
+mod readme_http;
 mod restart;
 mod service;
 mod storage;

@@ -304,6 +304,11 @@ impl Daemon {
     }
 
     /// Its exit status if it has exited.
+    /// Whether a `node run` of this daemon was started and not yet stopped by the test.
+    pub fn running(&self) -> bool {
+        self.child.is_some()
+    }
+
     pub fn try_wait(&mut self) -> Option<ExitStatus> {
         self.child
             .as_mut()
