@@ -80,7 +80,7 @@ enum Completion {
     /// An answer (or a transport failure) to a request of the witness core.
     WitnessAnswer {
         id: crate::witness::core::RequestId,
-        answer: crate::witness::core::Answer,
+        answer: Box<crate::witness::core::Answer>,
         /// Who answered, and over what (`None` when nothing was sent).
         from: Option<(MeshId, &'static str)>,
     },

@@ -173,7 +173,11 @@ impl Node {
                 Err(e) => Answer::Failed(e),
             };
             let _ = completions
-                .send(Completion::WitnessAnswer { id, answer, from })
+                .send(Completion::WitnessAnswer {
+                    id,
+                    answer: Box::new(answer),
+                    from,
+                })
                 .await;
         });
     }
