@@ -1039,11 +1039,11 @@ impl Node {
             }
             Completion::WitnessAnswer { id, answer, from } => {
                 if let Some((peer, transport)) =
-                    from.filter(|_| !matches!(answer, crate::witness::core::Answer::Failed(_)))
+                    from.filter(|_| !matches!(*answer, crate::witness::core::Answer::Failed(_)))
                 {
                     self.contacted(&peer, transport);
                 }
-                self.on_witness_answer(id, answer);
+                self.on_witness_answer(id, *answer);
             }
             Completion::Anchored {
                 cycle,

@@ -158,7 +158,7 @@ impl Node {
             // Answered on the next turn of the loop, never from inside the core's output.
             let _ = self.completions.try_send(Completion::WitnessAnswer {
                 id,
-                answer,
+                answer: Box::new(answer),
                 from: None,
             });
             return;
