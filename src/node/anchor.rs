@@ -206,6 +206,7 @@ impl Node {
         };
         let request = FedRequest::Notify { notification };
         let outbound = self.outbound.clone();
+        let completions = self.completions.clone();
         let peer = peer.clone();
         let scroll = n.scroll.clone();
         tokio::spawn(async move {
@@ -214,7 +215,12 @@ impl Node {
                 Ok(other) => {
                     tracing::info!(%peer, %scroll, response = ?other, "notification refused")
                 }
-                Err(e) => tracing::info!(%peer, %scroll, error = %e, "notification not delivered"),
+                Err(error) => {
+                    tracing::info!(%peer, %scroll, %error, "notification not delivered");
+                    let _ = completions
+                        .send(Completion::Unreachable { peer, error })
+                        .await;
+                }
             }
         });
     }

@@ -25,6 +25,7 @@ mod monitor;
 mod ops;
 mod outbox;
 mod reads;
+mod refind;
 mod reload;
 mod status;
 mod systemd;
@@ -75,7 +76,8 @@ enum Completion {
     Discovered {
         target: String,
         result: Result<Found, String>,
-        reply: oneshot::Sender<ControlReply>,
+        /// `None`: a re-find of an unreachable peer ([`refind`]).
+        reply: Option<oneshot::Sender<ControlReply>>,
     },
     /// An answer (or a transport failure) to a request of the witness core.
     WitnessAnswer {
@@ -84,6 +86,10 @@ enum Completion {
         /// Who answered, and over what (`None` when nothing was sent).
         from: Option<(MeshId, &'static str)>,
     },
+    /// A call to a peer failed at the transport (no answer at all).
+    Unreachable { peer: MeshId, error: String },
+    /// Our discovery record was published (`ok`: a peer stored it).
+    Published { ok: bool },
     /// The anchor backend answered.
     Anchored {
         cycle: Box<anchor::PendingCycle>,
@@ -317,6 +323,7 @@ pub async fn run(
         overdue: std::collections::BTreeSet::new(),
         last_checked: HashMap::new(),
         started_at: SystemClock.now(),
+        refind: refind::Refind::default(),
     };
     // Receipts queued before a crash reach the scroll first.
     node.flush().context("recovering the Federation scroll")?;
@@ -454,6 +461,8 @@ struct Node {
     last_checked: HashMap<(MeshId, ScrollName), Timestamp>,
     /// When this node started: a peer is not overdue before two periods have passed since.
     started_at: Timestamp,
+    /// Looking unreachable federated peers up again; republishing our record.
+    refind: refind::Refind,
 }
 
 /// Every problem `node run` would refuse `config` for, each named (`config check`).
@@ -615,9 +624,9 @@ impl Node {
                 Some(request) = control.recv() => {
                     if let ControlOp::Discover { target } = request.op {
                         // DNS and DHT lookups take time: answered by a completion.
-                        self.discover(Some(target), request.reply);
+                        self.discover(Some(target), Some(request.reply));
                     } else if let ControlOp::DiscoverPublic = request.op {
-                        self.discover(None, request.reply);
+                        self.discover(None, Some(request.reply));
                     } else if let ControlOp::AnchorNow = request.op {
                         self.anchor_cycle(Some(request.reply));
                     } else if let ControlOp::Verify { mesh, scroll } = request.op {
@@ -939,11 +948,19 @@ impl Node {
             return;
         };
         let net = self.net.clone();
+        let completions = self.completions.clone();
         tokio::spawn(async move {
-            match net.publish_record(bytes).await {
-                Ok(()) => tracing::info!("discovery record published in the DHT"),
-                Err(e) => tracing::info!(error = %e, "discovery record not stored by any peer yet"),
-            }
+            let ok = match net.publish_record(bytes).await {
+                Ok(()) => {
+                    tracing::info!("discovery record published in the DHT");
+                    true
+                }
+                Err(e) => {
+                    tracing::info!(error = %e, "discovery record not stored by any peer yet");
+                    false
+                }
+            };
+            let _ = completions.send(Completion::Published { ok }).await;
         });
     }
 
@@ -955,8 +972,12 @@ impl Node {
                 transport,
                 result,
             } => {
-                if result.is_ok() {
-                    self.contacted(&to, transport);
+                match &result {
+                    Ok(_) => self.contacted(&to, transport),
+                    Err(e) => {
+                        let e = e.clone();
+                        self.unreachable(&to, &e);
+                    }
                 }
                 let input = match result {
                     Ok(FedResponse::Ack) => Input::Delivered { to, message_hash },
@@ -1035,16 +1056,29 @@ impl Node {
                         }
                     }
                 };
-                let _ = reply.send(answer);
+                match reply {
+                    Some(reply) => {
+                        let _ = reply.send(answer);
+                    }
+                    None => self.refound(&target, answer.is_ok()),
+                }
             }
             Completion::WitnessAnswer { id, answer, from } => {
-                if let Some((peer, transport)) =
-                    from.filter(|_| !matches!(*answer, crate::witness::core::Answer::Failed(_)))
-                {
-                    self.contacted(&peer, transport);
+                match (&from, &*answer) {
+                    (Some((peer, _)), crate::witness::core::Answer::Failed(e)) => {
+                        let (peer, e) = (peer.clone(), e.clone());
+                        self.unreachable(&peer, &e);
+                    }
+                    (Some((peer, transport)), _) => {
+                        let peer = peer.clone();
+                        self.contacted(&peer, transport);
+                    }
+                    (None, _) => {}
                 }
                 self.on_witness_answer(id, *answer);
             }
+            Completion::Unreachable { peer, error } => self.unreachable(&peer, &error),
+            Completion::Published { ok } => self.published(ok),
             Completion::Anchored {
                 cycle,
                 result,
@@ -1084,7 +1118,10 @@ impl Node {
                     self.on_gossip(root);
                 }
             }
-            NetworkEvent::PeerConnected { peer } => tracing::debug!(%peer, "peer connected"),
+            NetworkEvent::PeerConnected { peer } => {
+                tracing::debug!(%peer, "peer connected");
+                self.on_connected();
+            }
             NetworkEvent::PeerDisconnected { peer } => tracing::debug!(%peer, "peer disconnected"),
             _ => {}
         }
@@ -1478,7 +1515,7 @@ impl Node {
     }
 
     /// Looks up `target` (a mesh id or domain), or the public meshes when `None`.
-    fn discover(&mut self, target: Option<String>, reply: oneshot::Sender<ControlReply>) {
+    fn discover(&mut self, target: Option<String>, reply: Option<oneshot::Sender<ControlReply>>) {
         let net = self.net.clone();
         let dns = self.dns.clone();
         let completions = self.completions.clone();
@@ -1504,6 +1541,7 @@ impl Node {
     /// The mesh answered us or made a request of us, over `transport`.
     fn contacted(&mut self, mesh: &MeshId, transport: &'static str) {
         self.contacts.insert(mesh.clone(), (self.now(), transport));
+        self.reachable(mesh);
     }
 
     /// Each peer's reachability: a libp2p connection, or, for a peer reached over HTTPS

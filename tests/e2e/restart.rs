@@ -3,6 +3,8 @@
 //! where its peer last saw it (`listen.json` keeps the ports it was given).
 
 use crate::ops::{anchor, append, discrepancies, wait_witnessed};
+use crate::support::Daemon;
+use std::time::Duration;
 
 #[test]
 fn both_federated_nodes_restart_and_witnessing_resumes_without_operator_action() {
@@ -108,4 +110,76 @@ fn dk_other() -> String {
     vm_receipts::MeshKey::from_seed(&[42; 32])
         .public_key()
         .to_string()
+}
+
+/// Issue 17, item 1: two federated meshes that both come back on other addresses (their
+/// remembered ports gone) find each other again with no operator action: each call that
+/// fails makes the node look the peer's signed record up again in the DHT (here through a
+/// third node both bootstrap from, where each republished its record on reconnecting), and
+/// witnessing resumes where it stopped.
+#[test]
+fn federated_meshes_that_both_move_find_each_other_again_through_the_dht() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let mut hub = Daemon::new(root.path(), "vaultmesh-hub");
+    hub.init();
+    hub.start();
+    let bootstrap = format!(
+        "\n[anchor]\ninterval_secs = 86400\n[network]\nrequest_timeout_secs = 2\nbootstrap = [\"{}\"]\n",
+        hub.tcp
+    );
+    let (mut dublin, mut berlin) = crate::ops::witnessing_pair(root.path(), |d| {
+        d.append_config(&bootstrap);
+    });
+    let before = (dublin.tcp.clone(), berlin.tcp.clone());
+    for d in [&mut dublin, &mut berlin] {
+        assert!(d.terminate().success());
+        // The ports of the last start are forgotten: this start picks new ones.
+        std::fs::remove_file(d.dir.join("listen.json")).expect("listen.json");
+    }
+    for d in [&mut dublin, &mut berlin] {
+        d.start();
+    }
+    assert_ne!(dublin.tcp, before.0, "Dublin moved");
+    assert_ne!(berlin.tcp, before.1, "Berlin moved");
+
+    // Dublin anchors new receipts; its notification to Berlin's old address fails, so it
+    // looks Berlin up, and both pick witnessing up again.
+    append(&dublin, "Compliance", 2, "moved");
+    anchor(&dublin);
+    wait_witnessed(&berlin, &dublin, "Compliance", 5);
+    append(&berlin, "Compliance", 1, "moved");
+    anchor(&berlin);
+    wait_witnessed(&dublin, &berlin, "Compliance", 4);
+    assert!(discrepancies(&dublin).is_empty());
+    assert!(discrepancies(&berlin).is_empty());
+}
+
+/// A federated peer that does not answer is looked up again, once per backoff step however
+/// many calls fail meanwhile; when no newer record is found the node says so and waits.
+#[test]
+fn an_unreachable_federated_peer_is_looked_up_again_with_backoff() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let (dublin, mut berlin) = crate::ops::witnessing_pair(root.path(), |d| {
+        d.append_config("\n[anchor]\ninterval_secs = 86400\n[network]\nrequest_timeout_secs = 2\n");
+    });
+    assert!(berlin.terminate().success());
+    // Three anchor cycles, each notifying Berlin, each failing.
+    for i in 0..3 {
+        append(&dublin, "Compliance", 1, &format!("alone-{i}"));
+        anchor(&dublin);
+    }
+    let lookups = |d: &Daemon| d.logs_text().matches("looking up its record again").count();
+    crate::support::poll("Dublin to look Berlin up", || {
+        let logs = dublin.logs_text();
+        logs.contains("no newer record of the peer found")
+            .then_some(())
+            .ok_or(logs)
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        lookups(&dublin),
+        1,
+        "one lookup per backoff step:\n{}",
+        dublin.logs_text()
+    );
 }
