@@ -84,8 +84,12 @@ pub struct NetworkSection {
     pub target_peers: usize,
     /// Hard limit on connections.
     pub max_connections: u32,
-    /// Accept loopback and private addresses learned from peers.
-    pub allow_private_addresses: bool,
+    /// Accept loopback and private addresses learned from peers (and resolved for HTTPS
+    /// endpoints). Unset: accepted only while this node itself listens on loopback or
+    /// private addresses only (a first run on one machine, a private network); a node that
+    /// listens on a public or unspecified (`0.0.0.0`) address refuses them (DESIGN §8).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allow_private_addresses: Option<bool>,
     /// Gossipsub's first heartbeat, milliseconds (libp2p's default is 5000).
     pub gossip_initial_delay_ms: u64,
     /// Request timeout, seconds.
@@ -103,7 +107,7 @@ impl Default for NetworkSection {
             public: false,
             target_peers: 25,
             max_connections: 128,
-            allow_private_addresses: true,
+            allow_private_addresses: None,
             gossip_initial_delay_ms: 5000,
             request_timeout_secs: 30,
         }
@@ -251,6 +255,32 @@ impl Config {
         }
     }
 
+    /// Whether loopback and private addresses learned from peers are used: as configured,
+    /// else only when every address we listen on (libp2p and HTTPS) is loopback or private.
+    pub fn allows_private_addresses(&self) -> bool {
+        if let Some(allowed) = self.network.allow_private_addresses {
+            return allowed;
+        }
+        let p2p = self.network.listen.iter().map(|a| {
+            let mut parts = a.split('/').skip(1);
+            match (parts.next(), parts.next()) {
+                (Some("ip4" | "ip6"), Some(ip)) => ip.parse::<std::net::IpAddr>().ok(),
+                // A DNS name or another protocol: not known to be private.
+                _ => None,
+            }
+        });
+        let http = self
+            .http
+            .listen
+            .iter()
+            .map(|a| a.parse::<std::net::SocketAddr>().ok().map(|s| s.ip()));
+        let mut ips = p2p.chain(http).peekable();
+        ips.peek().is_some()
+            && ips.all(|ip| {
+                ip.is_some_and(|ip| !ip.is_unspecified() && !crate::http::client::is_public(ip))
+            })
+    }
+
     /// Reads `path`.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
@@ -273,5 +303,47 @@ impl Config {
             "# VaultMesh federation node configuration, written by `vm-federation init`.\n\
              # See README.md for what may be set here.\n{body}"
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(extra: &str) -> Config {
+        let text = format!("mesh_id = \"did:vm:mesh:a\"\ndisplay_name = \"a\"\n{extra}");
+        toml::from_str(&text).expect("config")
+    }
+
+    #[test]
+    fn private_addresses_follow_what_the_node_listens_on_unless_configured() {
+        // The embedded defaults: loopback only, so a first run on one machine works.
+        assert!(config("").allows_private_addresses());
+        // A private network.
+        assert!(
+            config("[network]\nlisten = [\"/ip4/10.0.0.5/tcp/4001\"]\n").allows_private_addresses()
+        );
+        // Public, unspecified, or a name: peers' private addresses are refused.
+        for listen in [
+            "/ip4/203.0.113.7/tcp/4001",
+            "/ip4/0.0.0.0/tcp/4001",
+            "/ip6/::/tcp/4001",
+            "/dns4/mesh.example.org/tcp/4001",
+        ] {
+            let c = config(&format!("[network]\nlisten = [\"{listen}\"]\n"));
+            assert!(!c.allows_private_addresses(), "{listen}");
+        }
+        // An HTTPS listener on all interfaces beside loopback libp2p: refused.
+        assert!(!config("[http]\nlisten = \"0.0.0.0:8443\"\n").allows_private_addresses());
+        // Nothing listens: nothing is learned from peers that needs it.
+        assert!(!config("[network]\nlisten = []\n").allows_private_addresses());
+        // Configured either way, the setting wins.
+        assert!(
+            config(
+                "[network]\nlisten = [\"/ip4/0.0.0.0/tcp/4001\"]\nallow_private_addresses = true\n"
+            )
+            .allows_private_addresses()
+        );
+        assert!(!config("[network]\nallow_private_addresses = false\n").allows_private_addresses());
     }
 }

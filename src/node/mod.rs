@@ -137,7 +137,7 @@ pub async fn run(
     net_config.public = config.network.public;
     net_config.target_peers = config.network.target_peers;
     net_config.max_connections = config.network.max_connections;
-    net_config.allow_private_addresses = config.network.allow_private_addresses;
+    net_config.allow_private_addresses = config.allows_private_addresses();
     net_config.gossip_initial_delay = Duration::from_millis(config.network.gossip_initial_delay_ms);
     net_config.request_timeout = Duration::from_secs(config.network.request_timeout_secs.max(1));
     // Ports picked by the OS on the first start are kept for the next (issue 17): peers
@@ -225,7 +225,7 @@ pub async fn run(
         identity,
         dir.key().clone(),
         mesh_id.clone(),
-        config.network.allow_private_addresses,
+        config.allows_private_addresses(),
         Duration::from_secs(config.network.request_timeout_secs.max(1)),
         resolver,
     ));
@@ -1519,7 +1519,7 @@ impl Node {
         let net = self.net.clone();
         let dns = self.dns.clone();
         let completions = self.completions.clone();
-        let allow_private = self.dir.config().network.allow_private_addresses;
+        let allow_private = self.dir.config().allows_private_addresses();
         tokio::spawn(async move {
             let (target, result) = match target {
                 Some(target) => {
