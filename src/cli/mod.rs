@@ -77,7 +77,7 @@ enum Command {
     /// Proposals: list, show, accept, reject, counter, withdraw.
     #[command(subcommand)]
     Proposals(remote::ProposalsCommand),
-    /// Agreements: list, show, revoke, suspend, resume.
+    /// Agreements: list, show, amend, revoke, suspend, resume.
     #[command(subcommand)]
     Agreements(remote::AgreementsCommand),
     /// Witness a peer's scroll now: fetch its latest root, check it, attest (exit 3 on a

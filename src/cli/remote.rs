@@ -204,6 +204,25 @@ pub(super) enum AgreementsCommand {
     List(ReadArgs),
     /// One agreement, with its `agreement_hash`.
     Show(IdArgs),
+    /// Propose new terms for an agreement in force: its level and terms with only what the
+    /// flags name changed. When the peer accepts, the new agreement replaces this one on
+    /// both sides (each records the old one ended, "superseded by" the new).
+    Amend {
+        #[command(flatten)]
+        id: IdArgs,
+        /// The new trust level (1–4).
+        #[arg(long, value_parser = clap::value_parser!(u8).range(1..=4))]
+        trust_level: Option<u8>,
+        /// Scrolls to share, comma separated.
+        #[arg(long, value_delimiter = ',')]
+        scrolls: Option<Vec<String>>,
+        /// How often to witness (`hourly`, `daily`, `<n>s|m|h|d`).
+        #[arg(long)]
+        frequency: Option<String>,
+        /// Days witnessed material is kept.
+        #[arg(long)]
+        retention_days: Option<u32>,
+    },
     /// End an agreement after a notice period (0: now).
     Revoke {
         #[command(flatten)]
@@ -588,6 +607,25 @@ pub(super) fn agreements(command: AgreementsCommand, out: &mut Output) -> anyhow
                 out.line(format!("parties:        {}", s(&v["agreement"]["parties"])))?;
                 Ok(())
             })
+        }
+        AgreementsCommand::Amend {
+            id,
+            trust_level,
+            scrolls,
+            frequency,
+            retention_days,
+        } => {
+            let body = json!({
+                "op": "amend", "id": id.id, "trust_level": trust_level, "scrolls": scrolls,
+                "frequency": frequency, "retention_days": retention_days,
+            });
+            let v = call(
+                &id.dir.data_dir,
+                Method::POST,
+                &format!("/v1/agreements/{}/amend", path_id(&id.id)?),
+                Some(body),
+            )?;
+            print(out, id.json.json, &v, events)
         }
         AgreementsCommand::Revoke {
             id,

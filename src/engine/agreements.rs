@@ -69,6 +69,48 @@ pub fn in_force_with(
         .find(|r| is_party(&r.agreement, me, peer) && r.status.in_force(now)))
 }
 
+/// What a proposal, a draft or an agreement amends: the id of the agreement in force it
+/// replaces when it comes into force (`"amends"`, signed with the document).
+pub fn amends_of(extra: &vm_receipts::documents::Extra) -> Result<Option<DocumentId>, EngineError> {
+    match extra.get("amends") {
+        None => Ok(None),
+        Some(v) => v
+            .as_str()
+            .and_then(|s| s.parse::<DocumentId>().ok())
+            .map(Some)
+            .ok_or_else(|| {
+                EngineError::Command(format!("\"amends\" must be an agreement id, not {v}"))
+            }),
+    }
+}
+
+/// Federating with `peer` is open: no agreement is in force, or the one in force is the one
+/// `amends` names (an amendment replaces it). An amendment of an agreement that is not in
+/// force is refused.
+pub fn check_amendable(
+    tx: &impl Reads,
+    me: &MeshId,
+    peer: &MeshId,
+    now: Timestamp,
+    amends: Option<&DocumentId>,
+) -> Result<(), EngineError> {
+    match (in_force_with(tx, me, peer, now)?, amends) {
+        (Some(a), Some(id)) if &a.agreement.agreement_id == id => Ok(()),
+        (Some(a), Some(id)) => Err(EngineError::Command(format!(
+            "it amends agreement {id}, which is not in force; the one in force with {peer} is {}",
+            a.agreement.agreement_id
+        ))),
+        (Some(a), None) => Err(EngineError::AlreadyFederated {
+            peer: peer.clone(),
+            agreement_id: a.agreement.agreement_id,
+        }),
+        (None, Some(id)) => Err(EngineError::Command(format!(
+            "it amends agreement {id}, which is not in force between {me} and {peer}"
+        ))),
+        (None, None) => Ok(()),
+    }
+}
+
 /// Our drafts with `peer` that await its countersignature.
 pub fn own_drafts_with(
     tx: &WriteTx<'_>,
@@ -107,6 +149,13 @@ pub fn draft(
         p.proposed_trust_level,
         agreement_terms(terms),
     )?;
+    if let Some(old) = amends_of(&p.extra)? {
+        // Part of the signed body: whoever reads the agreement learns what it replaced.
+        agreement
+            .extra
+            .insert("amends".into(), serde_json::Value::String(old.to_string()));
+        agreement.agreement_hash = agreement.compute_hash()?;
+    }
     agreement.sign_as(ctx.me, ctx.key, ctx.now)?;
     if ctx
         .tx
@@ -159,6 +208,12 @@ pub fn countersign(
     if draft.terms != agreement_terms(terms) {
         return Err(mismatch("its terms are not the terms accepted".into()));
     }
+    let amends = amends_of(&p.extra)?;
+    if amends_of(&draft.extra)? != amends {
+        return Err(mismatch(
+            "it does not amend what the proposal amends".into(),
+        ));
+    }
     let held = peer_key(ctx.tx, from)?;
     for (mesh, expected) in [(ctx.me, ctx.key.public_key()), (from, held)] {
         match draft.key_of(mesh) {
@@ -190,12 +245,7 @@ pub fn countersign(
             id: draft.agreement_id,
         });
     }
-    if let Some(a) = in_force_with(ctx.tx, ctx.me, from, ctx.now)? {
-        return Err(EngineError::AlreadyFederated {
-            peer: from.clone(),
-            agreement_id: a.agreement.agreement_id,
-        });
-    }
+    check_amendable(ctx.tx, ctx.me, from, ctx.now, amends.as_ref())?;
     // Both sides drafted at once: the lower hash stands, on both sides.
     let ours = own_drafts_with(ctx.tx, ctx.me, from)?;
     if let Some(lower) = ours
@@ -237,6 +287,9 @@ fn next_cycle(a: &FederationAgreement, now: Timestamp) -> Timestamp {
 
 /// An agreement came into force: its receipt, the root exchange, the operator's event.
 pub fn activated(ctx: &mut Ctx<'_, '_>, record: &AgreementRecord) -> Result<(), EngineError> {
+    if let Some(old) = amends_of(&record.agreement.extra)? {
+        superseded(ctx, &old, &record.agreement.agreement_id)?;
+    }
     receipts::established(ctx, record)?;
     let a = &record.agreement;
     let peer = a
@@ -302,12 +355,8 @@ pub fn on_countersigned(
             )));
         }
     }
-    if let Some(a) = in_force_with(ctx.tx, ctx.me, from, ctx.now)? {
-        return Err(EngineError::AlreadyFederated {
-            peer: from.clone(),
-            agreement_id: a.agreement.agreement_id,
-        });
-    }
+    let amends = amends_of(&record.agreement.extra)?;
+    check_amendable(ctx.tx, ctx.me, from, ctx.now, amends.as_ref())?;
     let interval_from = ctx.now;
     record.agreement = agreement;
     record.status = AgreementStatus::Active;
@@ -449,6 +498,40 @@ pub fn revoke(
         end(ctx, &mut record)?;
     }
     Ok(())
+}
+
+/// The agreement `old` was replaced by `new` (an amendment came into force): it ends now,
+/// on each side by that side's own signed notice (both sides hold the new agreement, which
+/// names `old`, so no notice travels), with its `fed_trust_revoked` receipt.
+fn superseded(
+    ctx: &mut Ctx<'_, '_>,
+    old: &DocumentId,
+    new: &DocumentId,
+) -> Result<(), EngineError> {
+    let Some(mut record) = ctx.tx.get::<AgreementRecord>(old.as_str())? else {
+        return Err(EngineError::UnknownAgreement(old.clone()));
+    };
+    if !record.status.in_force(ctx.now) {
+        // Ended meanwhile (revoked by either side): nothing left to replace.
+        return Ok(());
+    }
+    let mut notice = RevocationNotice {
+        agreement_id: old.clone(),
+        revoked_by: ctx.me.clone(),
+        reason: format!("amended: superseded by {new}"),
+        notice_days: 0,
+        effective_at: ctx.now,
+        signature: SignatureField::unsigned(),
+        extra: Default::default(),
+    };
+    notice.validate()?;
+    notice.sign(ctx.key)?;
+    // A suspension ends with the agreement it suspended.
+    record.status = AgreementStatus::Revoking {
+        effective_at: notice.effective_at,
+    };
+    record.revocation = Some(notice);
+    end(ctx, &mut record)
 }
 
 /// Records the notice that ends the agreement. A suspended agreement stays suspended (the

@@ -266,6 +266,16 @@ pub enum Command {
         /// Why.
         reason: String,
     },
+    /// Proposes new terms for the agreement in force: when the new agreement comes into
+    /// force, on both sides, it replaces this one (which ends with a receipt).
+    Amend {
+        /// The agreement to replace.
+        agreement_id: DocumentId,
+        /// The level of the new agreement.
+        trust_level: TrustLevel,
+        /// Its terms.
+        terms: ProposedTerms,
+    },
     /// Sends waiting messages now (`outbox retry`): to `to` (all when `None`), on `topic`
     /// (all of that mesh's when `None`).
     RetryOutbox {
@@ -788,7 +798,23 @@ fn run_command(ctx: &mut Ctx<'_, '_>, command: Command) -> Result<(), EngineErro
             target,
             trust_level,
             terms,
-        } => negotiation::propose(ctx, target, trust_level, terms),
+        } => negotiation::propose(ctx, target, trust_level, terms, None),
+        Command::Amend {
+            agreement_id,
+            trust_level,
+            terms,
+        } => {
+            let record: vm_storage::AgreementRecord = ctx
+                .tx
+                .get(agreement_id.as_str())?
+                .ok_or_else(|| EngineError::UnknownAgreement(agreement_id.clone()))?;
+            let peer = record
+                .agreement
+                .counterparty(ctx.me)
+                .cloned()
+                .ok_or_else(|| EngineError::UnknownAgreement(agreement_id.clone()))?;
+            negotiation::propose(ctx, peer, trust_level, terms, Some(&agreement_id))
+        }
         Command::Counter { proposal, terms } => negotiation::counter(ctx, &proposal, terms),
         Command::Accept { proposal } => negotiation::accept(ctx, &proposal),
         Command::Reject { proposal, reason } => negotiation::reject(ctx, &proposal, reason),

@@ -192,12 +192,13 @@ fn tip_hash(record: &ProposalRecord) -> Result<Blake3Hash, EngineError> {
 
 // ---- operator commands ----
 
-/// Proposes federation to `target`.
+/// Proposes federation to `target` (`amends`: to replace the agreement in force with it).
 pub fn propose(
     ctx: &mut Ctx<'_, '_>,
     target: MeshId,
     trust_level: TrustLevel,
     terms: ProposedTerms,
+    amends: Option<&vm_receipts::DocumentId>,
 ) -> Result<(), EngineError> {
     if &target == ctx.me {
         return Err(EngineError::Command(
@@ -209,11 +210,10 @@ pub fn propose(
             "no key for {target}: discover it or add it by hand first"
         ))
     })?;
-    if let Some(a) = agreements::in_force_with(ctx.tx, ctx.me, &target, ctx.now)? {
-        return Err(EngineError::AlreadyFederated {
-            peer: target,
-            agreement_id: a.agreement.agreement_id,
-        });
+    agreements::check_amendable(ctx.tx, ctx.me, &target, ctx.now, amends)?;
+    let mut extra = vm_receipts::documents::Extra::default();
+    if let Some(old) = amends {
+        extra.insert("amends".into(), serde_json::Value::String(old.to_string()));
     }
     let mut proposal = TrustProposal {
         proposal_id: new_id(ctx, "fed-proposal")?,
@@ -225,7 +225,7 @@ pub fn propose(
         proposed_terms: terms,
         proposer_attestations: None,
         signature: SignatureField::unsigned(),
-        extra: Default::default(),
+        extra,
     };
     proposal.validate()?;
     proposal.sign(ctx.key)?;
@@ -333,12 +333,8 @@ pub fn accept(ctx: &mut Ctx<'_, '_>, which: &ProposalRef) -> Result<(), EngineEr
         }
         tip.terms.clone()
     };
-    if let Some(a) = agreements::in_force_with(ctx.tx, ctx.me, &peer, ctx.now)? {
-        return Err(EngineError::AlreadyFederated {
-            peer,
-            agreement_id: a.agreement.agreement_id,
-        });
-    }
+    let amends = agreements::amends_of(&record.proposal.extra)?;
+    agreements::check_amendable(ctx.tx, ctx.me, &peer, ctx.now, amends.as_ref())?;
     if let Some(draft) = agreements::own_drafts_with(ctx.tx, ctx.me, &peer)?.first() {
         return Err(EngineError::Command(format!(
             "our draft {} with {peer} awaits its countersignature; it must fail first",
@@ -521,12 +517,8 @@ pub fn on_proposal(
             proposal.proposed_trust_level, policy.min_trust_level
         )));
     }
-    if let Some(a) = agreements::in_force_with(ctx.tx, ctx.me, from, ctx.now)? {
-        return Err(EngineError::AlreadyFederated {
-            peer: from.clone(),
-            agreement_id: a.agreement.agreement_id,
-        });
-    }
+    let amends = agreements::amends_of(&proposal.extra)?;
+    agreements::check_amendable(ctx.tx, ctx.me, from, ctx.now, amends.as_ref())?;
     // The open-proposal index is keyed by peer, and the count stops at the limit.
     let limit = ctx.config.max_open_proposals_per_peer;
     let open = ctx

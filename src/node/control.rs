@@ -84,6 +84,23 @@ pub enum ControlOp {
         /// Why.
         reason: String,
     },
+    /// Propose new terms replacing an agreement in force (only what is given changes).
+    Amend {
+        /// Agreement id.
+        id: String,
+        /// The new level (default: the agreement's).
+        #[serde(default)]
+        trust_level: Option<u8>,
+        /// Scrolls to share (default: the agreement's).
+        #[serde(default)]
+        scrolls: Option<Vec<String>>,
+        /// `hourly`, `daily`, `<n>s|m|h|d` (default: the agreement's).
+        #[serde(default)]
+        frequency: Option<String>,
+        /// Days witnessed material is kept (default: the agreement's).
+        #[serde(default)]
+        retention_days: Option<u32>,
+    },
     /// Counter.
     Counter {
         /// Proposal id.
@@ -491,6 +508,43 @@ pub fn router(tx: Tx) -> Router {
             get(
                 |State(tx): State<Tx>, UrlPath(id): UrlPath<String>| async move {
                     ask(&tx, ControlOp::ShowAgreement { id }).await
+                },
+            ),
+        )
+        .route(
+            "/v1/agreements/{id}/amend",
+            post(
+                |State(tx): State<Tx>,
+                 UrlPath(id): UrlPath<String>,
+                 b: Result<Json<ControlOp>, JsonRejection>| async move {
+                    match body(b) {
+                        Ok(ControlOp::Amend {
+                            trust_level,
+                            scrolls,
+                            frequency,
+                            retention_days,
+                            ..
+                        }) => {
+                            ask(
+                                &tx,
+                                ControlOp::Amend {
+                                    id,
+                                    trust_level,
+                                    scrolls,
+                                    frequency,
+                                    retention_days,
+                                },
+                            )
+                            .await
+                        }
+                        Ok(_) => ControlError::new(
+                            StatusCode::BAD_REQUEST,
+                            "bad_request",
+                            "expected an amend operation",
+                        )
+                        .into_response(),
+                        Err(r) => *r,
+                    }
                 },
             ),
         )

@@ -1425,6 +1425,13 @@ impl Node {
                 value["agreement_hash"] = json!(record.agreement.agreement_hash);
                 Ok(value)
             }
+            ControlOp::Amend {
+                id,
+                trust_level,
+                scrolls,
+                frequency,
+                retention_days,
+            } => self.amend(&id, trust_level, scrolls, frequency, retention_days),
             ControlOp::Revoke {
                 id,
                 notice_days,
@@ -1483,6 +1490,61 @@ impl Node {
             }
             Err(e) => Err(engine_error(&e)),
         }
+    }
+
+    /// `agreements amend`: the agreement's terms and level with only what is given changed,
+    /// proposed to the other party as its replacement.
+    fn amend(
+        &mut self,
+        id: &str,
+        trust_level: Option<u8>,
+        scrolls: Option<Vec<String>>,
+        frequency: Option<String>,
+        retention_days: Option<u32>,
+    ) -> Result<Value, ControlError> {
+        let record = self
+            .engine
+            .store()
+            .get::<AgreementRecord>(id)
+            .map_err(store_error)?
+            .ok_or_else(|| {
+                err(
+                    StatusCode::NOT_FOUND,
+                    "unknown_agreement",
+                    format!("no agreement {id}"),
+                )
+            })?;
+        let a = &record.agreement;
+        let mut extra = a.terms.extra.clone();
+        if let Some(d) = &a.terms.dispute_resolution {
+            extra.insert("dispute_resolution".into(), json!(d));
+        }
+        let terms = vm_receipts::documents::ProposedTerms {
+            scrolls_to_share: match scrolls {
+                Some(names) => names
+                    .iter()
+                    .map(|n| n.parse::<ScrollName>().map_err(bad))
+                    .collect::<Result<_, _>>()?,
+                None => a.terms.scrolls_shared.clone(),
+            },
+            verification_frequency: match frequency {
+                Some(f) => f.parse().map_err(bad)?,
+                None => a.terms.verification_frequency,
+            },
+            retention_period_days: retention_days.unwrap_or(a.terms.retention_period_days),
+            data_jurisdiction: a.terms.data_jurisdiction.clone(),
+            audit_rights: a.terms.audit_rights,
+            extra,
+        };
+        let trust_level = match trust_level {
+            Some(level) => TrustLevel::try_from(level).map_err(bad)?,
+            None => a.trust_level,
+        };
+        self.command(Command::Amend {
+            agreement_id: a.agreement_id.clone(),
+            trust_level,
+            terms,
+        })
     }
 
     fn find_proposal(&self, id: &str) -> Result<ProposalRecord, ControlError> {

@@ -1,6 +1,7 @@
 //! End-to-end tests of the `vm-federation` daemon: real `node run` processes on 127.0.0.1
 //! driven through the CLI, a real DNS server in-process, SIGKILL and SIGTERM.
 
+mod amend;
 mod daemon;
 mod dns;
 mod federation;
