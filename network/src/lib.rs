@@ -448,3 +448,85 @@ pub async fn spawn(
         event_rx,
     ))
 }
+
+/// Checks an address an operator gives for a peer (`peers add --address`): a multiaddr we
+/// can dial (`/ip4`, `/ip6`, `/dns`, `/dns4` or `/dns6`, then `/tcp/<port>` or
+/// `/udp/<port>/quic-v1`), whose `/p2p/<peer id>`, if present, is the peer's. The error
+/// names what is wrong.
+pub fn check_dial_address(addr: &str, peer_id: &str) -> Result<(), String> {
+    use libp2p::multiaddr::Protocol;
+    let parsed: libp2p::Multiaddr = addr
+        .parse()
+        .map_err(|e| format!("{addr:?} is not a multiaddr: {e}"))?;
+    let mut protocols = parsed.iter();
+    match protocols.next() {
+        Some(
+            Protocol::Ip4(_)
+            | Protocol::Ip6(_)
+            | Protocol::Dns(_)
+            | Protocol::Dns4(_)
+            | Protocol::Dns6(_),
+        ) => {}
+        _ => {
+            return Err(format!(
+                "{addr:?} must start with /ip4, /ip6, /dns, /dns4 or /dns6"
+            ));
+        }
+    }
+    let rest: Vec<Protocol<'_>> = protocols.collect();
+    let transport_ok = match rest.as_slice() {
+        [Protocol::Tcp(port), tail @ ..] => *port != 0 && tail.len() <= 1,
+        [Protocol::Udp(port), Protocol::QuicV1, tail @ ..] => *port != 0 && tail.len() <= 1,
+        _ => false,
+    };
+    if !transport_ok {
+        return Err(format!(
+            "{addr:?} must name a port to dial: /tcp/<port> or /udp/<port>/quic-v1, then optionally /p2p/<peer id>"
+        ));
+    }
+    match rest.last() {
+        Some(Protocol::P2p(id)) if id.to_string() != peer_id => Err(format!(
+            "{addr:?} names peer {id}, but the key given is peer {peer_id}"
+        )),
+        Some(Protocol::Tcp(_) | Protocol::QuicV1 | Protocol::P2p(_)) => Ok(()),
+        _ => Err(format!(
+            "{addr:?} ends with something other than /p2p/<peer id>"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod address_tests {
+    use super::check_dial_address;
+
+    #[test]
+    fn dialable_addresses_pass_and_others_are_named() {
+        let key = vm_receipts::MeshKey::from_seed(&[3; 32]).public_key();
+        let me = key.peer_id();
+        let other = vm_receipts::MeshKey::from_seed(&[4; 32])
+            .public_key()
+            .peer_id();
+        for good in [
+            "/ip4/127.0.0.1/tcp/4001".to_owned(),
+            format!("/ip4/10.0.0.1/udp/4001/quic-v1/p2p/{me}"),
+            format!("/dns4/mesh.example.org/tcp/4001/p2p/{me}"),
+            "/ip6/::1/tcp/4001".to_owned(),
+        ] {
+            assert_eq!(check_dial_address(&good, &me), Ok(()), "{good}");
+        }
+        for (bad, says) in [
+            ("ip4/127.0.0.1/tcp/4001".to_owned(), "not a multiaddr"),
+            ("/tcp/4001".to_owned(), "must start with"),
+            ("/ip4/127.0.0.1".to_owned(), "must name a port"),
+            ("/ip4/127.0.0.1/tcp/0".to_owned(), "must name a port"),
+            ("/ip4/127.0.0.1/udp/4001".to_owned(), "must name a port"),
+            (
+                format!("/ip4/127.0.0.1/tcp/4001/p2p/{other}"),
+                "but the key given",
+            ),
+        ] {
+            let e = check_dial_address(&bad, &me).expect_err(&bad);
+            assert!(e.contains(says), "{bad}: {e}");
+        }
+    }
+}

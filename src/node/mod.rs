@@ -367,6 +367,29 @@ pub async fn run(
     result
 }
 
+/// An address given for a peer by hand: an `https://` endpoint of its federation API, or a
+/// multiaddr to dial (whose `/p2p/` part, if any, is the peer's key).
+fn check_peer_address(addr: &str, key: &PublicKey) -> Result<(), String> {
+    if addr.starts_with("https://") {
+        let uri: hyper::Uri = addr
+            .parse()
+            .map_err(|e| format!("{addr:?} is not a URL: {e}"))?;
+        if uri.host().is_none_or(str::is_empty) {
+            return Err(format!("{addr:?} names no host"));
+        }
+        if uri.query().is_some() {
+            return Err(format!("{addr:?}: an endpoint takes no query"));
+        }
+        return Ok(());
+    }
+    if addr.contains("://") {
+        return Err(format!(
+            "{addr:?}: only https:// endpoints are used (the federation API is HTTPS with mutual TLS)"
+        ));
+    }
+    vm_network::check_dial_address(addr, &key.peer_id())
+}
+
 /// How often the node looks for peers overdue for verification.
 const OVERDUE_CHECK: Duration = Duration::from_secs(1);
 
@@ -1356,6 +1379,9 @@ impl Node {
             } => {
                 let mesh_id = MeshId::parse_flexible(&mesh_id).map_err(bad)?;
                 let public_key: PublicKey = public_key.parse().map_err(bad)?;
+                for a in &addresses {
+                    check_peer_address(a, &public_key).map_err(bad)?;
+                }
                 self.command(Command::AddPeer {
                     mesh_id,
                     public_key,

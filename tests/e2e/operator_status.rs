@@ -61,6 +61,36 @@ fn status_verdict_peer_rows_outbox_and_overdue_peers() {
 
     // A proposal to a mesh that cannot be reached waits in the outbox with its error.
     let stranger = vm_receipts::MeshKey::from_seed(&[7; 32]).public_key();
+    // `peers add` checks each address: a dialable multiaddr (of this key) or an https:// URL.
+    for (bad, says) in [
+        ("127.0.0.1:4001".to_owned(), "not a multiaddr"),
+        ("http://mesh.example.org".to_owned(), "only https://"),
+        ("/ip4/127.0.0.1/tcp/0".to_owned(), "must name a port"),
+        (
+            format!("/ip4/127.0.0.1/tcp/9/p2p/{}", dublin.peer_id),
+            "but the key given",
+        ),
+    ] {
+        let out = berlin.cli(&[
+            "peers",
+            "add",
+            "--mesh",
+            "stranger",
+            "--public-key",
+            &stranger.to_string(),
+            "--address",
+            &bad,
+        ]);
+        assert_eq!(out.status.code(), Some(1), "{bad}: {}", shown(&out));
+        assert!(shown(&out).contains(says), "{bad}: {}", shown(&out));
+    }
+    assert!(
+        !berlin
+            .json(&["peers", "list"])
+            .to_string()
+            .contains("did:vm:mesh:stranger"),
+        "a refused add stores nothing"
+    );
     berlin.json(&[
         "peers",
         "add",
@@ -70,6 +100,8 @@ fn status_verdict_peer_rows_outbox_and_overdue_peers() {
         &stranger.to_string(),
         "--address",
         &format!("/ip4/127.0.0.1/tcp/9/p2p/{}", stranger.peer_id()),
+        "--address",
+        "https://stranger.invalid:8443",
     ]);
     berlin.json(&[
         "propose",
