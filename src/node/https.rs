@@ -18,13 +18,14 @@ use hyper::header::{ALLOW, HeaderValue, RETRY_AFTER};
 use hyper::{HeaderMap, Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 use vm_network::tls::{self, TlsClock, TlsIdentity};
 use vm_receipts::documents::DiscoveryRecord;
 use vm_receipts::{MeshId, MeshKey, PublicKey, Timestamp};
 use vm_storage::Replay;
 
 use super::Node;
+use super::admission::{Admission, Slot};
 use super::wire::{FedRequest, FedResponse};
 use crate::clock::{Clock, SystemClock, os_random_32};
 use crate::http::client::Resolver;
@@ -32,14 +33,15 @@ use crate::http::openapi;
 use crate::http::routes::{self, MAX_REQUEST_BYTES};
 use crate::http::signing::{self, AuthError, WINDOW_SECS};
 
-/// Connections served at once; more wait in the kernel's backlog.
-const MAX_CONNECTIONS: usize = 256;
 /// A TLS handshake must finish in this time.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a request's head may take to arrive, and how long a kept-alive connection may
 /// wait for its next request: a client that trickles bytes (slowloris) or holds a connection
 /// silent is closed, and its slot freed.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a request's body may take to arrive once its head has (a connection serving a
+/// request is never shed, so a trickled body must not hold it for ever).
+const BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// An HTTP request, as the connection task hands it to the main loop.
 pub(super) struct HttpCall {
@@ -69,11 +71,8 @@ pub(super) async fn serve(
     calls: mpsc::Sender<HttpCall>,
 ) {
     let acceptor = tokio_rustls::TlsAcceptor::from(config);
-    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let admission = Admission::default();
     loop {
-        let Ok(permit) = slots.clone().acquire_owned().await else {
-            return;
-        };
         let (tcp, remote) = match listener.accept().await {
             Ok(x) => x,
             Err(e) => {
@@ -85,40 +84,85 @@ pub(super) async fn serve(
         if calls.is_closed() {
             return;
         }
+        let slot = match admission.admit(remote.ip()) {
+            Ok(slot) => slot,
+            Err(why) => {
+                // Debug, not info: whoever floods connections would flood the log too.
+                tracing::debug!(%remote, ?why, "HTTPS connection refused");
+                drop(tcp);
+                continue;
+            }
+        };
         // Small request/response exchanges: Nagle + delayed ACK would add 40 ms to each.
         let _ = tcp.set_nodelay(true);
         let acceptor = acceptor.clone();
         let calls = calls.clone();
         tokio::spawn(async move {
-            let _permit = permit;
-            let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                Ok(Ok(tls)) => tls,
-                Ok(Err(e)) => {
-                    // Refused before any handler runs: no certificate problem reaches one.
-                    tracing::info!(%remote, error = %e, "TLS handshake refused");
-                    return;
+            let shed = slot.shed.clone();
+            tokio::select! {
+                () = shed.notified() => {
+                    tracing::debug!(%remote, "idle HTTPS connection shed to make room");
                 }
-                Err(_) => {
-                    tracing::info!(%remote, "TLS handshake timed out");
-                    return;
-                }
-            };
-            let tls_key = tls::peer_key_of_server(tls.get_ref().1);
-            let service = hyper::service::service_fn(move |req| {
-                let calls = calls.clone();
-                async move {
-                    Ok::<_, std::convert::Infallible>(call(req, tls_key, remote.ip(), &calls).await)
-                }
-            });
-            if let Err(e) = hyper::server::conn::http1::Builder::new()
-                .timer(hyper_util::rt::TokioTimer::new())
-                .header_read_timeout(HEADER_READ_TIMEOUT)
-                .serve_connection(TokioIo::new(tls), service)
-                .await
-            {
-                tracing::debug!(%remote, error = %e, "HTTPS connection ended");
+                () = connection(acceptor, tcp, remote, calls, Arc::new(slot)) => {}
             }
         });
+    }
+}
+
+/// One connection: the handshake, then its requests, each marking the slot busy.
+async fn connection(
+    acceptor: tokio_rustls::TlsAcceptor,
+    tcp: tokio::net::TcpStream,
+    remote: std::net::SocketAddr,
+    calls: mpsc::Sender<HttpCall>,
+    slot: Arc<Slot>,
+) {
+    let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+        Ok(Ok(tls)) => tls,
+        Ok(Err(e)) => {
+            // Refused before any handler runs: no certificate problem reaches one.
+            tracing::info!(%remote, error = %e, "TLS handshake refused");
+            return;
+        }
+        Err(_) => {
+            tracing::info!(%remote, "TLS handshake timed out");
+            return;
+        }
+    };
+    let tls_key = tls::peer_key_of_server(tls.get_ref().1);
+    let service = hyper::service::service_fn(move |req| {
+        let calls = calls.clone();
+        let busy = Busy::new(slot.clone());
+        async move {
+            let response = call(req, tls_key, remote.ip(), &calls).await;
+            drop(busy);
+            Ok::<_, std::convert::Infallible>(response)
+        }
+    });
+    if let Err(e) = hyper::server::conn::http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .serve_connection(TokioIo::new(tls), service)
+        .await
+    {
+        tracing::debug!(%remote, error = %e, "HTTPS connection ended");
+    }
+}
+
+/// A request in progress on a connection: busy while it lives, idle again when dropped
+/// (also when the request is cut short).
+struct Busy(Arc<Slot>);
+
+impl Busy {
+    fn new(slot: Arc<Slot>) -> Self {
+        slot.busy();
+        Self(slot)
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.idle();
     }
 }
 
@@ -157,13 +201,27 @@ async fn call(
     calls: &mpsc::Sender<HttpCall>,
 ) -> Response<Full<Bytes>> {
     let (parts, body) = req.into_parts();
-    let body = match Limited::new(body, MAX_REQUEST_BYTES).collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(_) => {
+    let collected = tokio::time::timeout(
+        BODY_READ_TIMEOUT,
+        Limited::new(body, MAX_REQUEST_BYTES).collect(),
+    );
+    let body = match collected.await {
+        Ok(Ok(b)) => b.to_bytes(),
+        Ok(Err(_)) => {
             return error_response(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "oversized",
                 &format!("bodies are at most {MAX_REQUEST_BYTES} bytes"),
+            );
+        }
+        Err(_) => {
+            return error_response(
+                StatusCode::REQUEST_TIMEOUT,
+                "timeout",
+                &format!(
+                    "the body did not arrive within {} s",
+                    BODY_READ_TIMEOUT.as_secs()
+                ),
             );
         }
     };

@@ -14,6 +14,7 @@
 //! acknowledged. SIGTERM/SIGINT stop taking input, let the loop finish the input in hand,
 //! and close the socket.
 
+mod admission;
 mod anchor;
 pub mod client;
 pub mod control;
