@@ -42,6 +42,15 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a request's body may take to arrive once its head has (a connection serving a
 /// request is never shed, so a trickled body must not hold it for ever).
 const BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// The longest path and query we answer; longer gets 414 in the JSON error form.
+const MAX_TARGET_BYTES: usize = 8 * 1024;
+/// The most header fields, and header bytes, we answer; more gets 431 in the JSON error form.
+const MAX_HEADER_FIELDS: usize = 64;
+const MAX_HEADER_BYTES: usize = 16 * 1024;
+/// Where hyper's own parser stops (its refusals carry no body): well above ours, so every
+/// head short of an outright flood gets our JSON answer instead.
+const PARSER_MAX_HEADERS: usize = 256;
+const PARSER_MAX_HEAD_BYTES: usize = 64 * 1024;
 
 /// An HTTP request, as the connection task hands it to the main loop.
 pub(super) struct HttpCall {
@@ -142,6 +151,8 @@ async fn connection(
     if let Err(e) = hyper::server::conn::http1::Builder::new()
         .timer(hyper_util::rt::TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT)
+        .max_headers(PARSER_MAX_HEADERS)
+        .max_header_size(PARSER_MAX_HEAD_BYTES)
         .serve_connection(TokioIo::new(tls), service)
         .await
     {
@@ -164,6 +175,34 @@ impl Drop for Busy {
     fn drop(&mut self) {
         self.0.idle();
     }
+}
+
+/// A request head over our limits, answered in the JSON error form.
+fn head_too_large(parts: &hyper::http::request::Parts) -> Option<Response<Full<Bytes>>> {
+    let target = parts.uri.path_and_query().map_or(0, |pq| pq.as_str().len());
+    if target > MAX_TARGET_BYTES {
+        return Some(error_response(
+            StatusCode::URI_TOO_LONG,
+            "uri_too_long",
+            &format!("the path and query are {target} bytes; at most {MAX_TARGET_BYTES}"),
+        ));
+    }
+    let fields = parts.headers.len();
+    let bytes: usize = parts
+        .headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum();
+    if fields > MAX_HEADER_FIELDS || bytes > MAX_HEADER_BYTES {
+        return Some(error_response(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "headers_too_large",
+            &format!(
+                "{fields} header fields of {bytes} bytes; at most {MAX_HEADER_FIELDS} fields and {MAX_HEADER_BYTES} bytes"
+            ),
+        ));
+    }
+    None
 }
 
 fn json_response(
@@ -201,6 +240,9 @@ async fn call(
     calls: &mpsc::Sender<HttpCall>,
 ) -> Response<Full<Bytes>> {
     let (parts, body) = req.into_parts();
+    if let Some(refused) = head_too_large(&parts) {
+        return refused;
+    }
     let collected = tokio::time::timeout(
         BODY_READ_TIMEOUT,
         Limited::new(body, MAX_REQUEST_BYTES).collect(),

@@ -630,3 +630,89 @@ async fn idle_floods_and_slowloris_do_not_lock_out_a_peer_or_discovery() {
     node.stop.take().unwrap().send(()).unwrap();
     node.task.await.unwrap().unwrap();
 }
+
+/// Writes `head` on a fresh TLS connection and reads the whole answer (the server closes or
+/// the answer ends): status and body.
+async fn raw_exchange(url: &str, head: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut conn = tls_connection(url).await;
+    conn.write_all(head.as_bytes()).await.unwrap();
+    conn.flush().await.unwrap();
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match tokio::time::timeout(std::time::Duration::from_secs(5), conn.read(&mut buf)).await {
+            Ok(Ok(0) | Err(_)) | Err(_) => break,
+            Ok(Ok(n)) => {
+                raw.extend_from_slice(&buf[..n]);
+                let text = String::from_utf8_lossy(&raw);
+                // One answer with a Content-Length is enough.
+                if let Some((head, body)) = text.split_once("\r\n\r\n")
+                    && let Some(len) = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length: "))
+                        .and_then(|n| n.trim().parse::<usize>().ok())
+                    && body.len() >= len
+                {
+                    break;
+                }
+            }
+        }
+    }
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// Issue 16, item 2: a request head over our limits (a long target, many or large header
+/// fields) is answered with 414 or 431 in the JSON error form, like every other refusal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_request_heads_get_json_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut node = start_node_with(dir.path(), "\n[http]\nlisten = \"127.0.0.1:0\"\n").await;
+    let url = status(&node).await["federation_api"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let long = format!(
+        "GET /federation/discovery?pad={} HTTP/1.1\r\nHost: x\r\n\r\n",
+        "a".repeat(10_000)
+    );
+    let many: String = (0..100).map(|i| format!("X-Pad-{i}: v\r\n")).collect();
+    let many = format!("GET /federation/discovery HTTP/1.1\r\nHost: x\r\n{many}\r\n");
+    let big = format!(
+        "GET /federation/discovery HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+        "b".repeat(20_000)
+    );
+    for (head, status_want, code) in [
+        (long, 414, "uri_too_long"),
+        (many, 431, "headers_too_large"),
+        (big, 431, "headers_too_large"),
+    ] {
+        let (status_got, body) = raw_exchange(&url, &head).await;
+        assert_eq!(status_got, status_want, "{body}");
+        let v: Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body:?}"));
+        assert_eq!(v["error"], code, "{body}");
+        assert!(
+            v["message"].as_str().is_some_and(|m| m.contains("at most")),
+            "{body}"
+        );
+    }
+    // A head within the limits is served as ever.
+    let (code, body) = raw_exchange(
+        &url,
+        "GET /federation/discovery HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(code, 200, "{body}");
+    node.stop.take().unwrap().send(()).unwrap();
+    node.task.await.unwrap().unwrap();
+}
