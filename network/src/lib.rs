@@ -65,6 +65,10 @@ pub struct NetworkConfig {
     pub manager_interval: Duration,
     /// Strikes (bad input) before a peer is banned.
     pub ban_after_strikes: u32,
+    /// A strike is forgotten after this long without another.
+    pub strike_window: Duration,
+    /// How long a ban lasts (the peer is disconnected and refused meanwhile).
+    pub ban_duration: Duration,
     /// Freshness bounds for DHT records.
     pub freshness: Freshness,
     /// The clock for freshness.
@@ -92,6 +96,8 @@ impl NetworkConfig {
             idle_timeout: Duration::from_secs(60),
             manager_interval: Duration::from_secs(1),
             ban_after_strikes: 5,
+            strike_window: Duration::from_secs(3_600),
+            ban_duration: Duration::from_secs(3_600),
             freshness: Freshness {
                 max_age_secs: 7 * 86_400,
                 max_skew_secs: 300,

@@ -30,9 +30,18 @@ pub struct PeerManager<P> {
     target: usize,
     ban_after: u32,
     protected: HashSet<P>,
+    /// Never struck: federated meshes (a bootstrap node is kept connected, but its bad
+    /// input counts like anyone's).
+    immune: HashSet<P>,
     connected: HashMap<P, u64>,
     busy: HashMap<P, u32>,
-    strikes: HashMap<P, u32>,
+    /// Strikes and the tick of the latest; forgotten after `strike_window` ticks without
+    /// one, so rare failures (a request cut by a lossy link) never add up to a ban.
+    strikes: HashMap<P, (u32, u64)>,
+    /// Banned peers and the tick their ban ends.
+    bans: HashMap<P, u64>,
+    strike_window: u64,
+    ban_ticks: u64,
 }
 
 /// What to do after a strike.
@@ -45,16 +54,28 @@ pub enum Verdict {
 }
 
 impl<P: Eq + Hash + Clone> PeerManager<P> {
-    /// A manager holding about `target` peers that bans after `ban_after` strikes.
+    /// A manager holding about `target` peers that bans after `ban_after` strikes (each
+    /// within 3,600 ticks of the previous one) for 3,600 ticks.
     pub fn new(target: usize, ban_after: u32) -> Self {
         Self {
             target,
             ban_after: ban_after.max(1),
             protected: HashSet::new(),
+            immune: HashSet::new(),
             connected: HashMap::new(),
             busy: HashMap::new(),
             strikes: HashMap::new(),
+            bans: HashMap::new(),
+            strike_window: 3_600,
+            ban_ticks: 3_600,
         }
+    }
+
+    /// Strikes older than `strike_window` ticks are forgotten; a ban lasts `ban_ticks`.
+    pub fn with_ban_timing(mut self, strike_window: u64, ban_ticks: u64) -> Self {
+        self.strike_window = strike_window.max(1);
+        self.ban_ticks = ban_ticks.max(1);
+        self
     }
 
     /// A peer connected (or reconnected) at `tick`.
@@ -95,20 +116,63 @@ impl<P: Eq + Hash + Clone> PeerManager<P> {
         self.protected.insert(peer);
     }
 
+    /// Never strike or ban `peer` (a federated mesh: its bad messages are the engine's to
+    /// judge, and a ban must not be a way to cut two federated meshes apart). Also protected.
+    pub fn make_immune(&mut self, peer: P) {
+        self.protected.insert(peer.clone());
+        self.immune.insert(peer);
+    }
+
     /// Whether `peer` is protected.
     pub fn is_protected(&self, peer: &P) -> bool {
         self.protected.contains(peer)
     }
 
-    /// Counts a strike against `peer` (bad input) and says whether it is now banned.
-    pub fn strike(&mut self, peer: &P) -> Verdict {
-        let strikes = self.strikes.entry(peer.clone()).or_default();
-        *strikes += 1;
-        if *strikes >= self.ban_after {
+    /// Counts a strike against `peer` (bad input) at `tick` and says whether it is now
+    /// banned (until `tick` + the ban's length; [`Self::expired_bans`] says when it ends).
+    /// An immune peer ([`Self::make_immune`]) is never struck.
+    pub fn strike(&mut self, peer: &P, tick: u64) -> Verdict {
+        if self.immune.contains(peer) {
+            return Verdict::Keep;
+        }
+        let window = self.strike_window;
+        let (count, last) = self.strikes.entry(peer.clone()).or_insert((0, tick));
+        if tick.saturating_sub(*last) > window {
+            *count = 0;
+        }
+        *count += 1;
+        *last = tick;
+        if *count >= self.ban_after {
+            self.strikes.remove(peer);
+            self.bans
+                .insert(peer.clone(), tick.saturating_add(self.ban_ticks));
             Verdict::Ban
         } else {
             Verdict::Keep
         }
+    }
+
+    /// Whether `peer` is banned now.
+    pub fn is_banned(&self, peer: &P) -> bool {
+        self.bans.contains_key(peer)
+    }
+
+    /// The bans that end at `tick` (removed; the caller unblocks them), and strikes too old
+    /// to count (forgotten, so the table stays small).
+    pub fn expired_bans(&mut self, tick: u64) -> Vec<P> {
+        let window = self.strike_window;
+        self.strikes
+            .retain(|_, (_, last)| tick.saturating_sub(*last) <= window);
+        let ended: Vec<P> = self
+            .bans
+            .iter()
+            .filter(|(_, until)| **until <= tick)
+            .map(|(p, _)| p.clone())
+            .collect();
+        for p in &ended {
+            self.bans.remove(p);
+        }
+        ended
     }
 
     /// How many peers are connected.
@@ -184,8 +248,38 @@ mod tests {
     #[test]
     fn bans_on_the_limit_strike() {
         let mut m = PeerManager::new(3, 2);
-        assert_eq!(m.strike(&7), Verdict::Keep);
-        assert_eq!(m.strike(&7), Verdict::Ban);
-        assert_eq!(m.strike(&8), Verdict::Keep);
+        assert_eq!(m.strike(&7, 0), Verdict::Keep);
+        assert_eq!(m.strike(&7, 1), Verdict::Ban);
+        assert_eq!(m.strike(&8, 1), Verdict::Keep);
+        assert!(m.is_banned(&7));
+    }
+
+    #[test]
+    fn strikes_decay_bans_end_and_protected_peers_are_never_struck() {
+        let mut m = PeerManager::new(3, 3).with_ban_timing(10, 100);
+        // Three strikes far apart (a lossy link now and then): no ban.
+        for tick in [0, 20, 40, 60] {
+            assert_eq!(m.strike(&1, tick), Verdict::Keep, "tick {tick}");
+        }
+        // Three close together: banned for 100 ticks.
+        assert_eq!(m.strike(&2, 100), Verdict::Keep);
+        assert_eq!(m.strike(&2, 105), Verdict::Keep);
+        assert_eq!(m.strike(&2, 110), Verdict::Ban);
+        assert!(m.expired_bans(150).is_empty());
+        assert!(m.is_banned(&2));
+        assert_eq!(m.expired_bans(210), vec![2]);
+        assert!(!m.is_banned(&2));
+        // Back after its ban, it starts again from no strikes.
+        assert_eq!(m.strike(&2, 211), Verdict::Keep);
+        // A federated peer is never struck; a merely protected one (a bootstrap node) is.
+        m.protect(4);
+        assert_eq!(m.strike(&4, 300), Verdict::Keep);
+        assert_eq!(m.strike(&4, 301), Verdict::Keep);
+        assert_eq!(m.strike(&4, 302), Verdict::Ban);
+        m.make_immune(3);
+        for tick in 0..10 {
+            assert_eq!(m.strike(&3, tick), Verdict::Keep);
+        }
+        assert!(!m.is_banned(&3));
     }
 }

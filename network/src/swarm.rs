@@ -227,7 +227,14 @@ pub(crate) async fn start(
         counters: Counters::default(),
         listen: addresses.clone(),
     };
-    driver.manager = PeerManager::new(driver.config.target_peers, driver.config.ban_after_strikes);
+    let ticks = |d: Duration| {
+        (d.as_millis() / driver.config.manager_interval.as_millis().max(1)).max(1) as u64
+    };
+    driver.manager = PeerManager::new(driver.config.target_peers, driver.config.ban_after_strikes)
+        .with_ban_timing(
+            ticks(driver.config.strike_window),
+            ticks(driver.config.ban_duration),
+        );
     for text in driver.config.bootstrap.clone() {
         let addr = parse_addr(&text)?;
         let peer = peer_of(&addr).ok_or_else(|| {
@@ -352,10 +359,7 @@ impl Driver {
     fn penalise(&mut self, peer: PeerId, reason: &str) {
         self.counters.penalties += 1;
         tracing::warn!(%peer, reason, "peer penalised for bad input");
-        if self.manager.is_protected(&peer) {
-            return;
-        }
-        if self.manager.strike(&peer) == Verdict::Ban {
+        if self.manager.strike(&peer, self.tick) == Verdict::Ban {
             self.counters.bans += 1;
             tracing::warn!(%peer, "peer banned after repeated bad input");
             self.swarm.behaviour_mut().blocked.block_peer(peer);
@@ -364,6 +368,10 @@ impl Driver {
 
     fn on_tick(&mut self) {
         self.tick += 1;
+        for peer in self.manager.expired_bans(self.tick) {
+            tracing::info!(%peer, "ban over");
+            self.swarm.behaviour_mut().blocked.unblock_peer(peer);
+        }
         let topic = IdentTopic::new(ROOTS_TOPIC).hash();
         let mesh: HashSet<PeerId> = self
             .swarm
@@ -405,7 +413,7 @@ impl Driver {
                 let _ = self.swarm.behaviour_mut().kad.bootstrap();
             }
             NetworkCommand::Protect { peer } => match parse_peer(&peer) {
-                Ok(peer) => self.manager.protect(peer),
+                Ok(peer) => self.manager.make_immune(peer),
                 Err(e) => tracing::warn!(error = %e, "protect refused"),
             },
             NetworkCommand::Request {
@@ -509,6 +517,9 @@ impl Driver {
                     GossipVerdict::Ignore => MessageAcceptance::Ignore,
                     GossipVerdict::Reject => {
                         self.counters.gossip_rejected += 1;
+                        // gossipsub's own score for this decays within seconds; a strike
+                        // counts toward a ban that lasts.
+                        self.penalise(id.source, "gossip rejected by the node");
                         MessageAcceptance::Reject
                     }
                 };

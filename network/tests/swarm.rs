@@ -495,3 +495,85 @@ fn raw_gossip(n: u8, signed: bool) -> Swarm<gossipsub::Behaviour> {
         .unwrap()
         .build()
 }
+
+/// Issue 16, item 6: every gossip message the node rejects is a strike against the peer
+/// that sent it; enough strikes within the window ban it (disconnected, refused), and the
+/// ban ends by itself. (gossipsub's own penalty decays in about a second.)
+#[tokio::test]
+async fn rejected_gossip_strikes_add_up_to_a_ban_that_ends() {
+    let (a, _a_events) = node(31, &[]).await;
+    let mut c = config(32);
+    c.bootstrap = vec![a.listen_addrs()[0].clone()];
+    c.ban_after_strikes = 3;
+    c.ban_duration = Duration::from_secs(3);
+    let (b, mut b_events) = spawn(c).await.unwrap();
+    let a_peer = a.peer_id().to_owned();
+    let rejected = timeout(Duration::from_secs(15), async {
+        let mut rejected = 0;
+        while b.status().await.unwrap().counters.bans == 0 {
+            let _ = a
+                .gossip(format!("forged root {}", rand_suffix()).into_bytes())
+                .await;
+            while let Ok(Some(event)) = timeout(Duration::from_millis(200), b_events.recv()).await {
+                if let NetworkEvent::Gossip { id, .. } = event {
+                    b.send(NetworkCommand::GossipVerdict {
+                        id,
+                        verdict: GossipVerdict::Reject,
+                    })
+                    .await
+                    .unwrap();
+                    rejected += 1;
+                }
+            }
+        }
+        rejected
+    })
+    .await
+    .expect("three rejected messages ban their sender");
+    assert_eq!(rejected, 3, "banned at the third strike");
+    let status = b.status().await.unwrap();
+    assert_eq!(status.counters.bans, 1);
+    assert!(status.counters.penalties >= 3);
+    // Banned: disconnected, and B refuses it meanwhile.
+    timeout(Duration::from_secs(5), async {
+        while b.status().await.unwrap().connected_peers.contains(&a_peer) {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .expect("the banned peer is disconnected");
+    let b_addrs = b.listen_addrs();
+    let refused = a
+        .request(
+            b.peer_id(),
+            b_addrs.clone(),
+            br#"{"request":"discovery"}"#.to_vec(),
+        )
+        .await;
+    assert!(refused.is_err(), "a banned peer's request goes nowhere");
+    // The ban ends: the same peer's request reaches B again.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let asking = tokio::spawn({
+        let a = a.clone();
+        let b_peer = b.peer_id().to_owned();
+        async move {
+            a.request(&b_peer, b_addrs, br#"{"request":"discovery"}"#.to_vec())
+                .await
+        }
+    });
+    let (id, from) = next(&mut b_events, |e| match e {
+        NetworkEvent::Request {
+            request_id, peer, ..
+        } => Some((request_id, peer)),
+        _ => None,
+    })
+    .await;
+    assert_eq!(from, a_peer);
+    b.send(NetworkCommand::Respond {
+        request_id: id,
+        body: b"{\"response\":\"ack\"}".to_vec(),
+    })
+    .await
+    .unwrap();
+    assert!(asking.await.unwrap().is_ok());
+}
