@@ -405,6 +405,14 @@ pub(super) fn list_known(args: ReadArgs, out: &mut Output) -> anyhow::Result<Exi
                 None => "none since the node started".into(),
             };
             out.line(format!("  contact    {contact}"))?;
+            if let Some(a) = p["agreement"].as_object() {
+                out.line(format!(
+                    "  agreement  {} {} level {}",
+                    s(&a["agreement_id"]),
+                    s(&a["status"]),
+                    s(&a["trust_level"])
+                ))?;
+            }
         }
         Ok(())
     })

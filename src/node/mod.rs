@@ -1353,6 +1353,7 @@ impl Node {
             ControlOp::Health { all } => self.health(all).await,
             ControlOp::ListPeers => {
                 let peers = self.all::<PeerEntry>()?;
+                let agreements = self.all::<AgreementRecord>()?;
                 Ok(json!(
                     peers
                         .iter()
@@ -1362,6 +1363,14 @@ impl Node {
                                 row["last_contact"] = json!(at);
                                 row["last_transport"] = json!(transport);
                             }
+                            // The latest agreement with the mesh, whatever its state.
+                            row["agreement"] = agreements
+                                .iter()
+                                .filter(|a| a.agreement.parties.contains(&p.mesh_id))
+                                .max_by_key(|a| a.updated_at)
+                                .map_or(Value::Null, |a| {
+                                    json!({"agreement_id": a.agreement.agreement_id, "status": a.status, "trust_level": a.agreement.trust_level})
+                                });
                             row
                         })
                         .collect::<Vec<_>>()

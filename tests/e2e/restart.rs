@@ -42,7 +42,10 @@ fn both_federated_nodes_restart_and_witnessing_resumes_without_operator_action()
     let listed = dublin.cli(&["peers", "list"]);
     let text = crate::support::shown(&listed);
     assert!(
-        text.contains("vaultmesh-berlin") && text.contains("over "),
+        text.contains("vaultmesh-berlin")
+            && text.contains("over ")
+            && text.contains("agreement  fed-agreement-")
+            && text.contains("active"),
         "{text}"
     );
     let refused = dublin.cli(&["peers", "remove", "--mesh", "vaultmesh-berlin"]);
