@@ -194,9 +194,11 @@ pub fn main(version: &'static str) -> ExitCode {
         Err(e) => {
             if json_requested() {
                 // A program that asked for JSON gets its errors as JSON too (on stderr).
-                let code = e
-                    .downcast_ref::<crate::node::client::NodeRefused>()
-                    .map_or("error", |r| r.code.as_str());
+                let code = match e.downcast_ref::<crate::node::client::NodeRefused>() {
+                    Some(refused) => refused.code.as_str(),
+                    None if e.is::<crate::node::client::NotRunning>() => "not_running",
+                    None => "error",
+                };
                 eprintln!(
                     "{}",
                     serde_json::json!({"error": code, "message": render_error(&e)})

@@ -2,6 +2,7 @@
 //! driven through the CLI, a real DNS server in-process, SIGKILL and SIGTERM.
 
 mod amend;
+mod cli_json;
 mod daemon;
 mod dns;
 mod federation;
