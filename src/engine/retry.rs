@@ -182,7 +182,8 @@ pub fn tick(ctx: &mut Ctx<'_, '_>) -> Result<(), EngineError> {
 
 /// The operator's `outbox retry`: the waiting messages to `to` (every one, or the one on
 /// `topic`) are due now and sent at once; their backoff goes on from where it was. Returns
-/// how many were sent; none waiting is an error naming what was asked for.
+/// how many were sent. Nothing waiting is 0 for "all", an error naming what was asked for
+/// otherwise.
 pub fn retry_now(
     ctx: &mut Ctx<'_, '_>,
     to: Option<&MeshId>,
@@ -194,7 +195,7 @@ pub fn retry_now(
         .into_iter()
         .filter(|m| to.is_none_or(|t| &m.to == t) && topic.is_none_or(|t| m.topic == t))
         .collect();
-    if chosen.is_empty() {
+    if chosen.is_empty() && (to.is_some() || topic.is_some()) {
         let what = match (to, topic) {
             (Some(to), Some(topic)) => format!("no message to {to} on {topic} is waiting"),
             (Some(to), None) => format!("no message to {to} is waiting"),

@@ -16,31 +16,6 @@ use serde_json::Value;
 use crate::dns::{DnsServer, a_record, srv_record};
 use crate::support::{Daemon, poll_n, run, shown};
 
-/// The README's shell block that follows `marker`, one command per line, comments removed.
-fn readme_block(marker: &str) -> Vec<String> {
-    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
-        .expect("README.md");
-    let after = readme
-        .split_once(marker)
-        .unwrap_or_else(|| panic!("README.md no longer says {marker:?}"))
-        .1;
-    let block = after
-        .split_once("```sh\n")
-        .and_then(|(_, rest)| rest.split_once("```"))
-        .map(|(block, _)| block)
-        .expect("a shell block after the marker");
-    block
-        .lines()
-        .map(|l| match l.find(" #") {
-            // `#` inside printf's quoted text is not a comment; the README's comments start
-            // after two or more spaces.
-            Some(i) if !l.starts_with("printf") => l[..i].trim().to_owned(),
-            _ => l.trim().to_owned(),
-        })
-        .filter(|l| !l.is_empty())
-        .collect()
-}
-
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -88,7 +63,10 @@ fn the_readme_http_only_walkthrough_runs_as_printed() {
     assert_eq!(out.status.code(), Some(0), "{}", shown(&out));
     daemons.insert("alpha".into(), alpha);
 
-    let lines = readme_block("Here gamma is\nHTTP-only");
+    let lines = crate::readme::blocks("Here gamma is\nHTTP-only", None)
+        .into_iter()
+        .next()
+        .expect("the HTTP-only block");
     assert!(lines.len() >= 10, "{lines:?}");
     let mut proposal_id = String::new();
     for line in &lines {
