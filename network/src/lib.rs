@@ -320,6 +320,8 @@ pub struct Counters {
     pub stream_errors: u64,
     /// DHT records refused (PUT or GET).
     pub dht_records_rejected: u64,
+    /// DHT records that passed validation (PUT stored or GET answered).
+    pub dht_records_accepted: u64,
     /// Gossip messages rejected by the node.
     pub gossip_rejected: u64,
     /// Penalties given.

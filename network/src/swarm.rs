@@ -828,6 +828,7 @@ impl Driver {
                             self.swarm.behaviour_mut().kad.add_address(&peer, addr);
                         }
                     }
+                    self.counters.dht_records_accepted += 1;
                     let _ = find.reply.send(Ok(found));
                 }
                 if let Some(mut query) = self.swarm.behaviour_mut().kad.query_mut(&id) {
@@ -870,6 +871,7 @@ impl Driver {
                     self.config.freshness,
                 ) {
                     Ok(found) => {
+                        self.counters.dht_records_accepted += 1;
                         // A newer record only: a replayed old one must not replace it.
                         let store = self.swarm.behaviour_mut().kad.store_mut();
                         let newer = match store.get(&rec.key) {

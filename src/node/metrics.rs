@@ -396,6 +396,7 @@ impl super::Node {
                 ("requests_rejected", c.requests_rejected),
                 ("stream_errors", c.stream_errors),
                 ("dht_records_rejected", c.dht_records_rejected),
+                ("dht_records_accepted", c.dht_records_accepted),
                 ("gossip_rejected", c.gossip_rejected),
                 ("penalties", c.penalties),
                 ("bans", c.bans),
