@@ -67,7 +67,8 @@ pub struct NetworkConfig {
     pub ban_after_strikes: u32,
     /// A strike is forgotten after this long without another.
     pub strike_window: Duration,
-    /// How long a ban lasts (the peer is disconnected and refused meanwhile).
+    /// How long a first ban lasts (the peer is disconnected and refused meanwhile); each
+    /// later ban of the same peer lasts twice the one before, up to 64 times this.
     pub ban_duration: Duration,
     /// Freshness bounds for DHT records.
     pub freshness: Freshness,
@@ -324,6 +325,8 @@ pub struct Counters {
     pub dht_records_accepted: u64,
     /// Gossip messages rejected by the node.
     pub gossip_rejected: u64,
+    /// Gossip messages over 16 KiB, dropped before the node (their stream kept).
+    pub gossip_oversized: u64,
     /// Penalties given.
     pub penalties: u64,
     /// Peers banned.

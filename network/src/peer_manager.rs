@@ -40,6 +40,9 @@ pub struct PeerManager<P> {
     strikes: HashMap<P, (u32, u64)>,
     /// Banned peers and the tick their ban ends.
     bans: HashMap<P, u64>,
+    /// How many times each peer was banned: each ban lasts twice the one before (up to
+    /// 64 times the first), so a peer that comes back to offend again stays out longer.
+    offences: HashMap<P, u32>,
     strike_window: u64,
     ban_ticks: u64,
 }
@@ -66,6 +69,7 @@ impl<P: Eq + Hash + Clone> PeerManager<P> {
             busy: HashMap::new(),
             strikes: HashMap::new(),
             bans: HashMap::new(),
+            offences: HashMap::new(),
             strike_window: 3_600,
             ban_ticks: 3_600,
         }
@@ -129,7 +133,8 @@ impl<P: Eq + Hash + Clone> PeerManager<P> {
     }
 
     /// Counts a strike against `peer` (bad input) at `tick` and says whether it is now
-    /// banned (until `tick` + the ban's length; [`Self::expired_bans`] says when it ends).
+    /// banned (for the ban's length, doubled for each earlier ban of the peer;
+    /// [`Self::expired_bans`] says when it ends).
     /// An immune peer ([`Self::make_immune`]) is never struck.
     pub fn strike(&mut self, peer: &P, tick: u64) -> Verdict {
         if self.immune.contains(peer) {
@@ -144,8 +149,10 @@ impl<P: Eq + Hash + Clone> PeerManager<P> {
         *last = tick;
         if *count >= self.ban_after {
             self.strikes.remove(peer);
-            self.bans
-                .insert(peer.clone(), tick.saturating_add(self.ban_ticks));
+            let offences = self.offences.entry(peer.clone()).or_default();
+            let length = self.ban_ticks.saturating_mul(1 << (*offences).min(6));
+            *offences += 1;
+            self.bans.insert(peer.clone(), tick.saturating_add(length));
             Verdict::Ban
         } else {
             Verdict::Keep
@@ -269,8 +276,13 @@ mod tests {
         assert!(m.is_banned(&2));
         assert_eq!(m.expired_bans(210), vec![2]);
         assert!(!m.is_banned(&2));
-        // Back after its ban, it starts again from no strikes.
+        // Back after its ban, it starts again from no strikes; a second ban lasts twice as
+        // long (200 ticks).
         assert_eq!(m.strike(&2, 211), Verdict::Keep);
+        assert_eq!(m.strike(&2, 212), Verdict::Keep);
+        assert_eq!(m.strike(&2, 213), Verdict::Ban);
+        assert!(m.expired_bans(412).is_empty());
+        assert_eq!(m.expired_bans(413), vec![2]);
         // A federated peer is never struck; a merely protected one (a bootstrap node) is.
         m.protect(4);
         assert_eq!(m.strike(&4, 300), Verdict::Keep);

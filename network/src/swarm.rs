@@ -30,8 +30,13 @@ use crate::{
 pub const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/vaultmesh/kad/1.0.0");
 /// The gossip topic of signed roots.
 pub const ROOTS_TOPIC: &str = "vaultmesh/roots/v1";
-/// Largest gossip message: a SignedRoot is well under 1 KiB.
+/// Largest gossip message the node looks at: a SignedRoot is well under 1 KiB.
 const MAX_GOSSIP_BYTES: usize = 16 * 1024;
+/// Largest gossip frame read off a stream. Larger than [`MAX_GOSSIP_BYTES`] on purpose: a
+/// frame over gossipsub's transmit limit is a codec error that closes the peer's stream
+/// (and js-libp2p does not open another, so all its later gossip would be lost); a message
+/// between the two limits is read, dropped without a penalty, and the stream lives on.
+const MAX_GOSSIP_FRAME_BYTES: usize = 256 * 1024;
 
 #[derive(NetworkBehaviour)]
 struct Behaviour {
@@ -77,7 +82,7 @@ fn behaviour(
         .message_id_fn(|m: &gossipsub::Message| {
             MessageId::from(blake3::hash(&m.data).as_bytes().to_vec())
         })
-        .max_transmit_size(MAX_GOSSIP_BYTES)
+        .max_transmit_size(MAX_GOSSIP_FRAME_BYTES)
         .heartbeat_interval(config.gossip_heartbeat)
         .heartbeat_initial_delay(config.gossip_initial_delay)
         .mesh_n_low(4)
@@ -708,6 +713,19 @@ impl Driver {
                 message_id,
                 source: propagation_source,
             };
+            if message.data.len() > MAX_GOSSIP_BYTES {
+                // Dropped, not forwarded, not penalised: a compliant peer may carry it.
+                self.counters.gossip_oversized += 1;
+                self.swarm
+                    .behaviour_mut()
+                    .gossip
+                    .report_message_validation_result(
+                        &id.message_id,
+                        &id.source,
+                        MessageAcceptance::Ignore,
+                    );
+                return;
+            }
             let origin = message.source.map(|p| p.to_string());
             if !self.emit(NetworkEvent::Gossip {
                 id: id.clone(),

@@ -379,7 +379,8 @@ async fn dht_refuses_invalid_records_on_put_and_get() {
 
 // Gossip reaches subscribers only through application validation: a rejected message is
 // counted; a message without a signature (anonymous publisher) is dropped by gossipsub's strict
-// mode, and a signed one over 16 KiB by the size limit: neither reaches the node.
+// mode, and a signed one over 16 KiB by the size check: neither reaches the node, and the
+// oversized one does not cost its sender the stream.
 #[tokio::test]
 async fn gossip_is_validated_before_it_reaches_the_node() {
     let (a, _ae) = node(21, &[]).await;
@@ -451,6 +452,33 @@ async fn gossip_is_validated_before_it_reaches_the_node() {
     assert!(
         published.0 > 0 && published.1 > 0,
         "both raw publishers sent: {published:?}"
+    );
+    // The oversized messages were read and dropped, and the publisher's stream lives on:
+    // its next message of a normal size reaches the node (js-libp2p does not reopen a
+    // stream a peer closed, so closing it would lose all its later gossip).
+    assert!(b.status().await.unwrap().counters.gossip_oversized > 0);
+    let arrived = timeout(Duration::from_secs(10), async {
+        loop {
+            tokio::select! {
+                _ = big.select_next_some() => {}
+                () = tokio::time::sleep(Duration::from_millis(200)) => {
+                    let small = format!("small after big {}", rand_suffix()).into_bytes();
+                    let _ = big.behaviour_mut().publish(topic.clone(), small);
+                }
+            }
+            while let Ok(event) = b_events.try_recv() {
+                if let NetworkEvent::Gossip { data, .. } = event
+                    && data.starts_with(b"small after big")
+                {
+                    return;
+                }
+            }
+        }
+    })
+    .await;
+    assert!(
+        arrived.is_ok(),
+        "the peer that sent oversized gossip is still heard"
     );
 }
 

@@ -398,6 +398,7 @@ impl super::Node {
                 ("dht_records_rejected", c.dht_records_rejected),
                 ("dht_records_accepted", c.dht_records_accepted),
                 ("gossip_rejected", c.gossip_rejected),
+                ("gossip_oversized", c.gossip_oversized),
                 ("penalties", c.penalties),
                 ("bans", c.bans),
                 ("trimmed", c.trimmed),

@@ -308,7 +308,7 @@ fn errors_of_a_json_command_are_json() {
     assert_eq!(out.status.code(), Some(1));
     let err: serde_json::Value =
         serde_json::from_slice(&out.stderr).unwrap_or_else(|e| panic!("{e}: {}", shown(&out)));
-    assert_eq!(err["error"], "error", "{err}");
+    assert_eq!(err["error"], "not_running", "{err}");
     assert!(
         err["message"]
             .as_str()
