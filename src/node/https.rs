@@ -318,7 +318,7 @@ impl RateLimits {
     }
 
     /// Takes a token for `who` at `now_ms`, or says how many seconds until one is there.
-    fn take(&mut self, who: &str, now_ms: i64) -> Result<(), u64> {
+    pub(super) fn take(&mut self, who: &str, now_ms: i64) -> Result<(), u64> {
         if self.buckets.len() > 10_000 {
             // Bounded memory: forget full buckets (idle peers).
             let burst = self.burst;

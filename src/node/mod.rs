@@ -1193,13 +1193,30 @@ impl Node {
         let from = match &request {
             FedRequest::Discovery => None,
             other => match self.sender(peer, request_kind(other)) {
-                Ok(from) => {
-                    self.contacted(&from, "libp2p");
-                    Some(from)
-                }
+                Ok(from) => Some(from),
                 Err(refusal) => return (kind, refusal),
             },
         };
+        // The limits of the HTTPS API, on this transport too: a mesh has one budget across
+        // both; an anonymous request (discovery) counts against its peer id.
+        let now_ms = self.now().unix().saturating_mul(1000);
+        let limited = match &from {
+            Some(mesh) => self.rate_limits.take(mesh.as_str(), now_ms),
+            None => self.address_limits.take(&format!("p2p:{peer}"), now_ms),
+        };
+        if let Err(wait) = limited {
+            return (
+                kind,
+                FedResponse::error(
+                    "rate_limited",
+                    format!("too many requests; retry after {wait} s"),
+                    false,
+                ),
+            );
+        }
+        if let Some(mesh) = &from {
+            self.contacted(mesh, "libp2p");
+        }
         let (response, strike) = self.handle_fed(from.as_ref(), request);
         if let Some(reason) = strike {
             self.penalise(peer, reason);

@@ -412,3 +412,55 @@ async fn witness_requests_outside_an_agreement_are_refused() {
     node.stop.take().unwrap().send(()).unwrap();
     node.task.await.unwrap().unwrap();
 }
+
+/// Issue 16, item 3: the HTTPS API's rate limits hold on libp2p too. A known mesh that
+/// floods requests is answered `rate_limited` (not permanent: it may try again), each
+/// refusal counted under `refusals.libp2p`; a stranger's anonymous discovery requests are
+/// limited per peer id. A mesh's budget is one across both transports.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_floods_over_libp2p_are_rate_limited_and_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut node =
+        start_node_with(dir.path(), "\n[http]\nrate_per_sec = 1\nrate_burst = 3\n").await;
+    let st = status(&node).await;
+    let (node_peer, addrs) = dial_info(&st);
+    let xray = peer(7).await;
+    let xray_key = MeshKey::from_seed(&[7; 32]).public_key();
+    call_async(
+        &node.root,
+        Method::POST,
+        "/v1/peers",
+        Some(json!({"op": "add_peer", "mesh_id": "xray", "public_key": xray_key.to_string()})),
+    )
+    .await
+    .unwrap();
+    let roots =
+        serde_json::to_vec(&json!({"request": "roots", "scrolls": ["Federation"]})).unwrap();
+    let mut codes = Vec::new();
+    for _ in 0..10 {
+        let answer = ask(&xray, &node_peer, &addrs, roots.clone()).await;
+        codes.push(answer["error"].as_str().unwrap_or("answered").to_owned());
+    }
+    let limited = codes.iter().filter(|c| *c == "rate_limited").count();
+    assert!(limited >= 5, "a flood of 10 with a burst of 3: {codes:?}");
+    assert!(!codes[0].contains("rate_limited"), "{codes:?}");
+    // A stranger asking for discovery over and over: limited by its peer id (4x a mesh's).
+    let stranger = peer(8).await;
+    let discovery = serde_json::to_vec(&json!({"request": "discovery"})).unwrap();
+    let mut stranger_limited = 0;
+    for _ in 0..30 {
+        let answer = ask(&stranger, &node_peer, &addrs, discovery.clone()).await;
+        if answer["error"] == "rate_limited" {
+            stranger_limited += 1;
+        }
+    }
+    assert!(stranger_limited > 0, "anonymous discovery is limited too");
+    let refusals = status(&node).await["refusals"]["libp2p"].clone();
+    assert_eq!(
+        refusals["rate_limited"].as_u64(),
+        Some((limited + stranger_limited) as u64),
+        "{refusals}"
+    );
+    node.stop.take().unwrap().send(()).unwrap();
+    node.task.await.unwrap().unwrap();
+}
