@@ -618,8 +618,9 @@ impl Node {
         tokio::pin!(shutdown);
         let mut anchor_timer = tokio::time::interval(self.anchor_interval);
         anchor_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        // Peers overdue for verification are looked for every second (a read of the state,
-        // no write), so the WARN comes within a second of a peer becoming overdue.
+        // Every second: peers overdue for verification are looked for (a read of the state,
+        // no write), so the WARN comes within a second; unreachable peers due for another
+        // lookup of their record get one.
         let mut overdue_timer = tokio::time::interval(OVERDUE_CHECK);
         overdue_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // SIGHUP reloads config.toml (it no longer ends the node).
@@ -663,7 +664,10 @@ impl Node {
                 Some(done) = completions.recv() => { self.on_completion(done); }
                 Some(call) = http.recv() => { self.on_http(call); }
                 _ = anchor_timer.tick() => { self.anchor_cycle(None); }
-                _ = overdue_timer.tick() => { self.check_overdue(); }
+                _ = overdue_timer.tick() => {
+                    self.check_overdue();
+                    self.refind_due();
+                }
                 Some(()) = hangup.recv() => {
                     systemd::notify("RELOADING=1");
                     let reloaded = self.reload();

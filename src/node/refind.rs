@@ -1,8 +1,9 @@
 //! Finding federated peers again (issue 17, item 1). Addresses go stale: a peer restarts on
 //! other ports, moves host, or we restarted and it did. When a call to a federated peer
 //! fails at the transport (a message, a notification, a witness request), its signed
-//! discovery record is looked up again (the DHT by mesh id, as `discover` does) with backoff
-//! per peer (30 s doubling to an hour; reset when the peer is heard from). Once a record is
+//! discovery record is looked up again (the DHT by mesh id, as `discover` does), and again
+//! on a timer until the peer is heard from, with backoff per peer (2 s doubling to an hour;
+//! reset when the peer is heard from). Once a record is
 //! found, the messages waiting for the peer are sent again, its shared scrolls are checked
 //! and it is told our latest anchored roots, so witnessing resumes at once. Our own record is published again
 //! when a connection comes up after a publication found no peer to store it (the first
@@ -16,8 +17,9 @@ use vm_storage::{AgreementRecord, AnchoredRoot};
 use super::Node;
 use crate::engine::Command;
 
-/// First wait before looking a peer up again.
-const FIRST_MS: u64 = 30_000;
+/// First wait before looking a peer up again (a peer restarting publishes its new record
+/// within a second or two of starting).
+const FIRST_MS: u64 = 2_000;
 /// Longest wait between lookups of one peer.
 const MAX_MS: u64 = 3_600_000;
 /// Least time between two republications of our record on new connections.
@@ -29,6 +31,9 @@ pub(super) struct Refind {
     next: HashMap<MeshId, (u64, u64)>,
     /// Peers being looked up now (their completion says so).
     pending: std::collections::HashSet<MeshId>,
+    /// Federated peers not heard from since a call to them failed: looked up again when
+    /// their backoff allows, until they are.
+    unresolved: std::collections::BTreeSet<MeshId>,
     /// Whether our last publication reached a peer, and when it was tried.
     published: bool,
     published_at_ms: u64,
@@ -46,6 +51,14 @@ impl Node {
         if !federated || peer == self.dir.mesh_id() {
             return;
         }
+        if self.refind.unresolved.insert(peer.clone()) {
+            tracing::info!(%peer, %error, "a federated peer is unreachable at its known addresses; looking up its record again until it answers");
+        }
+        self.lookup_if_due(peer);
+    }
+
+    /// Looks `peer` up if its backoff allows and no lookup is running.
+    fn lookup_if_due(&mut self, peer: &MeshId) {
         let now_ms = self.now_ms();
         let entry = self
             .refind
@@ -58,14 +71,31 @@ impl Node {
         entry.0 = now_ms.saturating_add(entry.1);
         let wait = entry.1;
         entry.1 = entry.1.saturating_mul(2).min(MAX_MS);
-        tracing::info!(%peer, %error, next_in_s = wait / 1000, "a federated peer is unreachable at its known addresses; looking up its record again");
+        tracing::debug!(%peer, next_in_ms = wait, "looking up the record of an unreachable peer");
         self.refind.pending.insert(peer.clone());
         self.discover(Some(peer.to_string()), None);
     }
 
-    /// The peer was heard from: its addresses work again.
+    /// The timer: unreachable peers whose backoff has run out are looked up again.
+    pub(super) fn refind_due(&mut self) {
+        let due: Vec<MeshId> = self.refind.unresolved.iter().cloned().collect();
+        for peer in due {
+            self.lookup_if_due(&peer);
+        }
+    }
+
+    /// The peer was heard from: its addresses work again. If it had been unreachable,
+    /// witnessing picks up where it stopped (what we sent meanwhile was lost).
     pub(super) fn reachable(&mut self, peer: &MeshId) {
         self.refind.next.remove(peer);
+        if self.refind.unresolved.remove(peer) {
+            tracing::info!(%peer, "the peer answers again; resending what waits for it");
+            let _ = self.command(Command::RetryOutbox {
+                to: Some(peer.clone()),
+                topic: None,
+            });
+            self.resync_with(peer);
+        }
     }
 
     /// A lookup started by [`Node::unreachable`] ended; on success the messages waiting for
@@ -78,15 +108,16 @@ impl Node {
             return;
         }
         if !found {
-            tracing::info!(%peer, "no newer record of the peer found; trying again later");
+            tracing::debug!(%peer, "no newer record of the peer found; trying again later");
             return;
         }
-        tracing::info!(%peer, "found the peer's record again; resending what waits for it");
+        tracing::debug!(%peer, "found the peer's record; trying it");
         // Nothing waiting is fine: a witness check or notification failed, not a message.
         let _ = self.command(Command::RetryOutbox {
             to: Some(peer.clone()),
             topic: None,
         });
+        // Its (possibly new) addresses are tried at once: an answer makes it reachable.
         self.resync_with(&peer);
     }
 

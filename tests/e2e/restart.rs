@@ -157,10 +157,11 @@ fn federated_meshes_that_both_move_find_each_other_again_through_the_dht() {
     assert!(discrepancies(&berlin).is_empty());
 }
 
-/// A federated peer that does not answer is looked up again, once per backoff step however
-/// many calls fail meanwhile; when no newer record is found the node says so and waits.
+/// A federated peer that does not answer is looked up again on a timer, with backoff,
+/// logged once however many calls fail; when it is back, the node finds it without another
+/// call of its own failing first, tells it its latest roots, and witnessing resumes.
 #[test]
-fn an_unreachable_federated_peer_is_looked_up_again_with_backoff() {
+fn an_unreachable_federated_peer_is_looked_up_until_it_answers_and_then_resynced() {
     let root = tempfile::tempdir().expect("tempdir");
     let (dublin, mut berlin) = crate::ops::witnessing_pair(root.path(), |d| {
         d.append_config("\n[anchor]\ninterval_secs = 86400\n[network]\nrequest_timeout_secs = 2\n");
@@ -171,18 +172,29 @@ fn an_unreachable_federated_peer_is_looked_up_again_with_backoff() {
         append(&dublin, "Compliance", 1, &format!("alone-{i}"));
         anchor(&dublin);
     }
-    let lookups = |d: &Daemon| d.logs_text().matches("looking up its record again").count();
-    crate::support::poll("Dublin to look Berlin up", || {
+    crate::support::poll("Dublin to start looking Berlin up", || {
         let logs = dublin.logs_text();
-        logs.contains("no newer record of the peer found")
+        logs.contains("looking up its record again until it answers")
             .then_some(())
             .ok_or(logs)
     });
-    std::thread::sleep(Duration::from_secs(2));
+    std::thread::sleep(Duration::from_secs(3));
+    let lines = |d: &Daemon, needle: &str| d.logs_text().matches(needle).count();
     assert_eq!(
-        lookups(&dublin),
+        lines(&dublin, "looking up its record again until it answers"),
         1,
-        "one lookup per backoff step:\n{}",
+        "one line per state change:\n{}",
         dublin.logs_text()
     );
+    // Berlin comes back (same ports). Dublin, making no call of its own, finds it on its
+    // timer and sends it its latest roots: Berlin witnesses all six receipts.
+    berlin.start();
+    wait_witnessed(&berlin, &dublin, "Compliance", 6);
+    crate::support::poll("Dublin to hear Berlin again", || {
+        let logs = dublin.logs_text();
+        logs.contains("the peer answers again")
+            .then_some(())
+            .ok_or(logs)
+    });
+    assert!(discrepancies(&berlin).is_empty());
 }
