@@ -76,6 +76,11 @@ pub enum AnchorError {
     /// An RFC 3161 token is present but the verifier trusts no TSA.
     #[error("an rfc3161 anchor needs TSA certificates to check it against; none are configured")]
     NoTsaTrust,
+    /// A `peer` anchor made by the anchored mesh itself.
+    #[error(
+        "a peer anchor of {0}'s root made by {0} itself is no peer anchor (it is its own local anchor)"
+    )]
+    SelfPeerAnchor(MeshId),
     /// A `peer` anchor inside a `peer` anchor.
     #[error("a peer anchor must be anchored by local or rfc3161, not {0:?}")]
     NestedPeer(String),
@@ -267,6 +272,8 @@ pub struct AnchorCheck {
     pub backend: String,
     /// When the batch root was anchored, by the backend's account.
     pub anchored_at: Timestamp,
+    /// For a `peer` anchor: the mesh that anchored the root (never the root's own mesh).
+    pub anchoring_mesh: Option<MeshId>,
 }
 
 /// Checks that `root` is in the anchor batch of `proof` and that the backend anchored that
@@ -325,6 +332,11 @@ fn verify_leaf(
         ),
         "peer" => {
             let anchoring = mesh_field(&proof.extra, "anchoring_mesh")?;
+            // A mesh's anchor of its own root is its local anchor, whatever it is called:
+            // a peer anchor is worth more only because another mesh made it.
+            if &anchoring == mesh {
+                return Err(AnchorError::SelfPeerAnchor(anchoring));
+            }
             let Some(Value::Object(inner)) = proof.extra.get("anchor") else {
                 return Err(field("anchor", "missing or not an object"));
             };
@@ -350,6 +362,7 @@ fn verify_leaf(
             Ok(AnchorCheck {
                 backend: format!("peer/{}", check.backend),
                 anchored_at: check.anchored_at,
+                anchoring_mesh: Some(anchoring),
             })
         }
         other => Err(AnchorError::UnknownBackend(other.to_owned())),
@@ -389,6 +402,7 @@ fn verify_backend(
             Ok(AnchorCheck {
                 backend: "local".into(),
                 anchored_at: at,
+                anchoring_mesh: None,
             })
         }
         "rfc3161" => {
@@ -397,6 +411,7 @@ fn verify_backend(
             Ok(AnchorCheck {
                 backend: "rfc3161".into(),
                 anchored_at,
+                anchoring_mesh: None,
             })
         }
         other => Err(AnchorError::UnknownBackend(other.to_owned())),

@@ -116,6 +116,10 @@ pub(super) struct CheckProofArgs {
     /// (repeatable).
     #[arg(long, value_name = "MESH=KEY", value_parser = parse_mesh_key)]
     anchor_key: Vec<(MeshId, PublicKey)>,
+    /// Accept a proof without any anchor: it then shows only that the mesh signed the root,
+    /// which it could sign again otherwise (refused by default).
+    #[arg(long)]
+    allow_unanchored: bool,
     /// Print the result as JSON.
     #[arg(long)]
     json: bool,
@@ -171,7 +175,12 @@ fn check_anchor(
         None => None,
     };
     if peer_anchored.is_none() && proof.anchor_proof.is_none() {
-        return Ok(None);
+        if args.allow_unanchored {
+            return Ok(None);
+        }
+        bail!(
+            "the proof carries no anchor proof: it shows only that {mesh} signed this root, which {mesh} could sign again otherwise; make the proof through the running node (`scroll proof` then proves against the anchored root), check it through a peer's anchor (--peer-anchor), or accept a signature alone with --allow-unanchored"
+        );
     }
     let key_of = |m: &MeshId| {
         if m == &mesh {
@@ -691,7 +700,7 @@ fn check_proof(args: CheckProofArgs, out: &mut Output) -> anyhow::Result<ExitCod
             "scroll": proof.signed_root.scroll,
             "leaf_index": proof.inclusion.leaf_index,
             "tree_size": proof.signed_root.size,
-            "anchor": anchored.as_ref().map(|a| json!({"backend": a.backend, "anchored_at": a.anchored_at})),
+            "anchor": anchored.as_ref().map(|a| json!({"backend": a.backend, "anchored_at": a.anchored_at, "anchoring_mesh": a.anchoring_mesh})),
             "error": result.as_ref().err().map(ToString::to_string),
         }))?;
     } else if let Err(e) = &result {
@@ -706,11 +715,19 @@ fn check_proof(args: CheckProofArgs, out: &mut Output) -> anyhow::Result<ExitCod
             proof.signed_root.root
         ))?;
         match &anchored {
-            Some(a) => out.line(format!(
-                "anchored through {} at {}",
-                a.backend, a.anchored_at
-            ))?,
-            None => out.line("the proof carries no anchor proof")?,
+            Some(a) => match &a.anchoring_mesh {
+                Some(by) => out.line(format!(
+                    "anchored through {}: {by} anchored the root at {}",
+                    a.backend, a.anchored_at
+                ))?,
+                None => out.line(format!(
+                    "anchored through {} at {}",
+                    a.backend, a.anchored_at
+                ))?,
+            },
+            None => out.line(
+                "NOT ANCHORED: the proof carries no anchor proof (accepted with --allow-unanchored)",
+            )?,
         }
     }
     Ok(if result.is_ok() {

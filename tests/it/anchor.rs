@@ -131,6 +131,7 @@ fn every_leaf_of_a_local_batch_verifies_with_the_right_key() {
                 AnchorCheck {
                     backend: "local".into(),
                     anchored_at: at(START),
+                    anchoring_mesh: None,
                 }
             );
             // The same proof with another key registered for the mesh does not verify.
@@ -462,6 +463,7 @@ fn a_peer_root_verifies_through_the_anchoring_mesh() {
         AnchorCheck {
             backend: "peer/local".into(),
             anchored_at: at(START),
+            anchoring_mesh: Some(c.dublin.clone()),
         }
     );
     // Dublin's local proof itself does not stand for Berlin's root.
@@ -505,9 +507,26 @@ fn a_peer_anchor_is_refused_when_it_cannot_be_traced_to_a_known_anchoring_mesh()
         .extra
         .insert("anchoring_mesh".into(), json!(c.berlin));
     let err = refused(verify(&claimed, &c.berlin_root, &trust, at(START)));
+    // Berlin "peer-anchoring" its own root is refused before its signature is looked at.
+    assert!(
+        matches!(err, AnchorError::SelfPeerAnchor(ref m) if m == &c.berlin),
+        "{err:?}"
+    );
+    // Claimed by a third mesh: Dublin's local anchor is not Singapore's.
+    let singapore = mesh("singapore");
+    let key_of = keys(&[(&c.dublin, &c.dublin_key), (&singapore, &key(3))]);
+    let third = AnchorTrust {
+        key_of: &key_of,
+        tsa: None,
+    };
+    let mut claimed = peer.clone();
+    claimed
+        .extra
+        .insert("anchoring_mesh".into(), json!(singapore));
+    let err = refused(verify(&claimed, &c.berlin_root, &third, at(START)));
     assert!(
         matches!(err, AnchorError::ForeignLocalAnchor { ref root_mesh, ref signer }
-            if root_mesh == &c.berlin && signer == &c.dublin),
+            if root_mesh == &singapore && signer == &c.dublin),
         "{err:?}"
     );
 
@@ -637,8 +656,8 @@ async fn every_leaf_of_an_rfc3161_batch_verifies_against_the_tsa_ca() {
             ));
         }
     }
-    // A TSA anchor wrapped as a peer anchor: no mesh key needed at all.
-    let peer = peer_proof(&batch.proof(4, &anchor).expect("proof"), &mesh("dublin"));
+    // A TSA anchor wrapped as another mesh's peer anchor: no mesh key needed at all.
+    let peer = peer_proof(&batch.proof(4, &anchor).expect("proof"), &mesh("berlin"));
     let check = verify(&peer, &batch.roots()[4], &anchor_trust, now).expect("peer/rfc3161");
     assert_eq!(check.backend, "peer/rfc3161");
 }
@@ -815,4 +834,32 @@ async fn an_unreachable_tsa_is_a_backend_error() {
     let err = Rfc3161Backend::new("ftp://example.invalid/tsa", Duration::from_secs(2))
         .expect_err("not http");
     assert!(matches!(err, AnchorError::Backend { .. }), "{err:?}");
+}
+
+/// Issue 18 (proofs for outsiders): a mesh's anchor of its own root, dressed as a `peer`
+/// anchor, is refused: it is worth no more than its local anchor, and a checker must not
+/// print it as a cross-anchor.
+#[test]
+fn a_peer_anchor_of_a_meshs_own_root_by_itself_is_refused() {
+    let (dublin, dublin_key) = (mesh("dublin"), key(1));
+    let leaves = roots(&dublin_key, &dublin, 2);
+    let own_root = leaves[0].clone();
+    let batch = Batch::new(leaves).expect("batch");
+    let anchor = anchor_local(&dublin_key, &dublin, &batch.root(), at(START));
+    let local = batch.proof(0, &anchor).expect("proof");
+    let key_of = keys(&[(&dublin, &dublin_key)]);
+    let trust = AnchorTrust {
+        key_of: &key_of,
+        tsa: None,
+    };
+    // As itself: its local anchor, fine.
+    assert!(verify(&local, &own_root, &trust, at(START)).is_ok());
+    // As a "peer" anchor by the same mesh: refused, naming why.
+    let dressed = peer_proof(&local, &dublin);
+    let err = refused(verify(&dressed, &own_root, &trust, at(START)));
+    assert!(
+        matches!(err, AnchorError::SelfPeerAnchor(ref m) if *m == dublin),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("no peer anchor"), "{err}");
 }

@@ -237,7 +237,9 @@ fn append_verify_root_and_proofs() {
     let proof_path = tmp.path().join("proof.json");
     fs::write(&proof_path, &proof).expect("write");
     let p = proof_path.to_str().expect("path");
-    let checked = run_ok(
+    // Made without a running node, the proof has no anchor: a signature alone, which the
+    // mesh could make again for another history. Refused unless asked for, and said so.
+    let unanchored = run(
         &[
             "scroll",
             "check-proof",
@@ -248,14 +250,38 @@ fn append_verify_root_and_proofs() {
         ],
         "",
     );
+    assert_eq!(unanchored.status.code(), Some(1));
+    let said = String::from_utf8_lossy(&unanchored.stdout);
     assert!(
-        checked.contains("proof valid: receipt-sequence-12"),
+        said.contains("proof INVALID") && said.contains("no anchor proof"),
+        "{said}"
+    );
+    let checked = run_ok(
+        &[
+            "scroll",
+            "check-proof",
+            "--proof",
+            p,
+            "--public-key",
+            &public_key,
+            "--allow-unanchored",
+        ],
+        "",
+    );
+    assert!(
+        checked.contains("proof valid: receipt-sequence-12") && checked.contains("NOT ANCHORED"),
         "{checked}"
     );
     let tampered = proof.replace("\"n\":12", "\"n\":13");
     assert_ne!(tampered, proof);
     let out = run(
-        &["scroll", "check-proof", "--public-key", &public_key],
+        &[
+            "scroll",
+            "check-proof",
+            "--public-key",
+            &public_key,
+            "--allow-unanchored",
+        ],
         &tampered,
     );
     assert_eq!(out.status.code(), Some(1));
@@ -270,6 +296,7 @@ fn append_verify_root_and_proofs() {
             p,
             "--public-key",
             other["public_key"].as_str().expect("key"),
+            "--allow-unanchored",
         ],
         "",
     );

@@ -71,6 +71,7 @@ pub(crate) fn verified() -> Verdict {
         anchor: AnchorCheck {
             backend: "local".into(),
             anchored_at: vm_receipts::Timestamp::EPOCH,
+            anchoring_mesh: None,
         },
         samples_checked: 8,
     }

@@ -202,6 +202,7 @@ fn local_anchor(ts: i64) -> AnchorCheck {
     AnchorCheck {
         backend: "local".into(),
         anchored_at: at(ts),
+        anchoring_mesh: None,
     }
 }
 
