@@ -446,7 +446,7 @@ fn appends_are_refused_below_the_free_space_reserve() {
 fn a_witnessed_daemon_killed_while_receipts_stream_in_loses_and_duplicates_nothing() {
     let root = tempfile::tempdir().expect("tempdir");
     let (mut dublin, berlin) = pair(root.path());
-    let mut acknowledged: Vec<String> = Vec::new();
+    let mut acknowledged: Vec<(String, bool)> = Vec::new();
     let mut through_node = 0;
     for round in 0..4u64 {
         // A writer appends one receipt per call, through the node while it runs; each exit 0
@@ -480,8 +480,9 @@ fn a_witnessed_daemon_killed_while_receipts_stream_in_loses_and_duplicates_nothi
                 }
                 match child.wait_with_output() {
                     Ok(out) if out.status.success() => {
-                        let via_node =
-                            String::from_utf8_lossy(&out.stdout).contains("running node");
+                        let said = String::from_utf8_lossy(&out.stdout).into_owned();
+                        let via_node = said.contains("running node");
+                        eprintln!("{tag} acknowledged: {}", said.replace('\n', " | "));
                         acked.push((tag, via_node));
                     }
                     // Refused while the node is down (or dying): not acknowledged.
@@ -496,7 +497,7 @@ fn a_witnessed_daemon_killed_while_receipts_stream_in_loses_and_duplicates_nothi
         stop.store(true, std::sync::atomic::Ordering::SeqCst);
         for (tag, via_node) in writer.join().expect("writer") {
             through_node += usize::from(via_node);
-            acknowledged.push(tag);
+            acknowledged.push((tag, via_node));
         }
         dublin.start();
     }
@@ -518,8 +519,31 @@ fn a_witnessed_daemon_killed_while_receipts_stream_in_loses_and_duplicates_nothi
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
         .filter_map(|v| v["tag"].as_str().map(str::to_owned))
         .collect();
-    for tag in &acknowledged {
-        assert!(tags.contains(tag), "acknowledged {tag} is missing");
+    for (tag, _) in &acknowledged {
+        if !tags.contains(tag) {
+            for (i, line) in text.lines().enumerate() {
+                eprintln!("line {i}: {}", &line[..line.len().min(120)]);
+            }
+        }
+    }
+    for (tag, via_node) in &acknowledged {
+        assert!(
+            tags.contains(tag),
+            "acknowledged {tag} ({}) is missing; the scroll holds {} tagged receipts, from {:?} to {:?}; acknowledged around it: {:?}",
+            if *via_node {
+                "through the node"
+            } else {
+                "with the node down"
+            },
+            tags.len(),
+            tags.first(),
+            tags.last(),
+            acknowledged
+                .iter()
+                .skip_while(|(t, _)| t != tag)
+                .take(4)
+                .collect::<Vec<_>>()
+        );
     }
     let n = tags.len();
     tags.sort();
