@@ -185,7 +185,7 @@ pub fn main(version: &'static str) -> ExitCode {
         Command::Outbox(cmd) => outbox::run(cmd, &mut out),
         Command::Status(args) => status::status(args, &mut out),
         Command::Health(args) => remote::health(args, &mut out),
-        Command::Completions { shell } => completions(shell, version),
+        Command::Completions { shell } => completions(shell, version, &mut out),
         Command::Man { out_dir } => write_man_pages(&out_dir, &mut out),
     };
     match result {
@@ -234,16 +234,20 @@ fn render_error(error: &anyhow::Error) -> String {
 
 /// The completion script for `shell` on stdout (written whole, so a closed pipe is an error
 /// and not a panic inside the generator).
-fn completions(shell: clap_complete::Shell, version: &'static str) -> anyhow::Result<ExitCode> {
+fn completions(
+    shell: clap_complete::Shell,
+    version: &'static str,
+    out: &mut Output,
+) -> anyhow::Result<ExitCode> {
     use clap_complete::Generator;
-    use std::io::Write;
     let mut cmd = command(version).bin_name("vm-federation");
     cmd.build();
     let mut script = Vec::new();
     shell
         .try_generate(&cmd, &mut script)
         .map_err(|e| anyhow::anyhow!("generating the {shell} completions: {e}"))?;
-    std::io::stdout().write_all(&script)?;
+    out.raw(&script)?;
+    out.flush()?;
     Ok(ExitCode::SUCCESS)
 }
 
