@@ -172,6 +172,13 @@ fn json_of(d: &Daemon, args: &[&str]) -> Value {
     d.json(args)
 }
 
+/// Runs a command that needs no node, requires success, parses stdout.
+fn offline(args: &[&str]) -> Value {
+    let out = run(args);
+    assert_eq!(out.status.code(), Some(0), "{}", shown(&out));
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", shown(&out)))
+}
+
 #[test]
 fn every_documented_json_shape_matches_the_binary() {
     let root = tempfile::tempdir().expect("tempdir");
@@ -304,73 +311,46 @@ fn every_documented_json_shape_matches_the_binary() {
     ]);
     assert_eq!(out.status.code(), Some(0), "{}", shown(&out));
     std::fs::write(&proof, &out.stdout).expect("proof");
-    let out = run(&[
-        "scroll",
-        "check-proof",
-        "--proof",
-        proof.to_str().expect("utf-8"),
-        "--public-key",
-        &key_of(&dublin),
-        "--json",
-    ]);
-    assert_eq!(out.status.code(), Some(0), "{}", shown(&out));
+    let proof = proof.to_str().expect("utf-8").to_owned();
+    let dublin_key = key_of(&dublin);
     live.insert(
         "check-proof",
-        serde_json::from_slice(&out.stdout).expect("json"),
+        offline(&[
+            "scroll",
+            "check-proof",
+            "--proof",
+            &proof,
+            "--public-key",
+            &dublin_key,
+            "--json",
+        ]),
     );
 
-    // Offline commands.
+    // Offline commands, on a fresh data directory.
     let fresh = root.path().join("fresh");
-    let out = run(&[
+    let fresh_dir = fresh.to_str().expect("utf-8");
+    live.insert(
         "init",
-        "--data-dir",
-        fresh.to_str().expect("utf-8"),
-        "--mesh",
-        "fresh",
-        "--json",
-    ]);
-    assert_eq!(out.status.code(), Some(0), "{}", shown(&out));
-    live.insert("init", serde_json::from_slice(&out.stdout).expect("json"));
-    let out = run(&[
-        "config",
-        "check",
-        "--data-dir",
-        fresh.to_str().expect("utf-8"),
-        "--json",
-    ]);
-    assert_eq!(out.status.code(), Some(0), "{}", shown(&out));
+        offline(&["init", "--data-dir", fresh_dir, "--mesh", "fresh", "--json"]),
+    );
     live.insert(
         "config-check",
-        serde_json::from_slice(&out.stdout).expect("json"),
+        offline(&["config", "check", "--data-dir", fresh_dir, "--json"]),
     );
-    let out = run(&[
-        "scroll",
-        "verify",
-        "--data-dir",
-        fresh.to_str().expect("utf-8"),
-        "--scroll",
-        "Federation",
-        "--json",
-    ]);
-    assert_eq!(out.status.code(), Some(0), "{}", shown(&out));
-    live.insert(
-        "scroll-verify",
-        serde_json::from_slice(&out.stdout).expect("json"),
-    );
-    let out = run(&[
-        "scroll",
-        "root",
-        "--data-dir",
-        fresh.to_str().expect("utf-8"),
-        "--scroll",
-        "Federation",
-        "--json",
-    ]);
-    assert_eq!(out.status.code(), Some(0), "{}", shown(&out));
-    live.insert(
-        "scroll-root",
-        serde_json::from_slice(&out.stdout).expect("json"),
-    );
+    for (key, command) in [("scroll-verify", "verify"), ("scroll-root", "root")] {
+        live.insert(
+            key,
+            offline(&[
+                "scroll",
+                command,
+                "--data-dir",
+                fresh_dir,
+                "--scroll",
+                "Federation",
+                "--json",
+            ]),
+        );
+    }
     // An error, as JSON on stderr.
     let out = run(&[
         "status",
