@@ -17,6 +17,7 @@ pub mod dns;
 pub mod peer_manager;
 pub mod record;
 mod swarm;
+mod tcp;
 pub mod tls;
 
 use std::fmt;

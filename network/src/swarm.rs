@@ -4,6 +4,8 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
+use libp2p::Transport;
+use libp2p::core::upgrade;
 use libp2p::futures::StreamExt;
 use libp2p::gossipsub::{self, IdentTopic, MessageAcceptance, MessageAuthenticity, MessageId};
 use libp2p::kad::store::{MemoryStore, MemoryStoreConfig, RecordStore};
@@ -21,6 +23,7 @@ use vm_receipts::documents::DiscoveryRecord;
 use crate::codec::{self, BytesCodec};
 use crate::peer_manager::{PeerManager, Verdict};
 use crate::record::{self, public_provider_key};
+use crate::tcp::NewPortDials;
 use crate::{
     Counters, GossipId, GossipVerdict, NetworkCommand, NetworkConfig, NetworkError, NetworkEvent,
     NetworkStatus, RequestError,
@@ -166,12 +169,6 @@ pub(crate) async fn start(
     let peer_id = key.public().to_peer_id();
     let mut swarm = libp2p::SwarmBuilder::with_existing_identity(key)
         .with_tokio()
-        .with_tcp(
-            tcp::Config::default().nodelay(true),
-            noise::Config::new,
-            yamux::Config::default,
-        )
-        .map_err(|e| NetworkError::Config(format!("TCP transport: {e}")))?
         // A peer that died leaves its QUIC connection open until the idle timeout, and
         // request-response spreads requests over all of a peer's connections: a short idle
         // timeout with frequent keep-alives bounds how long requests go into a dead one.
@@ -180,6 +177,19 @@ pub(crate) async fn start(
             c.keep_alive_interval = Duration::from_millis(1_000);
             c
         })
+        // TCP + Noise + Yamux as `with_tcp` builds it, but dialing from fresh ports
+        // (`crate::tcp` says why).
+        .with_other_transport(
+            |key| -> Result<_, Box<dyn std::error::Error + Send + Sync>> {
+                Ok(NewPortDials(tcp::tokio::Transport::new(
+                    tcp::Config::default().nodelay(true),
+                ))
+                .upgrade(upgrade::Version::V1Lazy)
+                .authenticate(noise::Config::new(key)?)
+                .multiplex(yamux::Config::default()))
+            },
+        )
+        .map_err(|e| NetworkError::Config(format!("TCP transport: {e}")))?
         .with_dns()
         .map_err(|e| NetworkError::Config(format!("DNS transport: {e}")))?
         .with_behaviour(|key| behaviour(key, &config))

@@ -59,7 +59,8 @@ pub async fn start_node_with(dir: &Path, extra: &str) -> RunningNode {
             .await
         }
     });
-    for _ in 0..200 {
+    // Generous: the whole suite starts nodes in parallel on two cores.
+    for _ in 0..600 {
         if root.join("control.sock").exists() {
             return RunningNode {
                 root,
@@ -67,9 +68,12 @@ pub async fn start_node_with(dir: &Path, extra: &str) -> RunningNode {
                 task,
             };
         }
+        if task.is_finished() {
+            panic!("the node stopped while starting: {:?}", task.await);
+        }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    panic!("the node did not open its control socket within 10 s");
+    panic!("the node did not open its control socket within 30 s");
 }
 
 pub async fn status(node: &RunningNode) -> Value {
@@ -137,7 +141,7 @@ async fn ask(from: &NetworkHandle, node_peer: &str, addrs: &[String], body: Vec<
     let bytes = from
         .request(node_peer, addrs.to_vec(), body)
         .await
-        .expect("the node answers");
+        .unwrap_or_else(|e| panic!("the node at {addrs:?} answers: {e:?}"));
     serde_json::from_slice(&bytes).expect("the answer is JSON")
 }
 
@@ -160,6 +164,7 @@ async fn expect_refusals(
     addrs: &[String],
 ) {
     for (what, from, body, code) in cases {
+        eprintln!("case: {what}");
         let answer = ask(from, node_peer, addrs, body).await;
         assert_eq!(answer["response"], "error", "{what}: {answer}");
         assert_eq!(answer["error"], code, "{what}: {answer}");
