@@ -28,9 +28,9 @@ use super::Node;
 use super::admission::{Admission, Slot};
 use super::wire::{FedRequest, FedResponse};
 use crate::clock::{Clock, SystemClock, os_random_32};
-use crate::http::client::Resolver;
+use crate::http::client::{Pool, Resolver};
 use crate::http::openapi;
-use crate::http::routes::{self, MAX_REQUEST_BYTES};
+use crate::http::routes::{self, HttpForm, MAX_REQUEST_BYTES};
 use crate::http::signing::{self, AuthError, WINDOW_SECS};
 
 /// A TLS handshake must finish in this time.
@@ -420,7 +420,7 @@ impl Node {
         if let Err(wait) = self.rate_limits.take(origin.as_str(), now_ms) {
             return rate_limited(wait);
         }
-        match self.remember_nonce(&origin, &nonce) {
+        match self.remember_nonce(&origin, &nonce, request.has_effects()) {
             Ok(Replay::Fresh) => {}
             Ok(Replay::Replayed) => {
                 let e = AuthError::Replay(nonce);
@@ -482,17 +482,24 @@ impl Node {
         Ok((headers.origin, headers.nonce))
     }
 
-    /// Remembers a verified request's nonce until its signature window closes.
+    /// Remembers a verified request's nonce until its signature window closes: durably before
+    /// a request with effects is handled; for a read, in a volatile commit that the next
+    /// durable one carries (see [`FedRequest::has_effects`]), which spares a read the fsync.
     fn remember_nonce(
         &self,
         origin: &MeshId,
         nonce: &str,
+        durable: bool,
     ) -> Result<Replay, vm_storage::StoreError> {
         let now = self.now();
         let expires = now.plus_seconds(WINDOW_SECS + 1);
-        self.engine
-            .store()
-            .write(|tx| tx.check_replay(origin, nonce, now, expires))
+        let check = |tx: &mut vm_storage::WriteTx<'_>| tx.check_replay(origin, nonce, now, expires);
+        let store = self.engine.store();
+        if durable {
+            store.write(check)
+        } else {
+            store.write_volatile(check)
+        }
     }
 }
 
@@ -527,6 +534,8 @@ pub(super) struct HttpsClient {
     backoff: Mutex<HashMap<MeshId, Backoff>>,
     /// How endpoint host names are resolved (`[dns] nameserver` when set).
     resolver: Resolver,
+    /// Kept-alive connections to peers.
+    pool: Pool,
 }
 
 impl HttpsClient {
@@ -547,6 +556,7 @@ impl HttpsClient {
             timeout,
             backoff: Mutex::new(HashMap::new()),
             resolver,
+            pool: Pool::default(),
         }
     }
 
@@ -612,32 +622,35 @@ impl HttpsClient {
         now: Timestamp,
     ) -> Result<(StatusCode, Vec<u8>), String> {
         let form = routes::to_http(request)?;
-        let nonce = os_random_32().map_err(|e| format!("OS random: {e}"))?;
-        let headers = signing::sign(
-            &self.key,
-            form.method.as_str(),
-            &form.path_and_query,
-            &form.body,
-            &self.me,
-            peer,
-            now,
-            &nonce[..16],
-        )
-        .map_err(|e| e.to_string())?;
+        let sign = |form: &HttpForm| {
+            let nonce = os_random_32().map_err(|e| format!("OS random: {e}"))?;
+            signing::sign(
+                &self.key,
+                form.method.as_str(),
+                &form.path_and_query,
+                &form.body,
+                &self.me,
+                peer,
+                now,
+                &nonce[..16],
+            )
+            .map_err(|e| e.to_string())
+        };
         let config = tls::client_config(&self.identity, peer_key.to_bytes(), self.clock.clone())
             .map_err(|e| e.to_string())?;
-        let fut = crate::http::client::exchange_via(
+        let fut = self.pool.exchange(
             &self.resolver,
             config,
+            peer_key.to_bytes(),
             base_url,
             form,
-            headers,
+            sign,
             self.allow_private,
+            now.unix(),
         );
-        let (status, body, _) = tokio::time::timeout(self.timeout, fut)
+        tokio::time::timeout(self.timeout, fut)
             .await
-            .map_err(|_| format!("{base_url}: no answer within {:?}", self.timeout))??;
-        Ok((status, body))
+            .map_err(|_| format!("{base_url}: no answer within {:?}", self.timeout))?
     }
 }
 

@@ -136,6 +136,26 @@ pub enum FedResponse {
 }
 
 impl FedRequest {
+    /// Whether serving the request changes what we store (a message, a notification to
+    /// witness). The replay cache entry of such a request is made durable before the request
+    /// is handled; a read's entry rides on the next durable commit (a crash can forget it,
+    /// and a replayed read changes nothing).
+    pub fn has_effects(&self) -> bool {
+        match self {
+            Self::Message { .. } | Self::Notify { .. } => true,
+            Self::Discovery
+            | Self::Roots { .. }
+            | Self::Evidence { .. }
+            | Self::GetProposal { .. }
+            | Self::ListAgreements
+            | Self::GetAgreement { .. }
+            | Self::Receipts { .. }
+            | Self::Verify { .. }
+            | Self::ConsistencyProof { .. }
+            | Self::InclusionProof { .. } => false,
+        }
+    }
+
     /// The request a witness core asked for, as it goes on the wire.
     pub fn from_witness(request: crate::witness::core::Request) -> Self {
         match request {

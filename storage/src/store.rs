@@ -115,7 +115,13 @@ pub struct Store {
     failure: Mutex<Option<StoreError>>,
     /// Commits since the last durable one, for a store in memory (see [`Store::in_memory`]).
     lazy_commits: Option<std::sync::atomic::AtomicU32>,
+    /// [`Store::write_volatile`] commits since the last durable commit.
+    volatile_commits: std::sync::atomic::AtomicU32,
 }
+
+/// Most [`Store::write_volatile`] commits in a row: the next one is durable. redb frees pages
+/// only at durable commits, so the bound also bounds the file's growth between them.
+const MAX_VOLATILE_COMMITS: u32 = 64;
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -176,6 +182,7 @@ impl Store {
             reopen,
             failure: Mutex::new(None),
             lazy_commits: None,
+            volatile_commits: std::sync::atomic::AtomicU32::new(0),
         }
     }
 
@@ -261,14 +268,21 @@ impl Store {
     /// redb's durable-commit work (the data stays in the `Database`, which is what survives a
     /// simulated crash), except every 64th, which lets redb free the pages older commits
     /// released.
-    fn begin(&self, db: &Database) -> Result<redb::WriteTransaction, StoreError> {
+    fn begin(&self, db: &Database, volatile: bool) -> Result<redb::WriteTransaction, StoreError> {
+        use std::sync::atomic::Ordering::Relaxed;
         let mut txn = db.begin_write()?;
-        if let Some(n) = &self.lazy_commits {
-            let count = n.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            if count % 64 != 63 {
-                txn.set_durability(redb::Durability::None)
-                    .map_err(|e| StoreError::Database(e.to_string()))?;
-            }
+        let lazy = self
+            .lazy_commits
+            .as_ref()
+            .is_some_and(|n| n.fetch_add(1, Relaxed) % 64 != 63);
+        let volatile =
+            volatile && self.volatile_commits.fetch_add(1, Relaxed) < MAX_VOLATILE_COMMITS;
+        if lazy || volatile {
+            txn.set_durability(redb::Durability::None)
+                .map_err(|e| StoreError::Database(e.to_string()))?;
+        } else {
+            // This commit makes every volatile one before it durable too.
+            self.volatile_commits.store(0, Relaxed);
         }
         Ok(txn)
     }
@@ -292,15 +306,38 @@ impl Store {
         self.transact(f)
     }
 
+    /// As [`Store::write`], but the commit is not flushed by itself: it becomes durable with
+    /// the next durable commit (any [`Store::write`], and every 64th of these), and a crash
+    /// before that loses it. For records whose loss in a crash is harmless as long as nothing
+    /// that depends on them was made durable first: the replay cache, whose entry for a
+    /// request is committed before the request's effects, which are committed durably and so
+    /// make the entry durable with them.
+    pub fn write_volatile<T>(
+        &self,
+        f: impl FnOnce(&mut WriteTx<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        self.transact_as(true, f)
+    }
+
     /// As [`Store::write`], for callers with their own error type: if `f` fails, with any
     /// error, nothing it did is kept. A failure of the disk or the file degrades the store.
     pub fn transact<T, E: From<StoreError>>(
         &self,
         f: impl FnOnce(&mut WriteTx<'_>) -> Result<T, E>,
     ) -> Result<T, E> {
+        self.transact_as(false, f)
+    }
+
+    fn transact_as<T, E: From<StoreError>>(
+        &self,
+        volatile: bool,
+        f: impl FnOnce(&mut WriteTx<'_>) -> Result<T, E>,
+    ) -> Result<T, E> {
         let mut failed: Option<StoreError> = None;
         let out = self.with_db("writing", |db| {
-            let txn = self.begin(db).inspect_err(|e| failed = Some(e.clone()))?;
+            let txn = self
+                .begin(db, volatile)
+                .inspect_err(|e| failed = Some(e.clone()))?;
             let mut tx = WriteTx {
                 txn: &txn,
                 failed: Default::default(),

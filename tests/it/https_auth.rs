@@ -716,3 +716,94 @@ async fn oversized_request_heads_get_json_errors() {
     node.stop.take().unwrap().send(()).unwrap();
     node.task.await.unwrap().unwrap();
 }
+
+/// The node's client keeps a pinned connection alive: three signed requests in a row open
+/// one TLS connection, each signed with its own nonce (none is refused as a replay); a
+/// call pinned to another key never reuses it, and fails the handshake.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_client_reuses_a_pinned_kept_alive_connection() {
+    use vaultmesh_federation::clock::os_random_32;
+    use vaultmesh_federation::http::client::{Pool, Resolver};
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut node = start_node_with(dir.path(), "\n[http]\nlisten = \"127.0.0.1:0\"\n").await;
+    let st = status(&node).await;
+    let url = st["federation_api"].as_str().unwrap().to_owned();
+    let node_mesh: MeshId = serde_json::from_value(st["mesh_id"].clone()).unwrap();
+    let node_key: PublicKey = serde_json::from_value(st["public_key"].clone()).unwrap();
+    let xray = MeshKey::from_seed(&[7; 32]);
+    call_async(
+        &node.root,
+        Method::POST,
+        "/v1/peers",
+        Some(json!({"op": "add_peer", "mesh_id": "xray", "public_key": xray.public_key().to_string()})),
+    )
+    .await
+    .unwrap();
+    let origin: MeshId = "did:vm:mesh:xray".parse().unwrap();
+    let sign = |form: &HttpForm| {
+        signing::sign(
+            &xray,
+            form.method.as_str(),
+            &form.path_and_query,
+            &form.body,
+            &origin,
+            &node_mesh,
+            SystemClock.now(),
+            &os_random_32().unwrap()[..16],
+        )
+        .map_err(|e| e.to_string())
+    };
+    let pool = Pool::default();
+    let pinned = tls::client_config(&identity(7, "xray"), node_key.to_bytes(), clock()).unwrap();
+    for round in 0..3 {
+        let (code, body) = pool
+            .exchange(
+                &Resolver::System,
+                pinned.clone(),
+                node_key.to_bytes(),
+                &url,
+                roots(),
+                sign,
+                true,
+                SystemClock.now().unix(),
+            )
+            .await
+            .unwrap();
+        // No agreement: the policy's 403, after authentication and the replay cache.
+        assert_eq!(
+            code,
+            StatusCode::FORBIDDEN,
+            "round {round}: {}",
+            String::from_utf8_lossy(&body)
+        );
+    }
+    assert_eq!(
+        pool.connections_opened(),
+        1,
+        "one connection for three requests"
+    );
+
+    let other = MeshKey::from_seed(&[42; 32]).public_key().to_bytes();
+    let wrong = tls::client_config(&identity(7, "xray"), other, clock()).unwrap();
+    let refused = pool
+        .exchange(
+            &Resolver::System,
+            wrong,
+            other,
+            &url,
+            roots(),
+            sign,
+            true,
+            SystemClock.now().unix(),
+        )
+        .await;
+    assert!(
+        refused.as_ref().is_err_and(|e| e.contains("TLS")),
+        "a connection pinned to another key is not reused: {refused:?}"
+    );
+    assert_eq!(pool.connections_opened(), 2);
+
+    node.stop.take().unwrap().send(()).unwrap();
+    node.task.await.unwrap().unwrap();
+}

@@ -101,7 +101,8 @@ pub struct DiscrepancyBody {
     pub severity: Severity,
     /// What and where.
     pub details: DiscrepancyDetails,
-    /// Hash of the evidence (e.g. the JCS of both conflicting signed roots).
+    /// blake3 of the JCS of the evidence object as sent (`{"kind": …, …}`; for a split view,
+    /// its `earlier` and `later` signed roots), see docs/verifying.md §4.
     pub evidence_hash: Blake3Hash,
     /// Whether the reporter asks for resolution (seed §6.3).
     pub resolution_requested: bool,

@@ -195,8 +195,8 @@ pub struct Scroll {
     offsets: Vec<u64>,
     /// Set while loading and after a failed write or sync: no appends, no checkpoint.
     poisoned: bool,
-    /// blake3 over the `root_hash` values of every line so far (32 bytes each), continued
-    /// by every append: with the Merkle root it pins every byte a checkpoint vouches for.
+    /// blake3 over every line so far as [`pin_line`] adds it (its `root_hash`, 32 bytes, and
+    /// the member's offset in the line, 8 bytes little-endian), continued by every append: with the Merkle root it pins every byte a checkpoint vouches for.
     roots_hasher: blake3::Hasher,
     /// `roots_hasher` as it was after the checkpoint's last line, while loading.
     roots_hash_at_checkpoint: Option<Blake3Hash>,

@@ -579,3 +579,40 @@ proptest! {
         prop_assert_eq!(index, expected);
     }
 }
+
+/// `write_volatile` (the replay cache of reads) keeps the replay rules: an entry is seen at
+/// once by volatile and durable checks alike, and is in the file after a durable commit and
+/// a reopen. (What a power cut does to a volatile commit not yet followed by a durable one,
+/// redb's `Durability::None`, cannot be shown in a test: a killed process leaves its pages
+/// in the page cache.)
+#[test]
+fn volatile_replay_entries_are_seen_at_once_and_kept() {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("state.redb");
+    let origin = mesh("berlin");
+    let volatile = |store: &Store, nonce: &str| {
+        store
+            .write_volatile(|tx| tx.check_replay(&origin, nonce, at(1000), at(1300)))
+            .expect("check")
+    };
+    {
+        let store = Store::open(&path).expect("store");
+        assert_eq!(volatile(&store, "read-1"), Replay::Fresh);
+        assert_eq!(volatile(&store, "read-1"), Replay::Replayed, "seen at once");
+        assert_eq!(
+            replay(&store, &origin, "read-1", 1000),
+            Replay::Replayed,
+            "seen by a durable check"
+        );
+        assert_eq!(replay(&store, &origin, "write-1", 1000), Replay::Fresh);
+        assert_eq!(volatile(&store, "write-1"), Replay::Replayed);
+        // More reads in a row than are left volatile (64): all still counted.
+        for i in 0..100 {
+            assert_eq!(volatile(&store, &format!("read-{}", i + 2)), Replay::Fresh);
+        }
+    }
+    let store = Store::open(&path).expect("reopened");
+    for nonce in ["read-1", "write-1", "read-101"] {
+        assert_eq!(volatile(&store, nonce), Replay::Replayed, "{nonce} kept");
+    }
+}
