@@ -188,6 +188,10 @@ impl Conn {
         request: Request<Full<Bytes>>,
     ) -> Result<(StatusCode, Vec<u8>), (String, Option<Request<Full<Bytes>>>)> {
         let addr = self.addr;
+        // A kept-alive connection takes its next request once the last answer is done.
+        if let Err(e) = self.sender.ready().await {
+            return Err((format!("HTTP with {addr}: {e}"), Some(request)));
+        }
         let response = match self.sender.try_send_request(request).await {
             Ok(response) => response,
             Err(mut e) => {

@@ -239,6 +239,7 @@ impl FederationAgreement {
 
 impl Document for FederationAgreement {
     const NAME: &'static str = "FederationAgreement";
+    const SIGNED: bool = true;
 
     fn validate(&self) -> Result<(), DocumentError> {
         if self.parties.len() != 2 {

@@ -90,6 +90,7 @@ pub struct Attestation {
 
 impl Document for DiscoveryRecord {
     const NAME: &'static str = "DiscoveryRecord";
+    const SIGNED: bool = true;
 
     fn validate(&self) -> Result<(), DocumentError> {
         check_len::<Self>("display_name", &self.display_name, 256)?;

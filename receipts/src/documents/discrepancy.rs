@@ -146,6 +146,7 @@ pub struct DiscrepancyReport {
 
 impl Document for DiscrepancyReport {
     const NAME: &'static str = "DiscrepancyReport";
+    const SIGNED: bool = true;
 
     fn from_json_value(value: serde_json::Value) -> Result<Self, DocumentError> {
         #[derive(Deserialize)]

@@ -89,6 +89,9 @@ pub enum DocumentError {
 pub trait Document: Serialize + DeserializeOwned {
     /// The type's name in errors (`TrustProposal`).
     const NAME: &'static str;
+    /// Whether the document carries signatures over its JSON: then [`from_value`] accepts
+    /// it only in the form it re-serialises to (see [`check_faithful`]).
+    const SIGNED: bool = false;
 
     /// Rules that span fields (a counter must carry counter terms, parties must differ, …).
     fn validate(&self) -> Result<(), DocumentError> {
@@ -145,7 +148,102 @@ pub fn from_value<T: Document>(value: Value) -> Result<T, DocumentError> {
             message: "expected a JSON object".into(),
         });
     }
-    T::from_json_value(value)
+    if !T::SIGNED {
+        return T::from_json_value(value);
+    }
+    let doc = T::from_json_value(value.clone())?;
+    check_faithful::<T>(&value, &doc.to_value()?)?;
+    Ok(doc)
+}
+
+/// DESIGN §3 signs `JCS(document without its signature fields)`: the document as sent.
+/// This node signs and verifies the JCS of the typed document, re-serialised. The two agree
+/// exactly when the typed form loses nothing, so a signed document is accepted only in that
+/// form: a `null` where a field is optional (leave it out), a field the type would fill in
+/// with a default (write it), or any other value the type would write differently is refused
+/// here, naming the field, rather than later as a signature that does not verify. The form
+/// of a signature field itself (the seed's bare `z…` string for the object) is outside the
+/// signed bytes and may differ.
+pub fn check_faithful<T: Document>(received: &Value, typed: &Value) -> Result<(), DocumentError> {
+    let refuse = |path: String, message: String| {
+        Err(DocumentError::Field {
+            document: T::NAME,
+            path,
+            message,
+        })
+    };
+    match first_difference(received, typed, String::new()) {
+        None => Ok(()),
+        Some((path, Some(Value::Null), None)) => refuse(
+            path,
+            "null is not a value here: leave an absent optional field out (its signature would not cover the same bytes)".into(),
+        ),
+        Some((path, None, Some(written))) => refuse(
+            path,
+            format!("missing: write it ({written} when empty), as the document is signed with it"),
+        ),
+        Some((path, received, written)) => refuse(
+            path,
+            format!(
+                "{} is read as {}: send the second form, which is what the signature covers",
+                received.map_or("nothing".into(), |v| v.to_string()),
+                written.map_or("nothing".into(), |v| v.to_string())
+            ),
+        ),
+    }
+}
+
+/// The first place (a JSON path) where `a` and `b` differ, with each side's value there.
+fn first_difference(
+    a: &Value,
+    b: &Value,
+    path: String,
+) -> Option<(String, Option<Value>, Option<Value>)> {
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            let mut keys: Vec<&String> = x.keys().chain(y.keys()).collect();
+            keys.sort();
+            keys.dedup();
+            for key in keys {
+                let at = format!("{path}.{key}");
+                match (x.get(key), y.get(key)) {
+                    (Some(u), Some(v)) if is_signature_field(key) && same_signature(u, v) => {}
+                    (Some(u), Some(v)) => {
+                        if let Some(d) = first_difference(u, v, at) {
+                            return Some(d);
+                        }
+                    }
+                    (u, v) => return Some((at, u.cloned(), v.cloned())),
+                }
+            }
+            None
+        }
+        (Value::Array(x), Value::Array(y)) if x.len() == y.len() => x
+            .iter()
+            .zip(y)
+            .enumerate()
+            .find_map(|(i, (u, v))| first_difference(u, v, format!("{path}[{i}]"))),
+        (x, y) if x == y => None,
+        (x, y) => Some((
+            if path.is_empty() { ".".into() } else { path },
+            Some(x.clone()),
+            Some(y.clone()),
+        )),
+    }
+}
+
+fn is_signature_field(key: &str) -> bool {
+    key == "signature" || key == "witness_signature"
+}
+
+/// A signature written bare (`"z…"`) or as the object: the same signature.
+fn same_signature(a: &Value, b: &Value) -> bool {
+    let value = |v: &Value| match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Object(o) => o.get("value").and_then(Value::as_str).map(str::to_owned),
+        _ => None,
+    };
+    a == b || (value(a).is_some() && value(a) == value(b))
 }
 
 /// Splits a document with a flattened body: removes `own` fields from the object, types the

@@ -259,6 +259,7 @@ pub struct TrustProposal {
 
 impl Document for TrustProposal {
     const NAME: &'static str = "TrustProposal";
+    const SIGNED: bool = true;
 
     fn validate(&self) -> Result<(), DocumentError> {
         if self.proposer == self.target {
@@ -337,6 +338,7 @@ pub struct ProposalResponse {
 
 impl Document for ProposalResponse {
     const NAME: &'static str = "ProposalResponse";
+    const SIGNED: bool = true;
 
     fn validate(&self) -> Result<(), DocumentError> {
         match (self.response_type, &self.reason, &self.counter_terms) {

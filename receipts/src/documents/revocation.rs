@@ -34,6 +34,7 @@ pub struct RevocationNotice {
 
 impl Document for RevocationNotice {
     const NAME: &'static str = "RevocationNotice";
+    const SIGNED: bool = true;
 
     fn validate(&self) -> Result<(), DocumentError> {
         check_len::<Self>("reason", &self.reason, 1024)?;

@@ -35,6 +35,7 @@ pub struct SignedRoot {
 
 impl Document for SignedRoot {
     const NAME: &'static str = "SignedRoot";
+    const SIGNED: bool = true;
 }
 
 signed_with_field!(SignedRoot, Kind::Root);
@@ -131,6 +132,7 @@ pub struct AnchorNotification {
 
 impl Document for AnchorNotification {
     const NAME: &'static str = "AnchorNotification";
+    const SIGNED: bool = true;
 
     fn validate(&self) -> Result<(), DocumentError> {
         let p = &self.anchor_proof;

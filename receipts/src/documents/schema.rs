@@ -48,6 +48,7 @@ pub struct SchemaSync {
 
 impl Document for SchemaSync {
     const NAME: &'static str = "SchemaSync";
+    const SIGNED: bool = true;
 
     fn validate(&self) -> Result<(), DocumentError> {
         if self.meshes.len() < 2 {

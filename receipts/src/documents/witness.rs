@@ -46,6 +46,7 @@ pub struct WitnessAttestation {
 
 impl Document for WitnessAttestation {
     const NAME: &'static str = "WitnessAttestation";
+    const SIGNED: bool = true;
 
     fn validate(&self) -> Result<(), DocumentError> {
         if self.witnessed_mesh == self.witnessing_mesh {

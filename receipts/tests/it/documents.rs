@@ -648,3 +648,69 @@ fn regression_meshes_differing_in_punctuation_have_distinct_key_entries() {
         .expect("b signs");
     agreement.verify_complete().expect("complete");
 }
+
+/// DESIGN §3 signs the document as sent. Another implementation that signs a record without
+/// the `attestations` list, or with an optional field as `null`, made a good signature over
+/// bytes this node would not re-create: such a document is refused naming the field (not
+/// as a bad signature), and the same document in the form the node writes verifies.
+#[test]
+fn signed_documents_are_accepted_only_in_the_form_their_signature_covers() {
+    use vm_receipts::documents::{Endpoints, SignatureField, TrustPolicy};
+    let berlin = key(2);
+    let public = berlin.public_key();
+    let mut record = DiscoveryRecord {
+        mesh_id: mesh("berlin"),
+        display_name: "berlin".into(),
+        endpoints: Endpoints::default(),
+        public_key: public,
+        scrolls_available: Vec::new(),
+        trust_policy: TrustPolicy {
+            accepts_proposals: true,
+            min_trust_level: 1.try_into().expect("level"),
+            requires_mutual: true,
+            extra: Default::default(),
+        },
+        attestations: Vec::new(),
+        peer_id: public.peer_id(),
+        multiaddrs: Vec::new(),
+        updated_at: at("2026-09-21T00:00:00Z"),
+        signature: SignatureField::unsigned(),
+        extra: Default::default(),
+    };
+    record.sign(&berlin).expect("signs");
+    let written = serde_json::to_value(&record).expect("value");
+    // Signed by an outsider over exactly the JSON it sends.
+    let outsider_signs = |mut value: Value| {
+        value.as_object_mut().expect("object").remove("signature");
+        let bytes = vm_receipts::jcs::to_vec(&value).expect("jcs");
+        value["signature"] = json!({"algorithm": "Ed25519", "value": berlin.sign(Kind::Discovery, &bytes).to_string()});
+        value
+    };
+    let mut without_list = written.clone();
+    without_list
+        .as_object_mut()
+        .expect("object")
+        .remove("attestations");
+    let mut with_null = written.clone();
+    with_null["endpoints"]["federation"] = Value::Null;
+    for (what, value, field, says) in [
+        ("no attestations", without_list, "attestations", "missing"),
+        ("a null endpoint", with_null, "endpoints.federation", "null"),
+    ] {
+        let err = vm_receipts::documents::from_value::<DiscoveryRecord>(outsider_signs(value))
+            .expect_err(what);
+        let text = err.to_string();
+        assert!(
+            text.contains(field) && text.contains(says),
+            "{what}: {text}"
+        );
+    }
+    // The form the node writes, signed the same way, verifies; the seed's bare signature
+    // string is a form of the signature field, not of the signed bytes.
+    let ok: DiscoveryRecord =
+        vm_receipts::documents::from_value(outsider_signs(written.clone())).expect("accepted");
+    ok.verify_self_signed().expect("verifies");
+    let mut bare = written;
+    bare["signature"] = json!(record.signature.value.to_string());
+    vm_receipts::documents::from_value::<DiscoveryRecord>(bare).expect("bare signature accepted");
+}
