@@ -102,7 +102,7 @@ pub struct DiscrepancyBody {
     /// What and where.
     pub details: DiscrepancyDetails,
     /// blake3 of the JCS of the evidence object as sent (`{"kind": …, …}`; for a split view,
-    /// its `earlier` and `later` signed roots), see docs/verifying.md §4.
+    /// its `earlier` and `later` signed roots), see docs/formats.md §4.
     pub evidence_hash: Blake3Hash,
     /// Whether the reporter asks for resolution (seed §6.3).
     pub resolution_requested: bool,
