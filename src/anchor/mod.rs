@@ -436,3 +436,50 @@ fn typed_field<T: serde::de::DeserializeOwned>(
 fn mesh_field(fields: &Extra, name: &'static str) -> Result<MeshId, AnchorError> {
     typed_field(fields, name)
 }
+
+/// A receipt proven against a mesh's latest anchored root, with that root's anchor proof:
+/// what `scroll proof` gives a third party, who then needs only the mesh's key (and, for
+/// rfc3161, the TSA's). The node and the offline CLI both build proofs here.
+pub fn anchored_receipt_proof(
+    scroll: &vm_receipts::scroll::Scroll,
+    anchored: &vm_receipts::documents::AnchorNotification,
+    sequence: u64,
+) -> Result<vm_receipts::proof::ReceiptProof, AnchoredProofError> {
+    if sequence >= anchored.size {
+        return Err(AnchoredProofError::NotCovered {
+            sequence,
+            size: anchored.size,
+        });
+    }
+    let line = scroll
+        .read_line(sequence)
+        .map_err(|e| AnchoredProofError::Scroll(e.to_string()))?;
+    let receipt: Value =
+        serde_json::from_slice(&line).map_err(|e| AnchoredProofError::Scroll(e.to_string()))?;
+    Ok(vm_receipts::proof::ReceiptProof {
+        receipt,
+        inclusion: scroll
+            .prove_inclusion(sequence, anchored.size)
+            .map_err(|e| AnchoredProofError::Scroll(e.to_string()))?,
+        signed_root: anchored.signed_root(),
+        anchor_proof: Some(anchored.anchor_proof.clone()),
+    })
+}
+
+/// Why [`anchored_receipt_proof`] has no proof.
+#[derive(Debug, thiserror::Error)]
+pub enum AnchoredProofError {
+    /// The receipt came after the latest anchor.
+    #[error(
+        "receipt-sequence-{sequence} is not covered by the latest anchor ({size} receipts): run `vm-federation anchor now`"
+    )]
+    NotCovered {
+        /// The receipt asked for.
+        sequence: u64,
+        /// Receipts the anchor covers.
+        size: u64,
+    },
+    /// The scroll could not be read.
+    #[error("{0}")]
+    Scroll(String),
+}

@@ -640,6 +640,23 @@ fn proof(args: ProofArgs, out: &mut Output) -> anyhow::Result<ExitCode> {
     let (scroll, _) = Scroll::open(dir.root(), name)?;
     let signed = read_root_file(dir.root(), name)?;
     if let Some(sequence) = args.sequence {
+        // As the running node does: against the latest anchored root, with its anchor proof.
+        if args.size.is_none() {
+            match latest_anchor(dir.root(), name) {
+                Some(anchored) => {
+                    match crate::anchor::anchored_receipt_proof(&scroll, &anchored, sequence) {
+                        Ok(proof) => {
+                            out.json(&proof)?;
+                            return Ok(ExitCode::SUCCESS);
+                        }
+                        Err(e) => eprintln!("note: {e}; the proof below has no anchor"),
+                    }
+                }
+                None => eprintln!(
+                    "note: scroll {name} has no anchor in this data directory; the proof below has none (`check-proof` refuses it without --allow-unanchored)"
+                ),
+            }
+        }
         // A third party checks the proof against a root the mesh signed, so by default the
         // proof is for the ROOT file's size; `--size` signs a fresh root for that size.
         let signed_root = match (args.size, signed) {
@@ -672,6 +689,24 @@ fn proof(args: ProofArgs, out: &mut Output) -> anyhow::Result<ExitCode> {
         }))?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The latest anchored root of `name` that the stopped node's state holds, if any (a state
+/// that cannot be opened has none to offer: the proof is then made without an anchor).
+fn latest_anchor(
+    root: &std::path::Path,
+    name: &ScrollName,
+) -> Option<vm_receipts::documents::AnchorNotification> {
+    let path = root.join("state.redb");
+    if !path.exists() {
+        return None;
+    }
+    let store = vm_storage::Store::open(&path).ok()?;
+    store
+        .get::<vm_storage::AnchoredRoot>(&name.file_stem())
+        .ok()
+        .flatten()
+        .map(|a| a.notification)
 }
 
 fn check_proof(args: CheckProofArgs, out: &mut Output) -> anyhow::Result<ExitCode> {

@@ -4,7 +4,6 @@
 use axum::http::StatusCode;
 use serde_json::{Map, Value, json};
 use tokio::sync::oneshot;
-use vm_receipts::proof::ReceiptProof;
 use vm_receipts::scroll::{Scroll, ScrollError};
 use vm_receipts::{MeshId, ScrollName, Timestamp};
 use vm_storage::{AnchoredRoot, DiscrepancyRecord, ReceivedAttestation, WitnessState};
@@ -246,25 +245,13 @@ impl Node {
                     ),
                 )
             })?;
-        let n = anchored.notification;
-        if sequence >= n.size {
-            return Err(err(
-                StatusCode::CONFLICT,
-                "not_anchored",
-                format!(
-                    "receipt-sequence-{sequence} is not covered by the latest anchor ({} receipts): run `vm-federation anchor now`",
-                    n.size
-                ),
-            ));
-        }
-        let line = target.read_line(sequence).map_err(internal)?;
-        let receipt: Value = serde_json::from_slice(&line).map_err(internal)?;
-        let proof = ReceiptProof {
-            receipt,
-            inclusion: target.prove_inclusion(sequence, n.size).map_err(internal)?,
-            signed_root: n.signed_root(),
-            anchor_proof: Some(n.anchor_proof.clone()),
-        };
+        let proof = crate::anchor::anchored_receipt_proof(target, &anchored.notification, sequence)
+            .map_err(|e| match e {
+                crate::anchor::AnchoredProofError::NotCovered { .. } => {
+                    err(StatusCode::CONFLICT, "not_anchored", e.to_string())
+                }
+                crate::anchor::AnchoredProofError::Scroll(_) => internal(e),
+            })?;
         serde_json::to_value(&proof).map_err(internal)
     }
 

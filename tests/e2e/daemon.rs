@@ -316,3 +316,54 @@ fn errors_of_a_json_command_are_json() {
         "{err}"
     );
 }
+
+// `scroll proof` with the node stopped proves against the latest anchored root and carries
+// its anchor proof, as the running node does: `check-proof` accepts it with the mesh key
+// alone. A receipt after the anchor gets a proof without one, refused unless asked for.
+#[test]
+fn an_offline_proof_carries_the_latest_anchor() {
+    use crate::ops::{anchor, append, key_of};
+    let mut d = running("oslo");
+    append(&d, "Compliance", 3, "offline");
+    anchor(&d);
+    append(&d, "Compliance", 1, "late");
+    let key = key_of(&d);
+    d.terminate();
+    let check = |sequence: &str, extra: &[&str]| {
+        let out = d.cli(&[
+            "scroll",
+            "proof",
+            "--scroll",
+            "Compliance",
+            "--sequence",
+            sequence,
+        ]);
+        assert_eq!(out.status.code(), Some(0), "{}", shown(&out));
+        let file = d.dir.with_extension(format!("proof-{sequence}.json"));
+        std::fs::write(&file, &out.stdout).expect("proof");
+        let mut args = vec![
+            "scroll",
+            "check-proof",
+            "--proof",
+            file.to_str().expect("utf-8"),
+            "--public-key",
+            &key,
+        ];
+        args.extend_from_slice(extra);
+        (
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+            run(&args),
+        )
+    };
+    let (note, anchored) = check("2", &[]);
+    assert!(note.is_empty(), "{note}");
+    assert_eq!(anchored.status.code(), Some(0), "{}", shown(&anchored));
+    let said = String::from_utf8_lossy(&anchored.stdout);
+    assert!(
+        said.contains("proof valid: receipt-sequence-2") && said.contains("anchored"),
+        "{said}"
+    );
+    let (note, late) = check("3", &[]);
+    assert!(note.contains("not covered by the latest anchor"), "{note}");
+    assert_eq!(late.status.code(), Some(1), "{}", shown(&late));
+}
