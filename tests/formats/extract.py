@@ -16,7 +16,7 @@ import sys
 NAME = re.compile(r"#\s*([A-Za-z0-9_.-]+\.py)\b")
 
 
-def blocks(text):
+def blocks(text, doc):
     """(line number of the opening fence, body) of each ```python block."""
     lines = text.split("\n")
     i = 0
@@ -27,7 +27,7 @@ def blocks(text):
             while j < len(lines) and lines[j].strip() != "```":
                 j += 1
             if j == len(lines):
-                raise SystemExit(f"formats.md:{i + 1}: ```python block never closed")
+                raise SystemExit(f"{doc}:{i + 1}: ```python block never closed")
             yield i + 1, "\n".join(lines[start:j]) + "\n"
             i = j + 1
         else:
@@ -48,7 +48,7 @@ def main(argv):
     with open(doc, encoding="utf-8") as f:
         text = f.read()
     seen = {}
-    for line_no, body in blocks(text):
+    for line_no, body in blocks(text, doc):
         first = body.split("\n", 1)[0]
         m = NAME.match(first)
         if not m:
@@ -61,7 +61,7 @@ def main(argv):
         seen[name] = line_no
         with open(os.path.join(out, name), "w", encoding="utf-8") as f:
             f.write(body)
-        print(f"extracted {name} (formats.md line {line_no})")
+        print(f"extracted {name} ({os.path.basename(doc)} line {line_no})")
     if not seen:
         raise SystemExit(f"{doc}: no ```python block found")
 

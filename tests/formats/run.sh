@@ -11,16 +11,23 @@
 #    receipts appended with `scroll append`, `anchor now`, bounded waits until each side
 #    holds the witness events; proofs from `scroll proof` (inclusion through the running node,
 #    anchored; consistency and unanchored inclusion offline) and `anchor peer-proof`.
+#    A third mesh, gamma, anchors through an RFC 3161 TSA (tests/formats/tsa.py: `openssl ts`
+#    on loopback) and federates with alpha at level 2, for the rfc3161 anchor of §6.
 #    Then alpha's operator rewrites alpha's Compliance history (its files deleted and
 #    different receipts appended with `scroll append`, twice): beta records real
 #    `fed_discrepancy` receipts with evidence.
 # 3. Runs every extracted script on the matching artifacts (each must exit 0) and, per
 #    script family, on copies with one character or integer changed (each must fail, with
-#    the expected error).
+#    the expected error). Also: vmcheck.py's tree functions against the RFC 6962 vectors
+#    (tests/formats/rfc6962.py) and the examples of docs/cli-json.md that §1 and §3 cite.
+#
+# Needs python3 (blake3 and cryptography are pip-installed if missing) and openssl. Runs
+# only the binary given, the scripts here and openssl; kills only the processes it started.
 #
 # Environment: FORMATS_WAIT_SECS (default 60) bounds every wait; FORMATS_KEEP=1 keeps the
 # work directory (it is always kept, and named, on failure).
-set -euo pipefail
+set -Eeuo pipefail
+trap 'echo "FAIL: line $LINENO: \`$BASH_COMMAND\` exited $?" >&2' ERR
 
 if [[ $# -ne 1 ]]; then
   echo "usage: $0 /path/to/vm-federation" >&2
@@ -31,12 +38,13 @@ B=$(realpath "$1")
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
 WAIT=${FORMATS_WAIT_SECS:-60}
+unset VM_FEDERATION_DATA_DIR VM_FEDERATION_LOG_FORMAT
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/vm-formats.XXXXXX")
 S=$WORK/scripts      # the extracted scripts
 A=$WORK/artifacts    # what the binary wrote, copied out, and the flipped copies
 mkdir -p "$A"
 
-declare -A PID=()    # running nodes we started: name -> pid
+declare -A PID=()    # running nodes we started: name -> pid (and "tsa")
 declare -A STARTS=() # name -> number of starts (log file suffix)
 POSITIVE=0
 LASTPEER=()
@@ -55,11 +63,12 @@ cleanup() {
     kill -KILL "$p" 2>/dev/null || true
     wait "$p" 2>/dev/null || true
   done
-  if [[ $OK == 1 && ${FORMATS_KEEP:-0} != 1 ]]; then
-    rm -rf "$WORK"
+  if [[ $OK != 1 ]]; then
+    echo "FAILED (exit $rc); logs and artifacts kept in $WORK" >&2
+  elif [[ ${FORMATS_KEEP:-0} == 1 ]]; then
+    echo "work directory kept: $WORK"
   else
-    [[ $OK == 1 ]] || echo "FAILED (exit $rc); logs and artifacts kept in $WORK" >&2
-    [[ $OK == 1 ]] && echo "work directory kept: $WORK"
+    rm -rf "$WORK"
   fi
 }
 trap cleanup EXIT
@@ -112,19 +121,27 @@ check() {
 # `refuse WHAT PATTERN SCRIPT ARGS...`: the script must exit non-zero, and its output
 # must match PATTERN (an extended regex): it failed for the reason meant, not another.
 refuse() {
-  local what=$1 pattern=$2 script=$3 out rc=0
+  local what=$1 pattern=$2 script=$3
   shift 3
-  out=$(cd "$WORK" && python3 "$S/$script" "$@" 2>&1) || rc=$?
+  refuse_cmd "$what" "$pattern" python3 "$S/$script" "$@"
+}
+# `refuse_cmd WHAT PATTERN CMD...`: the same for any command (openssl).
+refuse_cmd() {
+  local what=$1 pattern=$2 out rc=0 name
+  shift 2
+  name=$(basename "${1}")
+  [[ $name == python3 ]] && name=$(basename "$2")
+  out=$(cd "$WORK" && "$@" 2>&1) || rc=$?
   if [[ $rc == 0 ]]; then
     printf '%s\n' "$out" >&2
-    fail "$script accepted a tampered artifact ($what)"
+    fail "$name accepted a tampered artifact ($what)"
   fi
   if ! grep -qE "$pattern" <<<"$out"; then
     printf '%s\n' "$out" >&2
-    fail "$script refused $what, but not with /$pattern/"
+    fail "$name refused $what, but not with /$pattern/"
   fi
   NEGATIVE=$((NEGATIVE + 1))
-  echo "ok   refused: $what -> $script exit $rc: $(grep -E "$pattern" <<<"$out" | tail -n 1 | cut -c1-110)"
+  echo "ok   refused: $what -> $name exit $rc: $(grep -E "$pattern" <<<"$out" | tail -n 1 | cut -c1-110)"
 }
 
 # Arguments with the work directory cut off and keys shortened, for the log.
@@ -175,7 +192,6 @@ stop_node() {
 declare -A TCP=() KEY=()
 status() { cli status --data-dir "$WORK/$1" --json; }
 fed() { echo "$WORK/$1/receipts/federation/federation_events.jsonl"; }
-compliance() { echo "$WORK/$1/receipts/compliance/compliance_events.jsonl"; }
 
 # `lines FILE TYPE PREFIX`: each receipt of TYPE in scroll FILE copied to PREFIX.N.json
 # (N = sequence); prints the files.
@@ -203,6 +219,7 @@ for line in open(path, "rb").read().split(b"\n")[:-1]:
 sys.exit(1)
 PY
 }
+seq_of() { local b=${1%.json}; echo "${b##*.}"; } # PREFIX.N.json -> N
 count_receipts() {
   python3 -c 'import json,sys; print(sum(json.loads(l)["type"]==sys.argv[2] for l in open(sys.argv[1],"rb").read().split(b"\n")[:-1]))' "$1" "$2"
 }
@@ -222,8 +239,8 @@ cross_anchor_on() { # ANCHORING ANCHORED SIZE
 proposal_open() { # ON ID
   cli proposals list --data-dir "$WORK/$1" --json | jtrue "any(p['proposal_id']=='$2' and p['status']['state']=='open' for p in d)"
 }
-agreement_active() { # ON
-  cli agreements list --data-dir "$WORK/$1" --json | jtrue "any(a['status']['state']=='active' and a['trust_level']==3 for a in d)"
+agreement_active() { # ON PEER LEVEL
+  cli agreements list --data-dir "$WORK/$1" --json | jtrue "any(a['status']['state']=='active' and a['trust_level']==$3 and 'did:vm:mesh:$2' in a['parties'] for a in d)"
 }
 
 # ==========================================================================================
@@ -247,19 +264,36 @@ section "vmcheck.py's tree functions against the RFC 6962 vectors (SHA-256 swapp
 POSITIVE=$((POSITIVE + 1))
 
 # ==========================================================================================
-section "two meshes on loopback, federated at level 3 over libp2p (README walkthrough)"
-for m in alpha beta; do
+section "an RFC 3161 TSA on loopback (tests/formats/tsa.py, openssl ts -reply)"
+command -v openssl >/dev/null || fail "openssl is needed (the TSA, and §6's openssl ts -verify)"
+python3 "$HERE/tsa.py" "$WORK/tsa" >"$WORK/tsa.out" 2>"$WORK/tsa.err" </dev/null &
+PID[tsa]=$!
+end=$((SECONDS + WAIT))
+until grep -q '^tsa on ' "$WORK/tsa.out" 2>/dev/null; do
+  kill -0 "${PID[tsa]}" 2>/dev/null || fail "the TSA exited: $(cat "$WORK/tsa.err")"
+  ((SECONDS < end)) || fail "the TSA did not start within ${WAIT}s"
+  sleep 0.2
+done
+TSA_URL=$(sed -n 's/^tsa on //p' "$WORK/tsa.out")
+echo "   TSA at $TSA_URL, CA certificate $WORK/tsa/ca.pem"
+
+section "three meshes on loopback over libp2p (README walkthrough): alpha-beta at level 3, alpha-gamma at level 2"
+for m in alpha beta gamma; do
   cli init --data-dir "$WORK/$m" --mesh "$m" | sed 's/^/   /'
   # Anchor cycles on demand only (`anchor now`), as the e2e tests do.
   printf '\n[anchor]\ninterval_secs = 86400\n' >>"$WORK/$m/config.toml"
 done
-for m in alpha beta; do start_node "$m"; done
-for m in alpha beta; do KEY[$m]=$(status "$m" | jget "d['public_key']"); done
-echo "   alpha key ${KEY[alpha]}"
-echo "   beta  key ${KEY[beta]}"
-cli peers add --data-dir "$WORK/alpha" --mesh did:vm:mesh:beta --public-key "${KEY[beta]}" --address "${TCP[beta]}" >/dev/null
-cli peers add --data-dir "$WORK/beta" --mesh did:vm:mesh:alpha --public-key "${KEY[alpha]}" --address "${TCP[alpha]}" >/dev/null
-echo "   peers added both ways"
+# gamma anchors through the TSA; alpha (its witness) and gamma trust the TSA's CA.
+printf 'backend = "rfc3161"\ntsa_url = "%s"\n' "$TSA_URL" >>"$WORK/gamma/config.toml"
+for m in alpha gamma; do printf '\n[witness]\ntsa_trust = ["%s"]\n' "$WORK/tsa/ca.pem" >>"$WORK/$m/config.toml"; done
+for m in alpha beta gamma; do start_node "$m"; done
+for m in alpha beta gamma; do
+  KEY[$m]=$(status "$m" | jget "d['public_key']")
+  echo "   $m key ${KEY[$m]}"
+done
+add_peer() { cli peers add --data-dir "$WORK/$1" --mesh "did:vm:mesh:$2" --public-key "${KEY[$2]}" --address "${TCP[$2]}" >/dev/null; }
+add_peer alpha beta; add_peer beta alpha; add_peer alpha gamma; add_peer gamma alpha
+echo "   peers added: alpha <-> beta, alpha <-> gamma"
 
 # Receipts that exercise RFC 8785: non-ASCII and control characters in strings, quotes and
 # backslashes, nested objects, and member names whose UTF-16 order differs from their code
@@ -270,7 +304,8 @@ cat >"$WORK/alpha-1.jsonl" <<'EOF'
 {"type":"compliance_check","control":"AC-3","passed":true}
 EOF
 printf '{"type":"compliance_check","control":"BC-%s","passed":true}\n' 1 2 3 >"$WORK/beta-1.jsonl"
-for m in alpha beta; do
+printf '{"type":"compliance_check","control":"GC-%s","passed":true}\n' 1 2 >"$WORK/gamma-1.jsonl"
+for m in alpha beta gamma; do
   cli scroll append --data-dir "$WORK/$m" --scroll Compliance --file "$WORK/$m-1.jsonl" | tail -n 1 | sed 's/^/   /'
 done
 PROPOSAL=$(cli propose --data-dir "$WORK/alpha" --target did:vm:mesh:beta --trust-level 3 \
@@ -278,9 +313,9 @@ PROPOSAL=$(cli propose --data-dir "$WORK/alpha" --target did:vm:mesh:beta --trus
 echo "   alpha proposed $PROPOSAL (trust level 3, Compliance)"
 wait_for "beta to receive the proposal" proposal_open beta "$PROPOSAL"
 cli proposals accept "$PROPOSAL" --data-dir "$WORK/beta" >/dev/null
-wait_for "alpha's agreement to be active" agreement_active alpha
-wait_for "beta's agreement to be active" agreement_active beta
-AGREEMENT=$(cli agreements list --data-dir "$WORK/alpha" --json | jget "[a['agreement_id'] for a in d if a['status']['state']=='active'][0]")
+wait_for "alpha's agreement with beta to be active" agreement_active alpha beta 3
+wait_for "beta's agreement with alpha to be active" agreement_active beta alpha 3
+AGREEMENT=$(cli agreements list --data-dir "$WORK/alpha" --json | jget "[a['agreement_id'] for a in d if a['status']['state']=='active' and 'did:vm:mesh:beta' in a['parties']][0]")
 echo "   agreement $AGREEMENT active on both"
 
 # First cycle: each witnesses the other's Compliance at 3.
@@ -320,15 +355,29 @@ wait_for "beta's fed_cross_anchor of alpha at 8" cross_anchor_on beta alpha 8
 cli scroll proof --data-dir "$WORK/alpha" --scroll Compliance --sequence 5 >"$A/alpha-proof-seq5.json"
 echo "   scroll proof --sequence 5 (alpha, anchored at 8)"
 
+# gamma: level 2 with alpha, anchored through the TSA; alpha witnesses it (checking the token).
+P2=$(cli propose --data-dir "$WORK/alpha" --target did:vm:mesh:gamma --trust-level 2 \
+  --scrolls Compliance --json | jget "[e['proposal_id'] for e in d['events'] if e.get('event')=='sent'][0]")
+wait_for "gamma to receive alpha's proposal" proposal_open gamma "$P2"
+cli proposals accept "$P2" --data-dir "$WORK/gamma" >/dev/null
+wait_for "alpha's agreement with gamma to be active" agreement_active alpha gamma 2
+wait_for "gamma's agreement with alpha to be active" agreement_active gamma alpha 2
+cli anchor now --data-dir "$WORK/gamma" --json | jget "'   gamma anchor cycle: backend ' + d['backend']"
+wait_for "alpha to witness gamma's Compliance at 2 (rfc3161 anchor)" witnessed alpha gamma 2
+wait_for "gamma to hold alpha's attestation at 2" attested gamma alpha 2
+wait_for "the witness event of gamma at 2 in gamma's Federation scroll" witness_event_on gamma gamma 2
+cli scroll proof --data-dir "$WORK/gamma" --scroll Compliance --sequence 0 >"$A/gamma-proof-seq0.json"
+echo "   scroll proof --sequence 0 (gamma, anchored through the TSA)"
+
 # Documents and witness history as the CLI shows them.
 cli proposals show "$PROPOSAL" --data-dir "$WORK/alpha" --json >"$A/proposals-show.json"
 cli agreements show "$AGREEMENT" --data-dir "$WORK/beta" --json >"$A/agreements-show.json"
 cli witness-history --data-dir "$WORK/alpha" --mesh beta --last 1h --json >"$A/witness-history.json"
-for m in alpha beta; do status "$m" >"$A/$m-status.json"; done
+for m in alpha beta gamma; do status "$m" >"$A/$m-status.json"; done
 
-section "stop both nodes (scrolls closed: checkpoints written)"
-for m in alpha beta; do stop_node "$m"; done
-for m in alpha beta; do
+section "stop the nodes (scrolls closed: checkpoints written)"
+for m in alpha beta gamma; do stop_node "$m"; done
+for m in alpha beta gamma; do
   for s in compliance federation; do
     cp "$WORK/$m/receipts/$s/${s}_events.jsonl" "$WORK/$m/receipts/$s/${s}_events.checkpoint" "$WORK/$m/ROOT.$s.txt" "$A/" 2>/dev/null ||
       fail "$m: $s files missing"
@@ -342,13 +391,17 @@ for k in 1 2 3 4 5 6 7 8; do
   cli scroll proof --data-dir "$WORK/alpha" --scroll Compliance --from-size "$k" >"$A/alpha-consistency-$k-8.json"
 done
 cli scroll proof --data-dir "$WORK/alpha" --scroll Compliance --from-size 2 --size 3 >"$A/alpha-consistency-2-3.json"
+# Offline `--sequence` without `--size`: against the ROOT file's root, or, if the binary takes
+# it from the stopped node's state, the latest anchored root with its anchor: checked either way.
 cli scroll proof --data-dir "$WORK/alpha" --scroll Compliance --sequence 7 >"$A/alpha-proof-seq7-offline.json"
+# With `--size`: a root signed now, never anchored.
+cli scroll proof --data-dir "$WORK/alpha" --scroll Compliance --sequence 7 --size 8 >"$A/alpha-proof-seq7-size8.json"
 cli scroll proof --data-dir "$WORK/alpha" --scroll Compliance --sequence 2 --size 5 >"$A/alpha-proof-seq2-size5.json"
-echo "   scroll proof --from-size 1..8, --from-size 2 --size 3, --sequence 7, --sequence 2 --size 5 (offline)"
+echo "   scroll proof --from-size 1..8, --from-size 2 --size 3, --sequence 7 [--size 8], --sequence 2 --size 5 (offline)"
 
 # ==========================================================================================
 section "§0 encodings: did:key public keys and libp2p peer ids"
-for m in alpha beta; do
+for m in alpha beta gamma; do
   python3 - "$S" "$A/$m-status.json" <<'PY'
 import json, sys
 sys.path.insert(0, sys.argv[1])
@@ -368,7 +421,7 @@ done
 
 # ==========================================================================================
 section "§1 signed documents (check_signed.py)"
-for m in alpha beta; do
+for m in alpha beta gamma; do
   for s in compliance federation; do check check_signed.py "$A/$m-ROOT.$s.txt" root "${KEY[$m]}"; done
 done
 check check_signed.py "$A/alpha-ROOT.compliance.size3.txt" root "${KEY[alpha]}"
@@ -381,11 +434,12 @@ check check_signed.py "$A/response.json" response "${KEY[beta]}"
 python3 -c 'import json,sys; json.dump(json.load(open(sys.argv[1]))["agreement"], open(sys.argv[2],"w"))' \
   "$A/agreements-show.json" "$A/agreement.json"
 check check_signed.py "$A/agreement.json" agreement -
-for m in alpha beta; do
+for m in alpha beta gamma; do
   for f in $(lines "$A/$m-federation_events.jsonl" fed_trust_established "$A/$m-established"); do
     python3 -c 'import json,sys; json.dump(json.load(open(sys.argv[1]))["agreement"], open(sys.argv[2],"w"))' "$f" "$f.agreement.json"
     check check_signed.py "$f.agreement.json" agreement -
   done
+  ls "$A/$m"-established.*.json >/dev/null 2>&1 || fail "no fed_trust_established receipt in $m's Federation scroll"
 done
 # Document hashes (§1, "Hashes of documents"): blake3(JCS(whole signed document)); the
 # `fed_trust_proposal` receipts name the proposal (sent, received) or the response
@@ -421,9 +475,37 @@ refuse "agreement with its terms changed" "AssertionError: agreement_hash" check
 flip "$A/agreement.json" "$A/flip-agreement-signed-at.json" "signatures.did:vm:mesh:beta.signed_at"
 refuse "agreement with beta's signed_at changed" InvalidSignature check_signed.py "$A/flip-agreement-signed-at.json" agreement -
 
+section "the examples of docs/cli-json.md (§1 and §3 name them as checked)"
+# The examples docs/cli-json.md prints (one run of the node, written by tests/e2e/cli_json.rs
+# with VM_WRITE_CLI_JSON): §1 and §3 name them as checked, so they are re-checked here.
+python3 - "$REPO/docs/cli-json.md" "$A/cli-json" <<'PY'
+import json, os, re, sys
+text = open(sys.argv[1], encoding="utf-8").read()
+os.makedirs(sys.argv[2], exist_ok=True)
+for key, body in re.findall(r"<!-- cli-json: ([\w-]+) -->\n```json\n(.*?)```", text, re.S):
+    open(os.path.join(sys.argv[2], key + ".json"), "w").write(body)
+PY
+CJ=$A/cli-json
+for f in proposals-show agreements-show scroll-root init witness-history; do
+  [[ -f $CJ/$f.json ]] || fail "docs/cli-json.md has no \`$f\` example"
+done
+cj_key() { jget "d['agreement']['key_exchange']['$1_federation_key']" <"$CJ/agreements-show.json"; }
+jget "d['proposal']" <"$CJ/proposals-show.json" >"$CJ/proposal.json"
+cj_proposer=$(jget "d['proposer'].split(':')[-1]" <"$CJ/proposal.json")
+check check_signed.py "$CJ/proposal.json" proposal "$(cj_key "$cj_proposer")"
+refuse "docs/cli-json.md's proposal checked as KIND root" InvalidSignature check_signed.py "$CJ/proposal.json" root "$(cj_key "$cj_proposer")"
+jget "d['agreement']" <"$CJ/agreements-show.json" >"$CJ/agreement.json"
+check check_signed.py "$CJ/agreement.json" agreement -
+jget "d['signed_root']" <"$CJ/scroll-root.json" >"$CJ/signed-root.json"
+check check_signed.py "$CJ/signed-root.json" root "$(jget "d['public_key']" <"$CJ/init.json")"
+jget "d['events'][0]" <"$CJ/witness-history.json" >"$CJ/witness-event.json"
+check check_witness_event.py "$CJ/witness-event.json" \
+  "$(cj_key "$(jget "d['witnessing_mesh'].split(':')[-1]" <"$CJ/witness-event.json")")" \
+  "$(cj_key "$(jget "d['witnessed_mesh'].split(':')[-1]" <"$CJ/witness-event.json")")"
+
 # ==========================================================================================
 section "§2 scrolls and ROOT files (check_scroll.py)"
-for m in alpha beta; do
+for m in alpha beta gamma; do
   for s in compliance federation; do
     check check_scroll.py "$A/$m-${s}_events.jsonl" "$A/$m-ROOT.$s.txt" "${KEY[$m]}" --leaf-hash 0
   done
@@ -437,6 +519,26 @@ path0=$(jget "d['inclusion']['path'][0]" <"$A/alpha-proof-seq1.json")
 [[ -n $leaf0 && $leaf0 == "$path0" ]] || fail "leaf hash of sequence 0 $leaf0 is not the node's inclusion path entry $path0"
 echo "ok   leaf hash of alpha Compliance 0 ($leaf0) = the node's inclusion-path sibling of sequence 1"
 POSITIVE=$((POSITIVE + 1))
+# ROOT files are one JCS line of exactly the six SignedRoot fields, LF-terminated; and the
+# node really ordered members by UTF-16 code units (the receipt with "😀" and "！").
+python3 - "$S" "$A"/*-ROOT.*.txt <<'PY'
+import sys
+sys.path.insert(0, sys.argv[1])
+from vmcheck import jcs, parse
+for path in sys.argv[2:]:
+    data = open(path, "rb").read()
+    doc = parse(data)
+    assert data == jcs(doc) + b"\n", f"{path}: not one JCS line"
+    assert set(doc) == {"mesh_id", "root", "scroll", "signature", "size", "timestamp"}, sorted(doc)
+print(f"ok   {len(sys.argv) - 2} ROOT files: each exactly JCS(six SignedRoot fields) + LF")
+PY
+python3 -c '
+import sys
+line = open(sys.argv[1], "rb").read().split(b"\n")[1].decode()
+assert line.index("\"😀\"") < line.index("\"！\""), line
+print("ok   the node wrote \"😀\" (U+1F600, UTF-16 D83D DE00) before \"！\" (U+FF01): UTF-16 order, as vmcheck.jcs")' \
+  "$A/alpha-compliance_events.jsonl"
+POSITIVE=$((POSITIVE + 2))
 flip "$A/alpha-compliance_events.jsonl" "$A/flip-compliance-control.jsonl" control --line 1
 refuse "scroll with one receipt's value changed (line kept canonical)" "sequence 1: root_hash" check_scroll.py "$A/flip-compliance-control.jsonl"
 flip "$A/alpha-compliance_events.jsonl" "$A/flip-compliance-root_hash.jsonl" root_hash --line 6
@@ -450,15 +552,15 @@ refuse "ROOT file with size + 1" "InvalidSignature" check_scroll.py "$A/alpha-co
 
 # ==========================================================================================
 section "§3 fed_witness_event (check_witness_event.py)"
-declare -A OTHER=([alpha]=beta [beta]=alpha)
-for m in alpha beta; do
+for m in alpha beta gamma; do
   for f in $(lines "$A/$m-federation_events.jsonl" fed_witness_event "$A/$m-witness"); do
     by=$(jget "d['witnessing_mesh'].split(':')[-1]" <"$f")
     of=$(jget "d['witnessed_mesh'].split(':')[-1]" <"$f")
     side=$(jtrue "'signed_root' in d" <"$f" && echo "witness's side, with signed_root" || echo "witnessed side")
-    echo "   $m's Federation scroll, ${f##*.witness.}: $by witnessed $of ($side)"
+    echo "   $m's Federation scroll, sequence $(seq_of "$f"): $by witnessed $of ($side)"
     check check_witness_event.py "$f" "${KEY[$by]}" "${KEY[$of]}"
   done
+  ls "$A/$m"-witness.*.json >/dev/null 2>&1 || fail "no fed_witness_event receipt in $m's Federation scroll"
 done
 python3 -c '
 import json, sys
@@ -471,7 +573,7 @@ for f in "$A"/history.*.json; do
   check check_witness_event.py "$f" "${KEY[$by]}" "${KEY[$of]}"
 done
 # Each attestation id on both sides rebuilds to the same attestation (§3's table).
-python3 - "$A/alpha-federation_events.jsonl" "$A/beta-federation_events.jsonl" <<'PY'
+python3 - "$A"/{alpha,beta,gamma}-federation_events.jsonl <<'PY'
 import json, sys
 SAME = ("witness_id", "witnessed_mesh", "witnessing_mesh", "scroll", "witnessed_root",
         "witnessed_size", "timestamp", "witnessed_anchor", "samples_checked",
@@ -482,10 +584,14 @@ for path in sys.argv[1:]:
         r = json.loads(line)
         if r["type"] == "fed_witness_event":
             a = {k: r[k] for k in SAME}; a["witness_result"] = r["verification_result"]
+            mine = path.rsplit("/", 1)[-1].split("-", 1)[0]          # alpha / beta
+            assert ("signed_root" in r) == (r["witnessing_mesh"] == "did:vm:mesh:" + mine), \
+                "signed_root only on the witness's side"
             seen.setdefault(r["witness_id"], []).append(a)
 both = [k for k, v in seen.items() if len(v) == 2]
 assert both and all(v[0] == v[1] for k, v in seen.items() if len(v) == 2), seen
-print(f"ok   {len(both)} attestation ids found on both sides rebuild to the same attestation")
+print(f"ok   {len(both)} attestation ids found on both sides rebuild to the same attestation; "
+      "signed_root only in the witness's own receipt")
 PY
 POSITIVE=$((POSITIVE + 1))
 WS=$(for f in "$A"/*-witness.*.json; do jtrue "'signed_root' in d" <"$f" && echo "$f" && break; done)
@@ -506,7 +612,7 @@ refuse "witness event with its result turned to discrepancy" InvalidSignature ch
 
 # ==========================================================================================
 section "§5 checkpoints (check_checkpoint.py)"
-for m in alpha beta; do
+for m in alpha beta gamma; do
   for s in compliance federation; do
     check check_checkpoint.py "$A/$m-${s}_events.jsonl" "$A/$m-${s}_events.checkpoint"
   done
@@ -524,8 +630,9 @@ check check_receipt_proof.py "$A/alpha-proof-seq1.json" "${KEY[alpha]}"
 check check_receipt_proof.py "$A/alpha-proof-seq5.json" "${KEY[alpha]}"
 check check_receipt_proof.py "$A/beta-proof-seq0.json" "${KEY[beta]}"
 check check_receipt_proof.py "$A/alpha-proof-seq7-offline.json" "${KEY[alpha]}" --allow-unanchored
+check check_receipt_proof.py "$A/alpha-proof-seq7-size8.json" "${KEY[alpha]}" --allow-unanchored
 check check_receipt_proof.py "$A/alpha-proof-seq2-size5.json" "${KEY[alpha]}" --allow-unanchored
-refuse "an unanchored proof without --allow-unanchored" "no anchor proof" check_receipt_proof.py "$A/alpha-proof-seq7-offline.json" "${KEY[alpha]}"
+refuse "an unanchored proof without --allow-unanchored" "no anchor proof" check_receipt_proof.py "$A/alpha-proof-seq7-size8.json" "${KEY[alpha]}"
 for m in alpha beta; do
   for f in $(lines "$A/$m-federation_events.jsonl" fed_cross_anchor "$A/$m-cross"); do
     size=$(jget "d['anchored_size']" <"$f")
@@ -540,7 +647,7 @@ for m in alpha beta; do
     # The receipt proof of the anchored mesh at that size, checked through this peer anchor.
     proof=""
     for p in "$A"/"$of"-proof-seq*.json; do
-      [[ $p == *offline* || $p == *size5* ]] && continue
+      [[ $p == *offline* || $p == *-size* ]] && continue
       jtrue "d['signed_root']['size']==$size" <"$p" && proof=$p && break
     done
     if [[ -n $proof ]]; then
@@ -588,6 +695,51 @@ flip "$A/alpha-consistency-3-8.json" "$A/flip-consistency-old.json" old_root
 refuse "consistency proof with old_root changed" "not consistent" check_consistency.py "$A/flip-consistency-old.json"
 refuse "consistency proof tied to a signed root of another size" "is not the root at" check_consistency.py "$A/alpha-consistency-4-8.json" "$A/alpha-ROOT.compliance.size3.txt" "$A/alpha-ROOT.compliance.txt" "${KEY[alpha]}"
 
+section "§6 an rfc3161 anchor (gamma's, through the TSA): check_receipt_proof.py, then openssl ts -verify"
+GP=$A/gamma-proof-seq0.json
+[[ $(jget "d['anchor_proof']['backend']" <"$GP") == rfc3161 ]] || fail "gamma's proof is not anchored through rfc3161"
+# The doc's script checks the receipt, the signed root and the batch path, then stops at
+# an rfc3161 backend and sends the reader to openssl: exit 1 with that message is its
+# documented outcome.
+rc=0
+out=$(cd "$WORK" && python3 "$S/check_receipt_proof.py" "$GP" "${KEY[gamma]}" 2>&1) || rc=$?
+if [[ $rc == 0 ]] || ! grep -q "is in did:vm:mesh:gamma's Compliance" <<<"$out" || ! grep -q "rfc3161: check tsa_token" <<<"$out"; then
+  printf '%s\n' "$out" >&2
+  fail "check_receipt_proof.py on an rfc3161 proof: expected the receipt checked, then the rfc3161 hand-off (exit 1)"
+fi
+echo "ok   check_receipt_proof.py $(short "$GP" "${KEY[gamma]}") (receipt, root and batch path checked; exit $rc at the rfc3161 hand-off, as documented)"
+printf '%s\n' "$out" | sed 's/^/       /'
+POSITIVE=$((POSITIVE + 1))
+python3 - "$GP" "$A/gamma" <<'PY'
+import base64, json, sys
+ap = json.load(open(sys.argv[1]))["anchor_proof"]
+open(sys.argv[2] + ".token.der", "wb").write(base64.b64decode(ap["tsa_token"]))
+root = ap["batch_root"]
+assert root.startswith("blake3:") and len(root) == 71
+open(sys.argv[2] + ".batch_root.bin", "wb").write(bytes.fromhex(root[7:]))       # the 32 raw bytes
+open(sys.argv[2] + ".batch_root.txt", "wb").write(root.encode())                  # its text (wrong)
+raw = bytearray(bytes.fromhex(root[7:])); raw[0] ^= 1
+open(sys.argv[2] + ".batch_root.flipped.bin", "wb").write(bytes(raw))
+tok = bytearray(base64.b64decode(ap["tsa_token"])); tok[len(tok) // 2] ^= 1
+open(sys.argv[2] + ".token.flipped.der", "wb").write(bytes(tok))
+print("     tsa_token (base64) -> gamma.token.der; batch_root -> gamma.batch_root.bin (32 bytes)")
+PY
+if ! out=$(openssl ts -verify -in "$A/gamma.token.der" -token_in -data "$A/gamma.batch_root.bin" -CAfile "$WORK/tsa/ca.pem" 2>&1) ||
+  ! grep -q "Verification: OK" <<<"$out"; then
+  printf '%s\n' "$out" >&2
+  fail "openssl ts -verify (§6's command) refused gamma's token"
+fi
+echo "ok   openssl ts -verify -in token.der -token_in -data batch_root.bin -CAfile ca.pem: $(grep -o 'Verification: OK' <<<"$out")"
+POSITIVE=$((POSITIVE + 1))
+refuse_cmd "the token checked against the batch root's text instead of its 32 bytes" "Verification: FAILED|imprint" \
+  openssl ts -verify -in "$A/gamma.token.der" -token_in -data "$A/gamma.batch_root.txt" -CAfile "$WORK/tsa/ca.pem"
+refuse_cmd "the token checked against a batch root with one bit flipped" "Verification: FAILED|imprint" \
+  openssl ts -verify -in "$A/gamma.token.der" -token_in -data "$A/gamma.batch_root.flipped.bin" -CAfile "$WORK/tsa/ca.pem"
+refuse_cmd "a token with one bit flipped" "Verification: FAILED|error" \
+  openssl ts -verify -in "$A/gamma.token.flipped.der" -token_in -data "$A/gamma.batch_root.bin" -CAfile "$WORK/tsa/ca.pem"
+flip "$GP" "$A/flip-gamma-batch-path.json" anchor_proof.merkle_path.0
+refuse "rfc3161 proof with one anchor batch path hash changed" "root not in the anchor batch" check_receipt_proof.py "$A/flip-gamma-batch-path.json" "${KEY[gamma]}"
+
 # ==========================================================================================
 section "§4 fed_discrepancy: alpha's operator rewrites alpha's Compliance history"
 # Real discrepancies, made with the binary: alpha's Compliance files are deleted and other
@@ -626,7 +778,7 @@ for m in alpha beta; do
   for f in $(lines "$A/$m-federation_events.final.jsonl" fed_discrepancy "$A/$m-discrepancy"); do
     by=$(jget "d['reporting_mesh'].split(':')[-1]" <"$f")
     of=$(jget "d['reported_mesh'].split(':')[-1]" <"$f")
-    echo "   $m's Federation scroll, ${f##*.discrepancy.}: $(jget "d['discrepancy_type'] + ' by ' + d['reporting_mesh'] + ', evidence ' + d['evidence']['kind']" <"$f")"
+    echo "   $m's Federation scroll, sequence $(seq_of "$f"): $(jget "d['discrepancy_type'] + ' by ' + d['reporting_mesh'] + ', evidence ' + d['evidence']['kind']" <"$f")"
     check check_discrepancy.py "$f" "${KEY[$by]}" "${KEY[$of]}"
     DISC+=("$f")
   done
@@ -663,8 +815,9 @@ done
 check check_scroll.py "$WORK/alpha/receipts/compliance/compliance_events.jsonl" "$WORK/alpha/ROOT.compliance.txt" "${KEY[alpha]}"
 
 section "summary"
-echo "   $POSITIVE checks passed on artifacts written by $(basename "$B") (each extracted script exited 0)"
+echo "   $POSITIVE checks passed on artifacts written by $(basename "$B") and on docs/cli-json.md's examples"
 echo "   $NEGATIVE tampered copies refused (each for the reason expected)"
-echo "   not covered: rfc3161 anchors (no TSA here), the HTTPS API's answers (POST /federation/verify,"
-echo "   proofs over HTTP), DiscoveryRecord / RevocationNotice / SchemaSync documents"
+echo "   not covered: the HTTPS API's answers (POST /federation/verify, proofs over HTTP);"
+echo "   DiscoveryRecord, RevocationNotice, SchemaSync and signed-request documents (no CLI output"
+echo "   shows them); a peer anchor whose inner anchor is rfc3161 (gamma is at level 2)"
 OK=1
