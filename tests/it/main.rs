@@ -9,6 +9,7 @@ mod engine_crash;
 mod engine_props;
 mod engine_refusals;
 mod engine_witness;
+mod hostile_responder;
 mod https_auth;
 mod net;
 mod node_input;
