@@ -2,7 +2,8 @@
 # Runs every fuzz target in turn and prints a table of what each did.
 #
 #   fuzz/run-all.sh time SECONDS     each target for SECONDS (CI: 10)
-#   fuzz/run-all.sh runs N           each target for N executions (FUZZING.md: 10,000,000)
+#   fuzz/run-all.sh runs N           each target for N executions (FUZZING.md: 10,000,000);
+#                                    FUZZ_MAX_SECS caps each target's time as well
 #   fuzz/run-all.sh ... TARGET...    only these targets
 #
 # The committed seeds (fuzz/corpus/<target>) are read, never written: new inputs go to a
@@ -18,7 +19,8 @@ amount="${2:?a number}"
 shift 2
 case "$mode" in
   time) limit=(-max_total_time="$amount") ;;
-  runs) limit=(-runs="$amount") ;;
+  runs) limit=(-runs="$amount")
+        [ -n "${FUZZ_MAX_SECS:-}" ] && limit+=(-max_total_time="$FUZZ_MAX_SECS") ;;
   *) echo "the first argument is 'time' or 'runs', not '$mode'" >&2; exit 2 ;;
 esac
 targets=("$@")
@@ -26,7 +28,8 @@ targets=("$@")
 work="${FUZZ_WORK:-$(mktemp -d)}"
 [ -d /dev/shm ] && export TMPDIR="${TMPDIR:-/dev/shm}"
 
-cargo +nightly fuzz build
+# No separate `cargo fuzz build`: `fuzz run` builds with its own profile settings, so a
+# build made by `fuzz build` would be made again.
 printf '| target | executions | per second | seconds | new inputs | peak RSS MB |\n|---|---|---|---|---|---|\n'
 for t in "${targets[@]}"; do
   mkdir -p "$work/$t"
