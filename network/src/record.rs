@@ -65,6 +65,12 @@ pub enum RecordError {
         /// Too old or in the future.
         reason: String,
     },
+    /// A record of a mesh whose fresh record, held here, is signed by another key.
+    #[error("a record of {mesh} signed by another key than the one its held record is signed by")]
+    KeyChanged {
+        /// The record's mesh.
+        mesh: MeshId,
+    },
 }
 
 /// Freshness bounds for records.
@@ -151,6 +157,31 @@ pub fn validate_own(
     let key = mesh_key(&record.mesh_id);
     check(&record, &key, Some(&record.peer_id), now, freshness)?;
     Ok(key)
+}
+
+/// Whether `incoming` (validated) may replace `held` (the record our store holds under the
+/// same key): a mesh's record is replaced only by one signed with the same key, while the
+/// held one is fresh. Otherwise anyone could take over a mesh id in the DHT, our own
+/// included, by publishing a newer self-signed record in its name: mesh ids are names, not
+/// keys. A held record that has aged out may be replaced by any valid one.
+pub fn may_replace(
+    held: &[u8],
+    incoming: &DiscoveryRecord,
+    now: Timestamp,
+    freshness: Freshness,
+) -> Result<bool, RecordError> {
+    let Ok(held) = parse::<DiscoveryRecord>(held) else {
+        return Ok(true);
+    };
+    if now.seconds_since(held.updated_at) > freshness.max_age_secs {
+        return Ok(true);
+    }
+    if held.public_key != incoming.public_key {
+        return Err(RecordError::KeyChanged {
+            mesh: incoming.mesh_id.clone(),
+        });
+    }
+    Ok(held.updated_at < incoming.updated_at)
 }
 
 /// The `updated_at` of a stored record, if it parses (records in our store were validated).

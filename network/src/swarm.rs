@@ -891,23 +891,29 @@ impl Driver {
             } => {
                 let now = (self.config.clock)();
                 let publisher = rec.publisher.map(|p| p.to_string());
-                match record::validate(
+                let freshness = self.config.freshness;
+                let store = self.swarm.behaviour_mut().kad.store_mut();
+                let held = store.get(&rec.key).map(|held| held.value.clone());
+                // Valid, and then (if a record is held) from the same key and newer: a
+                // replayed old record must not replace it, nor a record in the same mesh's
+                // name signed by someone else.
+                let checked = record::validate(
                     rec.key.as_ref(),
                     &rec.value,
                     publisher.as_deref(),
                     now,
-                    self.config.freshness,
-                ) {
-                    Ok(found) => {
+                    freshness,
+                )
+                .and_then(|found| match &held {
+                    Some(held) => record::may_replace(held, &found, now, freshness),
+                    None => Ok(true),
+                });
+                match checked {
+                    Ok(replace) => {
                         self.counters.dht_records_accepted += 1;
-                        // A newer record only: a replayed old one must not replace it.
-                        let store = self.swarm.behaviour_mut().kad.store_mut();
-                        let newer = match store.get(&rec.key) {
-                            Some(held) => record::parse_updated_at(&held.value)
-                                .is_none_or(|t| t < found.updated_at),
-                            None => true,
-                        };
-                        if newer && let Err(e) = store.put(rec) {
+                        if replace
+                            && let Err(e) = self.swarm.behaviour_mut().kad.store_mut().put(rec)
+                        {
                             tracing::warn!(error = %e, "DHT store refused a record");
                         }
                     }

@@ -621,3 +621,44 @@ async fn rejected_gossip_strikes_add_up_to_a_ban_that_ends() {
     .await;
     assert_eq!(served, Ok(true), "after its ban the peer is served again");
 }
+
+// Mesh ids are names: anyone can sign a record "in the name of" a mesh with their own key.
+// A peer putting such a record (newer, validly self-signed) over the fresh record this node
+// holds for that mesh (here its own) is refused, counted and penalised; the held record is
+// still what a lookup finds.
+#[tokio::test]
+async fn a_record_signed_by_another_key_cannot_take_over_a_mesh_id() {
+    let (target, _te) = node(4, &[]).await;
+    let target_peer: PeerId = target.peer_id().parse().unwrap();
+    let target_addr: Multiaddr = target.listen_addrs()[0].parse().unwrap();
+    let own = record(4, "target");
+    // Stored locally even though no other DHT server takes it yet.
+    let _ = target
+        .publish_record(serde_json::to_vec(&own).unwrap())
+        .await;
+
+    let mut raw = raw_kad(9);
+    raw.behaviour_mut().add_address(&target_peer, target_addr);
+    let mut squat = record(9, "target");
+    squat.updated_at = Timestamp::from_unix(NOW + 60).unwrap();
+    squat.sign(&key(9)).unwrap();
+    let rec = Record::new(
+        RecordKey::new(&mesh_key(&own.mesh_id)),
+        serde_json::to_vec(&squat).unwrap(),
+    );
+    raw.behaviour_mut()
+        .put_record_to(rec, std::iter::once(target_peer), Quorum::One);
+    drive_until(&mut raw, |e| match e {
+        SwarmEvent::Behaviour(kad::Event::OutboundQueryProgressed {
+            result: kad::QueryResult::PutRecord(_),
+            ..
+        }) => Some(()),
+        _ => None,
+    })
+    .await;
+    let status = target.status().await.unwrap();
+    assert_eq!(status.counters.dht_records_rejected, 1);
+    assert_eq!(status.counters.penalties, 1);
+    let found = target.find_record(own.mesh_id.clone()).await.unwrap();
+    assert_eq!(found, own, "the held record stays");
+}
