@@ -268,6 +268,20 @@ async fn drive_until<T>(
 // Records PUT by a raw peer that are unsigned, wrongly signed, under another mesh's key or
 // oversized are refused by the filtered store, counted and penalised; a later GET finds none.
 // A record served on GET that is forged is refused too.
+/// A raw peer PUTs `rec` to `target` and waits for the answer.
+async fn put_to(raw: &mut Swarm<kad::Behaviour<MemoryStore>>, target: PeerId, rec: Record) {
+    raw.behaviour_mut()
+        .put_record_to(rec, std::iter::once(target), Quorum::One);
+    drive_until(raw, |e| match e {
+        SwarmEvent::Behaviour(kad::Event::OutboundQueryProgressed {
+            result: kad::QueryResult::PutRecord(_),
+            ..
+        }) => Some(()),
+        _ => None,
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn dht_refuses_invalid_records_on_put_and_get() {
     let (target, _te) = node(4, &[]).await;
@@ -300,16 +314,11 @@ async fn dht_refuses_invalid_records_on_put_and_get() {
     ];
     let n = cases.len() as u64;
     for (key, value) in cases {
-        let rec = Record::new(RecordKey::new(&key), value);
-        raw.behaviour_mut()
-            .put_record_to(rec, std::iter::once(target_peer), Quorum::One);
-        drive_until(&mut raw, |e| match e {
-            SwarmEvent::Behaviour(kad::Event::OutboundQueryProgressed {
-                result: kad::QueryResult::PutRecord(_),
-                ..
-            }) => Some(()),
-            _ => None,
-        })
+        put_to(
+            &mut raw,
+            target_peer,
+            Record::new(RecordKey::new(&key), value),
+        )
         .await;
     }
     let status = target.status().await.unwrap();
@@ -646,16 +655,7 @@ async fn a_record_signed_by_another_key_cannot_take_over_a_mesh_id() {
         RecordKey::new(&mesh_key(&own.mesh_id)),
         serde_json::to_vec(&squat).unwrap(),
     );
-    raw.behaviour_mut()
-        .put_record_to(rec, std::iter::once(target_peer), Quorum::One);
-    drive_until(&mut raw, |e| match e {
-        SwarmEvent::Behaviour(kad::Event::OutboundQueryProgressed {
-            result: kad::QueryResult::PutRecord(_),
-            ..
-        }) => Some(()),
-        _ => None,
-    })
-    .await;
+    put_to(&mut raw, target_peer, rec).await;
     let status = target.status().await.unwrap();
     assert_eq!(status.counters.dht_records_rejected, 1);
     assert_eq!(status.counters.penalties, 1);

@@ -5,7 +5,6 @@
 
 #![allow(clippy::unwrap_used)] // a failed step is the test failing
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::Method;
@@ -14,23 +13,10 @@ use tokio::net::TcpListener;
 use vaultmesh_federation::clock::{Clock, SystemClock};
 use vaultmesh_federation::http::client::{Pool, Resolver};
 use vaultmesh_federation::http::routes::{HttpForm, MAX_RESPONSE_BYTES};
-use vm_network::tls::{self, TlsClock, TlsIdentity};
+use vm_network::tls;
 use vm_receipts::MeshKey;
 
-fn clock() -> TlsClock {
-    Arc::new(|| SystemClock.now().unix())
-}
-
-fn identity(seed: u8, name: &str) -> TlsIdentity {
-    TlsIdentity::new(
-        &[seed; 32],
-        &format!("did:vm:mesh:{name}"),
-        &["localhost".into()],
-        SystemClock.now().unix() - 60,
-        30,
-    )
-    .unwrap()
-}
+use super::https_auth::{clock, identity, roots};
 
 #[derive(Clone, Copy, Debug)]
 enum Hostile {
@@ -95,19 +81,25 @@ async fn hostile_server(mode: Hostile) -> String {
     url
 }
 
-fn roots() -> HttpForm {
-    HttpForm {
-        method: Method::GET,
-        path_and_query: "/federation/roots".into(),
-        body: Vec::new(),
-    }
+/// One call through `pool` to `url`, pinned to key seed 9, with no signature headers.
+async fn call(pool: &Pool, url: &str) -> Result<(hyper::StatusCode, Vec<u8>), String> {
+    let server_key = MeshKey::from_seed(&[9; 32]).public_key().to_bytes();
+    let config = tls::client_config(&identity(7, "xray"), server_key, clock()).unwrap();
+    pool.exchange(
+        &Resolver::System,
+        config,
+        server_key,
+        url,
+        roots(),
+        |_: &HttpForm| Ok(Vec::new()),
+        true,
+        SystemClock.now().unix(),
+    )
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_answers_fail_clearly_and_are_not_kept() {
-    let server_key = MeshKey::from_seed(&[9; 32]).public_key().to_bytes();
-    let config = tls::client_config(&identity(7, "xray"), server_key, clock()).unwrap();
-    let no_headers = |_: &HttpForm| Ok(Vec::new());
     for (mode, says) in [
         (Hostile::Huge, "length limit"),
         (Hostile::Garbage, "HTTP with"),
@@ -116,17 +108,7 @@ async fn hostile_answers_fail_clearly_and_are_not_kept() {
         let url = hostile_server(mode).await;
         let pool = Pool::default();
         for attempt in 1..=2 {
-            let call = pool.exchange(
-                &Resolver::System,
-                config.clone(),
-                server_key,
-                &url,
-                roots(),
-                no_headers,
-                true,
-                SystemClock.now().unix(),
-            );
-            let result = tokio::time::timeout(Duration::from_secs(20), call)
+            let result = tokio::time::timeout(Duration::from_secs(20), call(&pool, &url))
                 .await
                 .unwrap_or_else(|_| panic!("{mode:?}: no error within 20 s"));
             let error = result.expect_err("a hostile answer is an error");
@@ -142,32 +124,10 @@ async fn hostile_answers_fail_clearly_and_are_not_kept() {
     // wraps every call in its `[http] timeout`), and nothing is left to reuse.
     let url = hostile_server(Hostile::Silent).await;
     let pool = Pool::default();
-    let call = pool.exchange(
-        &Resolver::System,
-        config.clone(),
-        server_key,
-        &url,
-        roots(),
-        no_headers,
-        true,
-        SystemClock.now().unix(),
-    );
-    assert!(
-        tokio::time::timeout(Duration::from_millis(500), call)
-            .await
-            .is_err()
-    );
-    let call = pool.exchange(
-        &Resolver::System,
-        config,
-        server_key,
-        &url,
-        roots(),
-        no_headers,
-        true,
-        SystemClock.now().unix(),
-    );
-    let _ = tokio::time::timeout(Duration::from_millis(500), call).await;
+    for _ in 0..2 {
+        let timed_out = tokio::time::timeout(Duration::from_millis(500), call(&pool, &url)).await;
+        assert!(timed_out.is_err(), "a silent server gives no answer");
+    }
     assert_eq!(
         pool.connections_opened(),
         2,

@@ -21,11 +21,11 @@ use vm_receipts::{MeshId, MeshKey, PublicKey};
 
 use super::node_input::{proposal_from_xray, start_node_with, status};
 
-fn clock() -> TlsClock {
+pub(crate) fn clock() -> TlsClock {
     Arc::new(|| SystemClock.now().unix())
 }
 
-fn identity(seed: u8, name: &str) -> TlsIdentity {
+pub(crate) fn identity(seed: u8, name: &str) -> TlsIdentity {
     TlsIdentity::new(
         &[seed; 32],
         &format!("did:vm:mesh:{name}"),
@@ -76,7 +76,7 @@ async fn send(url: &str, node_key: [u8; 32], spec: &Spec) -> (StatusCode, Value)
     (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
 }
 
-fn roots() -> HttpForm {
+pub(crate) fn roots() -> HttpForm {
     HttpForm {
         method: Method::GET,
         path_and_query: "/federation/roots".into(),
