@@ -7,7 +7,6 @@
 
 use std::time::Duration;
 
-use hyper::Method;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use vaultmesh_federation::clock::{Clock, SystemClock};
