@@ -720,7 +720,9 @@ open(sys.argv[2] + ".batch_root.bin", "wb").write(bytes.fromhex(root[7:]))      
 open(sys.argv[2] + ".batch_root.txt", "wb").write(root.encode())                  # its text (wrong)
 raw = bytearray(bytes.fromhex(root[7:])); raw[0] ^= 1
 open(sys.argv[2] + ".batch_root.flipped.bin", "wb").write(bytes(raw))
-tok = bytearray(base64.b64decode(ap["tsa_token"])); tok[len(tok) // 2] ^= 1
+# The last byte is in the SignerInfo's signature (no unsigned attributes follow it); a
+# bit in the middle can land in an embedded certificate openssl does not need.
+tok = bytearray(base64.b64decode(ap["tsa_token"])); tok[-1] ^= 1
 open(sys.argv[2] + ".token.flipped.der", "wb").write(bytes(tok))
 print("     tsa_token (base64) -> gamma.token.der; batch_root -> gamma.batch_root.bin (32 bytes)")
 PY
