@@ -360,18 +360,39 @@ impl Rebuilt {
                 };
                 match key.map(|k| report.verify(&k)) {
                     Some(Ok(())) => {
-                        let record = DiscrepancyRecord {
-                            report,
-                            evidence: vec![evidence],
-                            resolved_at: None,
-                            times_seen: 1,
-                            last_seen_at: None,
-                        };
+                        let record = DiscrepancyRecord::new(report, evidence);
                         self.discrepancies.insert(record.key(), record);
                     }
                     Some(Err(e)) => self.skipped.push(format!("{at}: discrepancy report: {e}")),
                     None => self.skipped.push(format!(
                         "{at}: discrepancy report by {reporter}, whose key no agreement holds"
+                    )),
+                }
+            }
+            FederationReceipt::DiscrepancyResolved(r) => {
+                let resolution = r.resolution;
+                let by = &resolution.resolved_by;
+                let key = if by == me {
+                    Some(*my_key)
+                } else {
+                    self.key_of(by)
+                };
+                let record_key = format!(
+                    "{}/{}",
+                    resolution.reporting_mesh, resolution.discrepancy_id
+                );
+                match (
+                    key.map(|k| resolution.verify(&k)),
+                    self.discrepancies.get_mut(&record_key),
+                ) {
+                    (Some(Ok(())), Some(record)) => record.resolve(resolution, me),
+                    (Some(Ok(())), None) => self.skipped.push(format!(
+                        "{at}: resolution of discrepancy {record_key}, which no receipt before \
+                         it records"
+                    )),
+                    (Some(Err(e)), _) => self.skipped.push(format!("{at}: resolution: {e}")),
+                    (None, _) => self.skipped.push(format!(
+                        "{at}: resolution by {by}, whose key no agreement holds"
                     )),
                 }
             }

@@ -37,6 +37,8 @@ pub enum Kind {
     Discrepancy,
     /// A SchemaSync.
     Schema,
+    /// A DiscrepancyResolution.
+    Resolution,
     /// A signed HTTP request (DESIGN §8).
     Request,
     /// An anchor batch root signed by the `local` anchor backend.
@@ -56,6 +58,7 @@ impl Kind {
             Kind::Revocation => "revocation",
             Kind::Discrepancy => "discrepancy",
             Kind::Schema => "schema",
+            Kind::Resolution => "resolution",
             Kind::Request => "request",
             Kind::Anchor => "anchor",
         }

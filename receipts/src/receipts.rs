@@ -8,7 +8,9 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::documents::{DiscrepancyBody, FederationAgreement, RevocationNotice};
+use crate::documents::{
+    DiscrepancyBody, DiscrepancyResolution, FederationAgreement, RevocationNotice,
+};
 use crate::documents::{
     Document, DocumentError, Extra, SchemaVersion, TrustLevel, WitnessResult, from_value,
 };
@@ -335,6 +337,22 @@ pub struct DiscrepancyReceipt {
     pub root_hash: Option<Blake3Hash>,
 }
 
+/// `fed_discrepancy_resolved` (seed §6.3): a party's signed [`DiscrepancyResolution`], as
+/// both parties append it. The signature covers the resolution's fields (every field but
+/// `signature`, `tags` and `root_hash`), so the receipt is the signed resolution.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DiscrepancyResolvedReceipt {
+    /// The signed resolution.
+    #[serde(flatten)]
+    pub resolution: DiscrepancyResolution,
+    /// Free tags.
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Scroll root after this receipt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root_hash: Option<Blake3Hash>,
+}
+
 /// Any receipt of the Federation scroll, by its `type`.
 ///
 /// Deserialisation dispatches on `type` by hand (see [`receipt_from_value`]) rather than
@@ -370,6 +388,9 @@ pub enum FederationReceipt {
     /// `fed_discrepancy`
     #[serde(rename = "fed_discrepancy")]
     Discrepancy(DiscrepancyReceipt),
+    /// `fed_discrepancy_resolved`
+    #[serde(rename = "fed_discrepancy_resolved")]
+    DiscrepancyResolved(DiscrepancyResolvedReceipt),
 }
 
 impl Document for FederationReceipt {
@@ -383,6 +404,7 @@ impl Document for FederationReceipt {
         match self {
             Self::CrossAnchor(r) => r.roots_included().map(|_| ()),
             Self::Discrepancy(r) => r.validate(),
+            Self::DiscrepancyResolved(r) => r.resolution.validate(),
             _ => Ok(()),
         }
     }
@@ -412,6 +434,7 @@ impl FederationReceipt {
             Self::CrossAnchor(r) => r.root_hash,
             Self::SchemaSync(r) => r.root_hash,
             Self::Discrepancy(r) => r.root_hash,
+            Self::DiscrepancyResolved(r) => r.root_hash,
         }
     }
 }
@@ -490,6 +513,37 @@ impl Document for DiscrepancyReceipt {
     }
 }
 
+impl Document for DiscrepancyResolvedReceipt {
+    const NAME: &'static str = "fed_discrepancy_resolved";
+
+    fn from_json_value(value: Value) -> Result<Self, DocumentError> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Own {
+            #[serde(default)]
+            tags: Vec<String>,
+            #[serde(default)]
+            root_hash: Option<Blake3Hash>,
+        }
+        let (resolution, own) = crate::documents::split_body::<Self, DiscrepancyResolution>(
+            value,
+            &["tags", "root_hash"],
+        )?;
+        let own: Own = crate::documents::own_fields::<Self, _>(own)?;
+        let receipt = Self {
+            resolution,
+            tags: own.tags,
+            root_hash: own.root_hash,
+        };
+        receipt.validate()?;
+        Ok(receipt)
+    }
+
+    fn validate(&self) -> Result<(), DocumentError> {
+        self.resolution.validate()
+    }
+}
+
 /// Types a receipt by its `type`, with errors that name the receipt type and field.
 pub fn receipt_from_value(value: Value) -> Result<FederationReceipt, DocumentError> {
     let field_err = |path: &str, message: String| DocumentError::Field {
@@ -521,6 +575,7 @@ pub fn receipt_from_value(value: Value) -> Result<FederationReceipt, DocumentErr
         "fed_cross_anchor" => FederationReceipt::CrossAnchor(from_value(rest)?),
         "fed_schema_sync" => FederationReceipt::SchemaSync(from_value(rest)?),
         "fed_discrepancy" => FederationReceipt::Discrepancy(from_value(rest)?),
+        "fed_discrepancy_resolved" => FederationReceipt::DiscrepancyResolved(from_value(rest)?),
         other => {
             return Err(field_err(
                 "type",

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use hyper::Method;
 use serde_json::{Value, json};
-use vm_receipts::documents::VerificationFrequency;
+use vm_receipts::documents::{ResolutionOutcome, VerificationFrequency};
 
 use super::remote::{JsonArg, s};
 use super::{DataDirArg, Output};
@@ -59,6 +59,33 @@ pub(super) enum DiscrepanciesCommand {
     /// Every discrepancy found by us or reported to us, with its evidence and whether the
     /// evidence is a proof on its own.
     List(super::remote::ReadArgs),
+    /// One discrepancy: the finding, its evidence and whether it is a proof, its
+    /// resolutions, and how to check it offline.
+    Show {
+        /// Its id (`discrepancies list` shows them), or `<reporting mesh>/<id>`.
+        id: String,
+        #[command(flatten)]
+        read: super::remote::ReadArgs,
+    },
+    /// Resolve a discrepancy (seed §6.3): signed, recorded as `fed_discrepancy_resolved` on
+    /// both sides and sent to the other mesh. A resolution by the mesh that made the finding
+    /// closes it on both sides; one by the reported mesh closes only its own copy.
+    Resolve {
+        /// Its id, or `<reporting mesh>/<id>`.
+        id: String,
+        /// How it ended.
+        #[arg(long, value_parser = parse_outcome)]
+        outcome: ResolutionOutcome,
+        /// What was done or found (required; at most 1024 characters).
+        #[arg(long)]
+        note: String,
+        #[command(flatten)]
+        read: super::remote::ReadArgs,
+    },
+}
+
+fn parse_outcome(s: &str) -> Result<ResolutionOutcome, String> {
+    s.parse()
 }
 
 /// `verify`: exit 0 when the root verified, 1 when a discrepancy was recorded.
@@ -188,7 +215,36 @@ pub(super) fn discrepancies(
     command: DiscrepanciesCommand,
     out: &mut Output,
 ) -> anyhow::Result<ExitCode> {
-    let DiscrepanciesCommand::List(args) = command;
+    let args = match command {
+        DiscrepanciesCommand::List(args) => args,
+        DiscrepanciesCommand::Show { id, read } => return show_discrepancy(&id, &read, out),
+        DiscrepanciesCommand::Resolve {
+            id,
+            outcome,
+            note,
+            read,
+        } => {
+            let v = call(
+                &read.dir.data_dir,
+                Method::POST,
+                "/v1/discrepancies",
+                Some(json!({
+                    "op": "resolve_discrepancy",
+                    "id": id,
+                    "outcome": outcome.as_str(),
+                    "note": note,
+                })),
+            )?;
+            if read.json.json {
+                out.json(&v)?;
+            } else {
+                out.line(format!(
+                    "resolved {id} as {outcome}; the other mesh is sent the signed resolution"
+                ))?;
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+    };
     let v = call(&args.dir.data_dir, Method::GET, "/v1/discrepancies", None)?;
     if args.json.json {
         out.json(&v)?;
@@ -211,6 +267,63 @@ pub(super) fn discrepancies(
             s(&r["details"]["scroll"]),
             s(&d["evidence_check"]["standing"])
         ))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn show_discrepancy(
+    id: &str,
+    args: &super::remote::ReadArgs,
+    out: &mut Output,
+) -> anyhow::Result<ExitCode> {
+    let v = call(
+        &args.dir.data_dir,
+        Method::POST,
+        "/v1/discrepancies",
+        Some(json!({"op": "show_discrepancy", "id": id})),
+    )?;
+    if args.json.json {
+        out.json(&v)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let r = &v["report"];
+    out.line(format!(
+        "{} {} ({}), {}",
+        s(&r["discrepancy_id"]),
+        s(&r["discrepancy_type"]),
+        s(&r["severity"]),
+        s(&r["timestamp"])
+    ))?;
+    out.line(format!(
+        "  reported by {} about {}, scroll {}",
+        s(&r["reporting_mesh"]),
+        s(&r["reported_mesh"]),
+        s(&r["details"]["scroll"])
+    ))?;
+    out.line(format!("  details: {}", r["details"]))?;
+    out.line(format!(
+        "  evidence: {} ({}); seen {} time(s)",
+        s(&v["evidence_check"]["standing"]),
+        s(&v["evidence_check"]["kind"]),
+        s(&v["times_seen"])
+    ))?;
+    out.line(format!("  {}", s(&v["meaning"])))?;
+    match v["resolved_at"].as_str() {
+        Some(at) => out.line(format!("  closed at {at}"))?,
+        None => out.line("  open")?,
+    }
+    for res in v["resolutions"].as_array().into_iter().flatten() {
+        out.line(format!(
+            "  resolved by {} at {}: {} ({})",
+            s(&res["resolved_by"]),
+            s(&res["timestamp"]),
+            s(&res["outcome"]),
+            s(&res["note"])
+        ))?;
+    }
+    out.line("  to check it with no node:")?;
+    for step in v["check_offline"].as_array().into_iter().flatten() {
+        out.line(format!("    - {}", s(step)))?;
     }
     Ok(ExitCode::SUCCESS)
 }

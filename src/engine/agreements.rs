@@ -714,6 +714,9 @@ pub fn suspend(
         )));
     }
     let peer = peer_of(ctx, &record)?;
+    if let Some(d) = &discrepancy_id {
+        super::resolution::check_names_finding(ctx, d, &peer)?;
+    }
     record.status = AgreementStatus::Suspended {
         reason: reason.clone(),
     };

@@ -136,6 +136,9 @@ pub enum EngineError {
     /// No such agreement.
     #[error("no agreement {0}")]
     UnknownAgreement(DocumentId),
+    /// No such finding.
+    #[error("no discrepancy {0} is known here (`discrepancies list` shows them)")]
+    UnknownDiscrepancy(String),
     /// An operator command that cannot be carried out as given.
     #[error("{0}")]
     Command(String),
@@ -187,6 +190,7 @@ impl EngineError {
             Self::TooManyProposals { .. } => "too_many_proposals",
             Self::UnknownProposal(_) => "unknown_proposal",
             Self::UnknownAgreement(_) => "unknown_agreement",
+            Self::UnknownDiscrepancy(_) => "unknown_discrepancy",
             Self::Command(_) => "bad_command",
             Self::Store(_) => "internal",
         }

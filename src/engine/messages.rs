@@ -8,8 +8,8 @@
 use serde_json::{Map, Value, json};
 use vm_receipts::Blake3Hash;
 use vm_receipts::documents::{
-    DiscrepancyReport, Document, DocumentError, FederationAgreement, ProposalResponse,
-    RevocationNotice, TrustProposal, WitnessAttestation, from_value,
+    DiscrepancyReport, DiscrepancyResolution, Document, DocumentError, FederationAgreement,
+    ProposalResponse, RevocationNotice, TrustProposal, WitnessAttestation, from_value,
 };
 use vm_receipts::jcs::{self, Numbers};
 
@@ -43,6 +43,8 @@ pub enum PeerMessage {
         /// The evidence (JSON), hashed into the report.
         evidence: Value,
     },
+    /// A party's signed resolution of a finding between us (seed §6.3).
+    Resolution(DiscrepancyResolution),
 }
 
 /// Most bytes a trust message may have (DESIGN §8: requests ≤ 1 MiB).
@@ -58,6 +60,7 @@ impl PeerMessage {
             Self::Revocation(_) => "revocation",
             Self::Attestation(_) => "attestation",
             Self::Discrepancy { .. } => "discrepancy",
+            Self::Resolution(_) => "resolution",
         }
     }
 
@@ -85,6 +88,7 @@ impl PeerMessage {
                 "report": report.to_value()?,
                 "evidence": evidence,
             }),
+            Self::Resolution(r) => json!({"type": "resolution", "resolution": r.to_value()?}),
         })
     }
 
@@ -149,6 +153,7 @@ impl PeerMessage {
                 report: Box::new(from_value(take(&mut map, "report")?)?),
                 evidence: take(&mut map, "evidence")?,
             },
+            "resolution" => Self::Resolution(from_value(take(&mut map, "resolution")?)?),
             other => {
                 return Err(message_error(
                     "type",

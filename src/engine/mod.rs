@@ -44,6 +44,7 @@ mod negotiation;
 pub mod policy;
 mod queries;
 mod receipts;
+mod resolution;
 mod retry;
 mod witness;
 
@@ -58,6 +59,7 @@ use vm_storage::{PeerSource, Store, StoreError, WriteTx};
 
 pub use error::EngineError;
 pub use messages::{MAX_MESSAGE_BYTES, PeerMessage, document_hash};
+pub use resolution::find as find_discrepancy;
 pub use retry::RetryPolicy;
 pub use witness::{CrossAnchored, WitnessReport, evidence_hash};
 
@@ -276,6 +278,16 @@ pub enum Command {
         /// Its terms.
         terms: ProposedTerms,
     },
+    /// Resolves a finding between us and a peer (seed §6.3): signs how it ended, keeps it
+    /// and tells the other party.
+    ResolveDiscrepancy {
+        /// The finding: its id, or `<reporting mesh>/<id>`.
+        discrepancy_id: String,
+        /// How it ended.
+        outcome: vm_receipts::documents::ResolutionOutcome,
+        /// What was done or found.
+        note: String,
+    },
     /// Sends waiting messages now (`outbox retry`): to `to` (all when `None`), on `topic`
     /// (all of that mesh's when `None`).
     RetryOutbox {
@@ -424,6 +436,17 @@ pub enum Event {
         kind: String,
         /// The scroll.
         scroll: ScrollName,
+    },
+    /// A finding was resolved, by us or by the other party.
+    DiscrepancyResolved {
+        /// Its id.
+        discrepancy_id: DocumentId,
+        /// Who resolved it.
+        resolved_by: MeshId,
+        /// How.
+        outcome: vm_receipts::documents::ResolutionOutcome,
+        /// Whether our record of it is now closed.
+        closed: bool,
     },
     /// A finding already recorded was made again (the next cycle, another origin of the
     /// root, another witness's gossip): its record counts it; no new receipt or report.
@@ -737,6 +760,9 @@ impl Engine {
                         PeerMessage::Discrepancy { report, evidence } => {
                             witness::on_discrepancy(&mut ctx, &from, *report, evidence)?;
                         }
+                        PeerMessage::Resolution(r) => {
+                            resolution::on_resolution(&mut ctx, &from, r)?;
+                        }
                     }
                 }
                 Input::Discovered { record, source } => {
@@ -783,6 +809,7 @@ fn run_command(ctx: &mut Ctx<'_, '_>, command: Command) -> Result<(), EngineErro
             | Command::RemovePeer { .. }
             | Command::Revoke { .. }
             | Command::Suspend { .. }
+            | Command::ResolveDiscrepancy { .. }
     );
     if needs_federation && !ctx.config.federation_on {
         return Err(EngineError::Policy(policy::Refusal::FederationOff));
@@ -833,6 +860,11 @@ fn run_command(ctx: &mut Ctx<'_, '_>, command: Command) -> Result<(), EngineErro
             agreement_id,
             reason,
         } => agreements::resume(ctx, &agreement_id, reason),
+        Command::ResolveDiscrepancy {
+            discrepancy_id,
+            outcome,
+            note,
+        } => resolution::resolve(ctx, &discrepancy_id, outcome, note).map(|_| ()),
         Command::RetryOutbox { to, topic } => {
             retry::retry_now(ctx, to.as_ref(), topic.as_deref()).map(|_| ())
         }

@@ -374,13 +374,8 @@ fn record_discrepancy(
     };
     report.sign(ctx.key)?;
     let id = report.body.discrepancy_id.clone();
-    ctx.tx.put(&DiscrepancyRecord {
-        report: report.clone(),
-        evidence: vec![evidence.clone()],
-        resolved_at: None,
-        times_seen: 1,
-        last_seen_at: None,
-    })?;
+    ctx.tx
+        .put(&DiscrepancyRecord::new(report.clone(), evidence.clone()))?;
     receipts::queue(
         ctx,
         FederationReceipt::Discrepancy(DiscrepancyReceipt {
@@ -541,13 +536,7 @@ pub fn on_discrepancy(
             },
         ));
     }
-    let record = DiscrepancyRecord {
-        report: report.clone(),
-        evidence: vec![evidence],
-        resolved_at: None,
-        times_seen: 1,
-        last_seen_at: None,
-    };
+    let record = DiscrepancyRecord::new(report.clone(), evidence);
     if ctx
         .tx
         .get::<DiscrepancyRecord>(&vm_storage::Record::key(&record))?

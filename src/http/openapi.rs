@@ -310,6 +310,17 @@ pub fn operations() -> Vec<Operation> {
                 "evidence": {"kind": "root_mismatch"},
             }),
         ),
+        message(
+            "post",
+            "/federation/resolutions",
+            "postResolution",
+            "A party's signed resolution of a finding between it and the node (seed §6.3)",
+            "Signed by resolved_by, the sender; the finding must be known to the node (409 \
+             out_of_order until its report has arrived). A resolution by the reporting mesh \
+             closes the finding on both sides; one by the reported mesh is kept beside it.",
+            "ResolutionMessage",
+            json!({"type": "resolution", "resolution": example_resolution()}),
+        ),
         Operation {
             method: "post",
             path: "/federation/notify",
@@ -560,6 +571,19 @@ fn example_discrepancy() -> Value {
         "details": {"scroll": "Federation"},
         "evidence_hash": EXAMPLE_HASH,
         "resolution_requested": true,
+        "signature": example_signature(),
+    })
+}
+
+fn example_resolution() -> Value {
+    json!({
+        "discrepancy_id": "disc-1",
+        "reporting_mesh": "did:vm:mesh:alpha",
+        "reported_mesh": "did:vm:mesh:beta",
+        "resolved_by": "did:vm:mesh:alpha",
+        "outcome": "resynced",
+        "note": "re-fetched the root; the scrolls agree",
+        "timestamp": "2026-01-01T05:00:00Z",
         "signature": example_signature(),
     })
 }
@@ -819,6 +843,18 @@ fn schemas() -> Value {
                 "signature": s("SignatureField"),
             }),
         ),
+        "DiscrepancyResolution": doc_schema(
+            "A party's signed resolution of a finding (seed §6.3), KIND resolution.",
+            &["discrepancy_id", "reporting_mesh", "reported_mesh", "resolved_by", "outcome",
+              "note", "timestamp", "signature"],
+            json!({
+                "discrepancy_id": s("DocumentId"), "reporting_mesh": mesh(),
+                "reported_mesh": mesh(), "resolved_by": mesh(),
+                "outcome": {"type": "string", "enum": ["resynced", "false_alarm", "confirmed"]},
+                "note": {"type": "string", "maxLength": 1024},
+                "timestamp": timestamp(), "signature": s("SignatureField"),
+            }),
+        ),
         "AnchorProof": doc_schema(
             "How a root was anchored (DESIGN §7).",
             &["backend", "batch_root", "leaf_index", "batch_size", "merkle_path"],
@@ -883,6 +919,8 @@ fn schemas() -> Value {
         "DiscrepancyMessage": message_schema("discrepancy", &["report", "evidence"],
             json!({"report": s("DiscrepancyReport"),
                    "evidence": {"description": "The evidence JSON the report's evidence_hash names."}})),
+        "ResolutionMessage": message_schema("resolution", &["resolution"],
+            json!({"resolution": s("DiscrepancyResolution")})),
     });
     if let Value::Object(m) = part {
         all.extend(m);

@@ -103,6 +103,7 @@ fn message_route(message: &Value) -> Result<(Method, String), String> {
         ),
         "attestation" => (Method::POST, "/federation/witness".into()),
         "discrepancy" => (Method::POST, "/federation/discrepancies".into()),
+        "resolution" => (Method::POST, "/federation/resolutions".into()),
         other => return Err(format!("no HTTP route for a {other:?} message")),
     })
 }
@@ -399,6 +400,10 @@ pub fn from_http(
         },
         ["federation", "discrepancies"] => match *method {
             Method::POST => message_body(body, "discrepancy", None),
+            _ => Err(not_allowed()),
+        },
+        ["federation", "resolutions"] => match *method {
+            Method::POST => message_body(body, "resolution", None),
             _ => Err(not_allowed()),
         },
         ["federation", "notify"] => match *method {

@@ -185,6 +185,20 @@ pub enum ControlOp {
     },
     /// Discrepancies found by us or reported to us, with their evidence.
     ListDiscrepancies,
+    /// One discrepancy: its evidence, what it amounts to, its resolutions.
+    ShowDiscrepancy {
+        /// Its id (or `<reporting mesh>/<id>`).
+        id: String,
+    },
+    /// Resolve a discrepancy (seed §6.3): signed, recorded on both sides.
+    ResolveDiscrepancy {
+        /// Its id (or `<reporting mesh>/<id>`).
+        id: String,
+        /// `resynced`, `false_alarm` (or `false-alarm`), `confirmed`.
+        outcome: String,
+        /// What was done or found.
+        note: String,
+    },
     /// Append receipts to one of our scrolls (not the Federation scroll).
     Append {
         /// The scroll.
@@ -622,7 +636,19 @@ pub fn router(tx: Tx) -> Router {
         )
         .route(
             "/v1/discrepancies",
-            get(|State(tx): State<Tx>| async move { ask(&tx, ControlOp::ListDiscrepancies).await }),
+            get(|State(tx): State<Tx>| async move { ask(&tx, ControlOp::ListDiscrepancies).await })
+                .post(
+                    |State(tx): State<Tx>, b: Result<Json<ControlOp>, JsonRejection>| async move {
+                        op_body(&tx, b, "show_discrepancy or resolve_discrepancy", |op| {
+                            matches!(
+                                op,
+                                ControlOp::ShowDiscrepancy { .. }
+                                    | ControlOp::ResolveDiscrepancy { .. }
+                            )
+                        })
+                        .await
+                    },
+                ),
         )
         .route(
             "/v1/witness",

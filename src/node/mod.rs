@@ -599,7 +599,9 @@ fn err(status: StatusCode, code: &str, message: impl Into<String>) -> ControlErr
 
 fn engine_error(e: &EngineError) -> ControlError {
     let status = match e.code() {
-        "unknown_proposal" | "unknown_agreement" | "unknown_sender" => StatusCode::NOT_FOUND,
+        "unknown_proposal" | "unknown_agreement" | "unknown_sender" | "unknown_discrepancy" => {
+            StatusCode::NOT_FOUND
+        }
         "internal" => StatusCode::INTERNAL_SERVER_ERROR,
         _ => StatusCode::CONFLICT,
     };
@@ -790,6 +792,9 @@ impl Node {
                         // counted on its record and logged at INFO.
                         Event::Discrepancy { .. } => {
                             tracing::error!(event = %value, "discrepancy recorded");
+                        }
+                        Event::DiscrepancyResolved { .. } => {
+                            tracing::warn!(event = %value, "discrepancy resolved");
                         }
                         Event::Delayed { .. } => {
                             tracing::warn!(event = %value, "a message is still undelivered after its first attempts; resending with backoff");
@@ -1528,6 +1533,15 @@ impl Node {
                 self.witness_history(&mesh, since_secs)
             }
             ControlOp::ListDiscrepancies => self.list_discrepancies(),
+            ControlOp::ShowDiscrepancy { id } => self.show_discrepancy(&id),
+            ControlOp::ResolveDiscrepancy { id, outcome, note } => {
+                let outcome = outcome.parse().map_err(bad)?;
+                self.command(Command::ResolveDiscrepancy {
+                    discrepancy_id: id,
+                    outcome,
+                    note,
+                })
+            }
             ControlOp::Append { scroll, receipts } => self.append(&scroll, receipts),
             ControlOp::ScrollProof { scroll, sequence } => self.scroll_proof(&scroll, sequence),
         }
@@ -2009,6 +2023,14 @@ fn event_json(event: &Event) -> Value {
             times_seen,
         } => {
             json!({"type": "discrepancy_repeated", "discrepancy_id": discrepancy_id, "reported_mesh": reported_mesh, "times_seen": times_seen})
+        }
+        Event::DiscrepancyResolved {
+            discrepancy_id,
+            resolved_by,
+            outcome,
+            closed,
+        } => {
+            json!({"type": "discrepancy_resolved", "discrepancy_id": discrepancy_id, "resolved_by": resolved_by, "outcome": outcome, "closed": closed})
         }
         Event::CrossAnchored { peer, scroll, size } => {
             json!({"type": "cross_anchored", "peer": peer, "scroll": scroll, "size": size})

@@ -96,40 +96,82 @@ impl Node {
             .store()
             .all::<DiscrepancyRecord>()
             .map_err(store_error)?;
+        Ok(Value::Array(
+            records.iter().map(|r| self.discrepancy_json(r)).collect(),
+        ))
+    }
+
+    /// `discrepancies show ID`: one finding, its evidence and what it amounts to, its
+    /// resolutions, and how to check it with no node.
+    pub(super) fn show_discrepancy(&self, id: &str) -> ControlReply {
+        let records = self
+            .engine
+            .store()
+            .all::<DiscrepancyRecord>()
+            .map_err(store_error)?;
+        let record =
+            crate::engine::find_discrepancy(records, id).map_err(|e| super::engine_error(&e))?;
+        let mut v = self.discrepancy_json(&record);
+        let standing = v["evidence_check"]["standing"].as_str().unwrap_or("none");
+        let meaning = match standing {
+            "proof" => {
+                "the evidence is a proof on its own: signed roots of the reported mesh that \
+                 cannot all be honest (DESIGN §7 \"Findings and proofs\"); anyone with its key \
+                 can check it"
+            }
+            "claim" => {
+                "the evidence is the witness's claim (what it was served, or not): it shows \
+                 what the witness saw, not that the reported mesh lied; re-sync, review, or \
+                 ask a third mesh (arbitration)"
+            }
+            "unchecked" => "no key for the reported mesh is held here, so nothing was checked",
+            _ => "the evidence does not check out: it is not evidence against the reported mesh",
+        };
+        v["meaning"] = meaning.into();
+        v["check_offline"] = json!([
+            "the finding is the fed_discrepancy receipt with this discrepancy_id in the \
+             Federation scroll (receipts/federation/federation_events.jsonl) of either party",
+            "evidence_hash = \"blake3:\" + hex(BLAKE3(JCS(evidence))): the receipt's evidence \
+             must hash to it",
+            "the signature (KIND discrepancy) is the reporting mesh's over the receipt without \
+             type, tags, root_hash, evidence and signature",
+            "a proof's signed roots verify with the reported mesh's key (KIND root); \
+             docs/formats.md §4 has a script that checks all of it with no project code",
+        ]);
+        Ok(v)
+    }
+
+    /// A finding as the control API shows it.
+    fn discrepancy_json(&self, r: &DiscrepancyRecord) -> Value {
         let me = self.dir.mesh_id();
-        let list: Vec<Value> = records
-            .into_iter()
-            .map(|r| {
-                let reported = &r.report.body.reported_mesh;
-                let key = if reported == me {
-                    Some(self.dir.key().public_key())
-                } else {
-                    self.route(reported).map(|t| t.key)
-                };
-                let check = r.evidence.first().map(|v| {
-                    match (serde_json::from_value::<ConflictEvidence>(v.clone()), key) {
-                        (Ok(e), Some(k)) => match e.verify(&k) {
-                            Ok(Standing::Proof) => json!({"standing": "proof", "kind": e.kind()}),
-                            Ok(Standing::Claim) => json!({"standing": "claim", "kind": e.kind()}),
-                            Err(x) => json!({"standing": "invalid", "error": x.to_string()}),
-                        },
-                        (Ok(_), None) => {
-                            json!({"standing": "unchecked", "error": "no key for the mesh"})
-                        }
-                        (Err(x), _) => json!({"standing": "invalid", "error": x.to_string()}),
-                    }
-                });
-                json!({
-                    "report": r.report,
-                    "evidence": r.evidence,
-                    "evidence_check": check,
-                    "resolved_at": r.resolved_at,
-                    "times_seen": r.times_seen,
-                    "last_seen_at": r.last_seen_at,
-                })
-            })
-            .collect();
-        Ok(Value::Array(list))
+        let reported = &r.report.body.reported_mesh;
+        let key = if reported == me {
+            Some(self.dir.key().public_key())
+        } else {
+            self.route(reported).map(|t| t.key)
+        };
+        let check = r.evidence.first().map(|v| {
+            match (serde_json::from_value::<ConflictEvidence>(v.clone()), key) {
+                (Ok(e), Some(k)) => match e.verify(&k) {
+                    Ok(Standing::Proof) => json!({"standing": "proof", "kind": e.kind()}),
+                    Ok(Standing::Claim) => json!({"standing": "claim", "kind": e.kind()}),
+                    Err(x) => json!({"standing": "invalid", "error": x.to_string()}),
+                },
+                (Ok(_), None) => {
+                    json!({"standing": "unchecked", "error": "no key for the mesh"})
+                }
+                (Err(x), _) => json!({"standing": "invalid", "error": x.to_string()}),
+            }
+        });
+        json!({
+            "report": r.report,
+            "evidence": r.evidence,
+            "evidence_check": check,
+            "resolved_at": r.resolved_at,
+            "resolutions": r.resolutions,
+            "times_seen": r.times_seen,
+            "last_seen_at": r.last_seen_at,
+        })
     }
 
     /// `scroll append` while the node runs (it owns the scroll files).

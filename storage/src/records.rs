@@ -7,8 +7,9 @@ use redb::TableDefinition;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use vm_receipts::documents::{
-    AnchorNotification, DiscoveryRecord, DiscrepancyReport, FederationAgreement, ProposalResponse,
-    RevocationNotice, SignedRoot, TrustProposal, WitnessAttestation, WitnessResult,
+    AnchorNotification, DiscoveryRecord, DiscrepancyReport, DiscrepancyResolution,
+    FederationAgreement, ProposalResponse, RevocationNotice, SignedRoot, TrustProposal,
+    WitnessAttestation, WitnessResult,
 };
 use vm_receipts::{Blake3Hash, DocumentId, MeshId, PublicKey, ScrollName, Timestamp};
 
@@ -386,6 +387,9 @@ pub struct DiscrepancyRecord {
     /// When it was last made again (absent until it is).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_seen_at: Option<Timestamp>,
+    /// The signed resolutions of either party (seed §6.3), in the order received.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resolutions: Vec<DiscrepancyResolution>,
 }
 
 fn one() -> u64 {
@@ -393,6 +397,51 @@ fn one() -> u64 {
 }
 
 impl DiscrepancyRecord {
+    /// A new open record of `report`, seen once.
+    pub fn new(report: DiscrepancyReport, evidence: serde_json::Value) -> Self {
+        Self {
+            report,
+            evidence: vec![evidence],
+            resolved_at: None,
+            times_seen: 1,
+            last_seen_at: None,
+            resolutions: Vec::new(),
+        }
+    }
+
+    /// The discrepancy id.
+    pub fn id(&self) -> &DocumentId {
+        &self.report.body.discrepancy_id
+    }
+
+    /// The party other than `me`.
+    pub fn other_party(&self, me: &MeshId) -> &MeshId {
+        let b = &self.report.body;
+        if &b.reporting_mesh == me {
+            &b.reported_mesh
+        } else {
+            &b.reporting_mesh
+        }
+    }
+
+    /// Keeps `resolution` (already checked: signed by its `resolved_by`, about this finding)
+    /// and closes the record if it ends the finding for `me`: a resolution by the mesh that
+    /// made the finding closes it on both sides; one by the reported mesh closes only the
+    /// reported mesh's own copy (an accused mesh cannot close its accuser's finding).
+    pub fn resolve(&mut self, resolution: DiscrepancyResolution, me: &MeshId) {
+        let closes = resolution.resolved_by == self.report.body.reporting_mesh
+            || &resolution.resolved_by == me;
+        if closes && self.resolved_at.is_none() {
+            self.resolved_at = Some(resolution.timestamp);
+        }
+        self.resolutions.push(resolution);
+    }
+
+    /// `resolved_by`'s resolution, if it gave one.
+    pub fn resolution_by(&self, mesh: &MeshId) -> Option<&DiscrepancyResolution> {
+        self.resolutions.iter().find(|r| &r.resolved_by == mesh)
+    }
+
     /// The evidence kind the report's details name (`evidence_kind`), or `""`.
     pub fn evidence_kind(&self) -> &str {
         self.report

@@ -237,16 +237,17 @@ fn witness_state_is_a_compare_and_swap_that_never_moves_backwards() {
     );
 }
 
-#[test]
-fn a_finding_is_recorded_reported_with_its_evidence_and_received() {
-    let mut net = net(TrustLevel::VERIFY);
+/// Berlin witnesses Dublin's Compliance at size 5, then is served another root at size 5:
+/// a `root_mismatch` with `conflicting_roots` evidence (a proof), recorded on Berlin's side,
+/// its report to Dublin still in flight.
+pub(crate) fn find_conflict(net: &mut Net) {
     let key = net.node(DUBLIN).key.clone();
-    let five = notification(&net, &key, 5, "five");
+    let five = notification(net, &key, 5, "five");
     let b = net.idx(BERLIN);
     net.apply(b, report(&five, None, verified()))
         .expect("first");
     net.run();
-    let rewritten = notification(&net, &key, 5, "rewritten");
+    let rewritten = notification(net, &key, 5, "rewritten");
     let finding = Finding {
         kind: DiscrepancyType::RootMismatch,
         details: DiscrepancyDetails {
@@ -278,6 +279,12 @@ fn a_finding_is_recorded_reported_with_its_evidence_and_received() {
         })),
     )
     .expect("recorded");
+}
+
+#[test]
+fn a_finding_is_recorded_reported_with_its_evidence_and_received() {
+    let mut net = net(TrustLevel::VERIFY);
+    find_conflict(&mut net);
     // Capture the report in flight, to replay it with other evidence below.
     let in_flight = net
         .queue

@@ -8,6 +8,7 @@ mod engine;
 mod engine_crash;
 mod engine_props;
 mod engine_refusals;
+mod engine_resolution;
 mod engine_witness;
 mod hostile_responder;
 mod https_auth;

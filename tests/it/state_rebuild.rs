@@ -69,6 +69,21 @@ fn history() -> Net {
     )
     .expect("resume");
     net.run();
+    // Dublin, the reported mesh, resolves its copy of the finding: closed on its side, kept
+    // beside Berlin's open finding.
+    let finding = all::<DiscrepancyRecord>(net.node(DUBLIN).store())[0]
+        .id()
+        .to_string();
+    net.command(
+        DUBLIN,
+        Command::ResolveDiscrepancy {
+            discrepancy_id: finding,
+            outcome: vm_receipts::documents::ResolutionOutcome::Resynced,
+            note: "re-published the root after a restore".into(),
+        },
+    )
+    .expect("resolve");
+    net.run();
 
     net.command(
         DUBLIN,
@@ -226,10 +241,18 @@ fn a_rebuilt_state_equals_the_original_table_by_table() {
             .iter()
             .any(|s| s.cross_anchored_size == Some(5))
     );
-    assert_eq!(all::<DiscrepancyRecord>(berlin).len(), 1);
+    let found = all::<DiscrepancyRecord>(berlin);
+    assert_eq!(found.len(), 1);
+    assert!(
+        found[0].resolved_at.is_none(),
+        "only Berlin closes its finding"
+    );
+    assert_eq!(found[0].resolutions.len(), 1, "Dublin's word is kept");
     let dublin = net.node(DUBLIN).store();
     assert!(!all::<ReceivedAttestation>(dublin).is_empty());
-    assert_eq!(all::<DiscrepancyRecord>(dublin).len(), 1);
+    let reported = all::<DiscrepancyRecord>(dublin);
+    assert_eq!(reported.len(), 1);
+    assert!(reported[0].resolved_at.is_some(), "Dublin closed its copy");
     assert!(
         all::<AgreementRecord>(dublin)
             .iter()

@@ -14,6 +14,7 @@ mod agreement;
 mod discovery;
 mod discrepancy;
 mod proposal;
+mod resolution;
 mod revocation;
 mod root;
 mod schema;
@@ -28,6 +29,7 @@ pub use proposal::{
     ProposalResponse, ProposedTerms, ProposerAttestations, ResponseType, TrustLevel, TrustProposal,
     VerificationFrequency,
 };
+pub use resolution::{DiscrepancyResolution, MAX_NOTE_CHARS, ResolutionOutcome};
 pub use revocation::RevocationNotice;
 pub use root::{AnchorNotification, AnchorProof, SignedRoot};
 pub use schema::{SchemaSync, SchemaVersion};
