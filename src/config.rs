@@ -178,6 +178,10 @@ pub struct WitnessSection {
     pub drift_secs: i64,
     /// PEM files of the TSA certificates we trust for `rfc3161` anchors (ours and peers').
     pub tsa_trust: Vec<std::path::PathBuf>,
+    /// Which of our findings suspend the agreement with the reported mesh at once (seed
+    /// §6.3 step 4): `"proof"` (evidence that is a proof on its own), `"critical"` (any
+    /// critical finding). Empty (the default): the operator decides (`agreements suspend`).
+    pub suspend_on: Vec<crate::engine::Escalation>,
 }
 
 impl Default for WitnessSection {
@@ -186,6 +190,7 @@ impl Default for WitnessSection {
             samples: 8,
             drift_secs: 300,
             tsa_trust: Vec::new(),
+            suspend_on: Vec::new(),
         }
     }
 }

@@ -277,12 +277,15 @@ impl Rebuilt {
                         next_verification_at: Some(now),
                         proposal: None,
                         draft_deadline: None,
+                        peer_suspension: None,
+                        suspension_notices: 0,
                         updated_at: r.timestamp,
                     },
                 );
             }
-            FederationReceipt::TrustSuspended(r) => self.suspension(&at, r, true),
-            FederationReceipt::TrustResumed(r) => self.suspension(&at, r, false),
+            FederationReceipt::TrustSuspended(r) | FederationReceipt::TrustResumed(r) => {
+                self.suspension(&at, me, my_key, r);
+            }
             FederationReceipt::TrustRevoked(r) => {
                 let Some(record) = self.agreements.get_mut(r.agreement_id.as_str()) else {
                     self.skipped.push(format!(
@@ -403,26 +406,55 @@ impl Rebuilt {
     }
 
     /// `fed_trust_suspended` (or `_resumed`): witnessing under the agreement stopped (or
-    /// started again).
+    /// started again), by the signed notice of the party that did, as the engine applies it.
+    /// A receipt written before issue 18 carries no notice: the suspension was ours.
     fn suspension(
         &mut self,
         at: &str,
+        me: &MeshId,
+        my_key: &PublicKey,
         r: vm_receipts::receipts::TrustSuspensionReceipt,
-        suspended: bool,
     ) {
-        let Some(record) = self.agreements.get_mut(r.agreement_id.as_str()) else {
+        let Some(notice) = r.notice else {
             self.skipped.push(format!(
-                "{at}: suspension of unknown agreement {}",
+                "{at}: fed_trust_suspended/_resumed of {} carries no notice (written before \
+                 issue 18)",
                 r.agreement_id
             ));
             return;
         };
-        record.status = if suspended {
-            AgreementStatus::Suspended { reason: r.reason }
+        let by = &notice.suspended_by;
+        let key = if by == me {
+            Some(*my_key)
         } else {
-            AgreementStatus::Active
+            self.key_of(by)
         };
-        record.updated_at = r.timestamp;
+        match key.map(|k| notice.verify(&k)) {
+            Some(Ok(())) => {}
+            Some(Err(e)) => {
+                self.skipped.push(format!("{at}: suspension notice: {e}"));
+                return;
+            }
+            None => {
+                self.skipped.push(format!(
+                    "{at}: suspension notice by {by}, whose key no agreement holds"
+                ));
+                return;
+            }
+        }
+        let Some(record) = self.agreements.get_mut(notice.agreement_id.as_str()) else {
+            self.skipped.push(format!(
+                "{at}: suspension of unknown agreement {}",
+                notice.agreement_id
+            ));
+            return;
+        };
+        record.apply_suspension(notice.action, by, me, &notice.reason, r.timestamp);
+        if by == me {
+            record.suspension_notices = record.suspension_notices.max(notice.sequence);
+        } else {
+            record.peer_suspension = Some(notice);
+        }
     }
 
     /// A federated peer's key, from the agreements read so far.

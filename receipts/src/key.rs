@@ -39,6 +39,8 @@ pub enum Kind {
     Schema,
     /// A DiscrepancyResolution.
     Resolution,
+    /// A SuspensionNotice.
+    Suspension,
     /// A signed HTTP request (DESIGN §8).
     Request,
     /// An anchor batch root signed by the `local` anchor backend.
@@ -59,6 +61,7 @@ impl Kind {
             Kind::Discrepancy => "discrepancy",
             Kind::Schema => "schema",
             Kind::Resolution => "resolution",
+            Kind::Suspension => "suspension",
             Kind::Request => "request",
             Kind::Anchor => "anchor",
         }

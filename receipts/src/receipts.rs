@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::documents::{
-    DiscrepancyBody, DiscrepancyResolution, FederationAgreement, RevocationNotice,
+    DiscrepancyBody, DiscrepancyResolution, FederationAgreement, RevocationNotice, SuspensionNotice,
 };
 use crate::documents::{
     Document, DocumentError, Extra, SchemaVersion, TrustLevel, WitnessResult, from_value,
@@ -134,7 +134,7 @@ pub struct TrustRevokedReceipt {
 /// `fed_trust_suspended` / `fed_trust_resumed`: witnessing under an agreement stopped pending
 /// a discrepancy's resolution (seed §6.3 step 4), or started again. Not in the seed's list;
 /// see ARCHITECTURE.md.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrustSuspensionReceipt {
     /// The agreement.
     pub agreement_id: DocumentId,
@@ -147,6 +147,10 @@ pub struct TrustSuspensionReceipt {
     pub discrepancy_id: Option<DocumentId>,
     /// When.
     pub timestamp: Timestamp,
+    /// The signed notice of the party that suspended or resumed (ours or the peer's), the
+    /// same on both sides. Absent in receipts written before issue 18.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notice: Option<SuspensionNotice>,
     /// Free tags.
     #[serde(default)]
     pub tags: Vec<String>,

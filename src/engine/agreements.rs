@@ -15,7 +15,7 @@
 
 use vm_receipts::documents::{
     Document, FederationAgreement, ProposedTerms, RevocationNotice, SignatureField, SignedDocument,
-    TrustLevel,
+    SuspensionAction, SuspensionNotice, TrustLevel,
 };
 use vm_receipts::{DocumentId, MeshId, Timestamp};
 use vm_storage::records::{agreement_id_of_index, agreement_pair_prefix};
@@ -174,6 +174,8 @@ pub fn draft(
         next_verification_at: None,
         proposal: Some(negotiation::topic(record)),
         draft_deadline: Some(record.proposal.expires_at.plus_seconds(DRAFT_GRACE_SECS)),
+        peer_suspension: None,
+        suspension_notices: 0,
         updated_at: ctx.now,
     })?;
     Ok(agreement)
@@ -273,6 +275,8 @@ pub fn countersign(
         next_verification_at: Some(next_cycle(&draft, ctx.now)),
         proposal: Some(negotiation::topic(record)),
         draft_deadline: None,
+        peer_suspension: None,
+        suspension_notices: 0,
         updated_at: ctx.now,
     };
     ctx.tx.put(&record)?;
@@ -696,14 +700,15 @@ fn end(ctx: &mut Ctx<'_, '_>, record: &mut AgreementRecord) -> Result<(), Engine
     Ok(())
 }
 
-/// Stops witnessing under an agreement (seed §6.3 step 4).
+/// Stops witnessing under an agreement (seed §6.3 step 4): on our side now, and on the other
+/// party's when our signed notice arrives. Only we can lift our suspension.
 pub fn suspend(
     ctx: &mut Ctx<'_, '_>,
     id: &DocumentId,
     reason: String,
     discrepancy_id: Option<DocumentId>,
 ) -> Result<(), EngineError> {
-    let mut record = get_ours(ctx, id)?;
+    let record = get_ours(ctx, id)?;
     if !matches!(
         record.status,
         AgreementStatus::Active | AgreementStatus::Revoking { .. }
@@ -717,46 +722,140 @@ pub fn suspend(
     if let Some(d) = &discrepancy_id {
         super::resolution::check_names_finding(ctx, d, &peer)?;
     }
-    record.status = AgreementStatus::Suspended {
-        reason: reason.clone(),
-    };
-    record.updated_at = ctx.now;
-    ctx.tx.put(&record)?;
-    receipts::suspension(ctx, true, id, &peer, &reason, discrepancy_id)?;
-    ctx.event(Event::Suspension {
-        agreement_id: id.clone(),
-        suspended: true,
-    });
-    Ok(())
+    give_notice(
+        ctx,
+        record,
+        SuspensionAction::Suspend,
+        reason,
+        discrepancy_id,
+    )
 }
 
-/// Ends a suspension.
+/// Ends our suspension (not the other party's: only it can lift its own).
 pub fn resume(ctx: &mut Ctx<'_, '_>, id: &DocumentId, reason: String) -> Result<(), EngineError> {
-    let mut record = get_ours(ctx, id)?;
-    if !matches!(record.status, AgreementStatus::Suspended { .. }) {
-        return Err(EngineError::Command(format!(
-            "agreement {id} is not suspended: it is {}",
-            record.status
-        )));
+    let record = get_ours(ctx, id)?;
+    match &record.status {
+        AgreementStatus::Suspended { by: Some(by), .. } if by != ctx.me => {
+            return Err(EngineError::Command(format!(
+                "agreement {id} was suspended by {by}; only {by} can resume it (or revoke it)"
+            )));
+        }
+        AgreementStatus::Suspended { .. } => {}
+        other => {
+            return Err(EngineError::Command(format!(
+                "agreement {id} is not suspended: it is {other}"
+            )));
+        }
     }
     if !ctx.config.federation_on {
         return Err(super::policy::Refusal::FederationOff.into());
     }
+    give_notice(ctx, record, SuspensionAction::Resume, reason, None)
+}
+
+/// Our side of a suspension or resumption: the status, the signed notice in our
+/// `fed_trust_suspended`/`_resumed`, and the notice on its way to the other party.
+fn give_notice(
+    ctx: &mut Ctx<'_, '_>,
+    mut record: AgreementRecord,
+    action: SuspensionAction,
+    reason: String,
+    discrepancy_id: Option<DocumentId>,
+) -> Result<(), EngineError> {
     let peer = peer_of(ctx, &record)?;
-    record.status = match &record.revocation {
-        Some(notice) => AgreementStatus::Revoking {
-            effective_at: notice.effective_at,
-        },
-        None => AgreementStatus::Active,
+    let id = record.agreement.agreement_id.clone();
+    record.suspension_notices += 1;
+    let mut notice = SuspensionNotice {
+        agreement_id: id.clone(),
+        suspended_by: ctx.me.clone(),
+        action,
+        sequence: record.suspension_notices,
+        reason,
+        discrepancy_id,
+        timestamp: ctx.now,
+        signature: SignatureField::unsigned(),
+        extra: Default::default(),
     };
-    record.next_verification_at = Some(ctx.now);
-    record.updated_at = ctx.now;
+    notice.validate()?;
+    notice.sign(ctx.key)?;
+    record.apply_suspension(action, ctx.me, ctx.me, &notice.reason, ctx.now);
     ctx.tx.put(&record)?;
-    receipts::suspension(ctx, false, id, &peer, &reason, None)?;
+    receipts::suspension(ctx, &peer, &notice)?;
     ctx.event(Event::Suspension {
         agreement_id: id.clone(),
-        suspended: false,
+        suspended: action == SuspensionAction::Suspend,
+        by: ctx.me.clone(),
     });
+    retry::send(
+        ctx,
+        &peer,
+        &format!("suspension/{id}"),
+        PeerMessage::Suspension(notice),
+    )
+}
+
+/// The other party's signed suspension or resumption: applied if it changes anything (a
+/// suspension stops an agreement in force; a resumption lifts only its own suspension), and
+/// recorded either way.
+pub fn on_suspension(
+    ctx: &mut Ctx<'_, '_>,
+    from: &MeshId,
+    notice: SuspensionNotice,
+) -> Result<(), EngineError> {
+    notice.validate()?;
+    authored_by("SuspensionNotice", &notice.suspended_by, from)?;
+    let mut record: AgreementRecord = ctx
+        .tx
+        .get(notice.agreement_id.as_str())?
+        .ok_or_else(|| EngineError::UnknownAgreement(notice.agreement_id.clone()))?;
+    if !is_party(&record.agreement, ctx.me, from) {
+        return Err(EngineError::UnknownAgreement(notice.agreement_id.clone()));
+    }
+    if let Some(held) = &record.peer_suspension {
+        if held == &notice {
+            return Err(EngineError::AlreadyReceived(format!(
+                "{} notice of {}",
+                notice.action, notice.agreement_id
+            )));
+        }
+        if held.sequence >= notice.sequence {
+            return Err(EngineError::Stale(format!(
+                "{from} sent a later notice about {} (number {}, {} at {})",
+                notice.agreement_id, held.sequence, held.action, held.timestamp
+            )));
+        }
+    }
+    match record.status {
+        AgreementStatus::Active
+        | AgreementStatus::Revoking { .. }
+        | AgreementStatus::Suspended { .. } => {}
+        AgreementStatus::AwaitingCountersignature | AgreementStatus::Abandoned { .. } => {
+            return Err(EngineError::OutOfOrder(format!(
+                "agreement {} is not countersigned here yet",
+                notice.agreement_id
+            )));
+        }
+        AgreementStatus::Revoked { .. } => {
+            return Err(EngineError::Closed(format!(
+                "agreement {} has ended",
+                notice.agreement_id
+            )));
+        }
+    }
+    let key = peer_key(ctx.tx, from)?;
+    notice.verify(&key)?;
+    ctx.check_not_future("timestamp", notice.timestamp)?;
+    let changed = record.apply_suspension(notice.action, from, ctx.me, &notice.reason, ctx.now);
+    record.peer_suspension = Some(notice.clone());
+    ctx.tx.put(&record)?;
+    receipts::suspension(ctx, from, &notice)?;
+    if changed {
+        ctx.event(Event::Suspension {
+            agreement_id: notice.agreement_id.clone(),
+            suspended: notice.action == SuspensionAction::Suspend,
+            by: from.clone(),
+        });
+    }
     Ok(())
 }
 

@@ -9,7 +9,8 @@ use serde_json::{Map, Value, json};
 use vm_receipts::Blake3Hash;
 use vm_receipts::documents::{
     DiscrepancyReport, DiscrepancyResolution, Document, DocumentError, FederationAgreement,
-    ProposalResponse, RevocationNotice, TrustProposal, WitnessAttestation, from_value,
+    ProposalResponse, RevocationNotice, SuspensionNotice, TrustProposal, WitnessAttestation,
+    from_value,
 };
 use vm_receipts::jcs::{self, Numbers};
 
@@ -43,6 +44,8 @@ pub enum PeerMessage {
         /// The evidence (JSON), hashed into the report.
         evidence: Value,
     },
+    /// A party's signed suspension or resumption of an agreement (seed §6.3 step 4).
+    Suspension(SuspensionNotice),
     /// A party's signed resolution of a finding between us (seed §6.3).
     Resolution(DiscrepancyResolution),
 }
@@ -60,6 +63,7 @@ impl PeerMessage {
             Self::Revocation(_) => "revocation",
             Self::Attestation(_) => "attestation",
             Self::Discrepancy { .. } => "discrepancy",
+            Self::Suspension(_) => "suspension",
             Self::Resolution(_) => "resolution",
         }
     }
@@ -88,6 +92,7 @@ impl PeerMessage {
                 "report": report.to_value()?,
                 "evidence": evidence,
             }),
+            Self::Suspension(n) => json!({"type": "suspension", "notice": n.to_value()?}),
             Self::Resolution(r) => json!({"type": "resolution", "resolution": r.to_value()?}),
         })
     }
@@ -153,6 +158,7 @@ impl PeerMessage {
                 report: Box::new(from_value(take(&mut map, "report")?)?),
                 evidence: take(&mut map, "evidence")?,
             },
+            "suspension" => Self::Suspension(from_value(take(&mut map, "notice")?)?),
             "resolution" => Self::Resolution(from_value(take(&mut map, "resolution")?)?),
             other => {
                 return Err(message_error(

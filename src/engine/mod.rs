@@ -97,6 +97,19 @@ pub struct EngineConfig {
     pub max_open_proposals_per_peer: usize,
     /// Resending unacknowledged messages.
     pub retry: RetryPolicy,
+    /// Which of our own findings suspend the agreement with the reported mesh at once (seed
+    /// §6.3 step 4, `[witness] suspend_on`); empty: none, the operator decides.
+    pub suspend_on: Vec<Escalation>,
+}
+
+/// A kind of finding that suspends the agreement with the reported mesh when we make it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Escalation {
+    /// A finding whose evidence is a proof on its own (signed roots no honest mesh makes).
+    Proof,
+    /// Any finding of critical severity (`root_mismatch`, `anchor_invalid`), proof or claim.
+    Critical,
 }
 
 impl EngineConfig {
@@ -121,6 +134,7 @@ impl EngineConfig {
             max_clock_skew_secs: 300,
             max_open_proposals_per_peer: 16,
             retry: RetryPolicy::default(),
+            suspend_on: Vec::new(),
         }
     }
 }
@@ -392,6 +406,8 @@ pub enum Event {
         agreement_id: DocumentId,
         /// True when suspended, false when resumed.
         suspended: bool,
+        /// The party that did (us, or the other party by its signed notice).
+        by: MeshId,
     },
     /// A draft of ours will not come into force.
     DraftAbandoned {
@@ -691,7 +707,7 @@ impl Engine {
         self.cache
             .get_mut()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .before(&input);
+            .before(&input, !self.config.suspend_on.is_empty());
         let result = self.dispatch(now, input);
         if let Err(e) = &result {
             *self.refusals.entry(e.code()).or_default() += 1;
@@ -759,6 +775,9 @@ impl Engine {
                         }
                         PeerMessage::Discrepancy { report, evidence } => {
                             witness::on_discrepancy(&mut ctx, &from, *report, evidence)?;
+                        }
+                        PeerMessage::Suspension(n) => {
+                            agreements::on_suspension(&mut ctx, &from, n)?;
                         }
                         PeerMessage::Resolution(r) => {
                             resolution::on_resolution(&mut ctx, &from, r)?;

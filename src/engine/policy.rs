@@ -35,6 +35,9 @@ pub enum PeerRequest<'a> {
     Notify(&'a ScrollName),
     /// A witness attestation about one of our scrolls.
     SubmitAttestation(&'a ScrollName),
+    /// A witness's discrepancy report about one of our scrolls: accepted while the agreement
+    /// is suspended too (the finding is what the suspension is about).
+    ReportDiscrepancy(&'a ScrollName),
     /// Our current roots of these scrolls (empty: every shared scroll).
     Roots(&'a [ScrollName]),
     /// Receipt samples of a scroll.
@@ -122,6 +125,7 @@ pub fn authorize(
         }
         PeerRequest::GetAgreement | PeerRequest::RevokeAgreement => (TrustLevel::OBSERVE, &[]),
         PeerRequest::SubmitAttestation(s)
+        | PeerRequest::ReportDiscrepancy(s)
         | PeerRequest::Receipts(s)
         | PeerRequest::InclusionProof(s)
         | PeerRequest::ConsistencyProof(s)
@@ -137,7 +141,9 @@ pub fn authorize(
     }
     let managing = matches!(
         request,
-        PeerRequest::GetAgreement | PeerRequest::RevokeAgreement
+        PeerRequest::GetAgreement
+            | PeerRequest::RevokeAgreement
+            | PeerRequest::ReportDiscrepancy(_)
     );
     match &record.status {
         AgreementStatus::Active => {}

@@ -52,8 +52,9 @@ impl QueryCache {
     }
 
     /// Empties what `input` may change.
-    pub(super) fn before(&mut self, input: &Input) {
-        if invalidates(input) {
+    /// `witnessing_suspends`: a verdict may suspend an agreement (`[witness] suspend_on`).
+    pub(super) fn before(&mut self, input: &Input, witnessing_suspends: bool) {
+        if invalidates(input) || (witnessing_suspends && matches!(input, Input::Witnessed(_))) {
             *self = Self::default();
         } else if moves_witness_state(input) {
             self.states.clear();

@@ -1,12 +1,14 @@
 //! Federation receipts, queued in the transaction of the state change they record.
 
-use vm_receipts::documents::{Document, RevocationNotice, TrustProposal};
+use vm_receipts::documents::{
+    Document, RevocationNotice, SuspensionAction, SuspensionNotice, TrustProposal,
+};
 use vm_receipts::jcs;
 use vm_receipts::receipts::{
     FederationReceipt, ProposalEvent, TrustEstablishedReceipt, TrustProposalReceipt,
     TrustRevokedReceipt, TrustSuspensionReceipt,
 };
-use vm_receipts::{Blake3Hash, DocumentId, MeshId, ScrollName};
+use vm_receipts::{Blake3Hash, MeshId, ScrollName};
 use vm_storage::{AgreementRecord, StoreError};
 
 use super::{Ctx, EngineError, NEXT_SEQUENCE, Output};
@@ -143,18 +145,17 @@ pub fn revoked(ctx: &mut Ctx<'_, '_>, notice: &RevocationNotice) -> Result<(), E
 /// `fed_trust_suspended` or `fed_trust_resumed`.
 pub fn suspension(
     ctx: &mut Ctx<'_, '_>,
-    suspended: bool,
-    agreement_id: &DocumentId,
     peer: &MeshId,
-    reason: &str,
-    discrepancy_id: Option<DocumentId>,
+    notice: &SuspensionNotice,
 ) -> Result<(), EngineError> {
+    let suspended = notice.action == SuspensionAction::Suspend;
     let body = TrustSuspensionReceipt {
-        agreement_id: agreement_id.clone(),
+        agreement_id: notice.agreement_id.clone(),
         peer: peer.clone(),
-        reason: reason.to_owned(),
-        discrepancy_id,
+        reason: notice.reason.clone(),
+        discrepancy_id: notice.discrepancy_id.clone(),
         timestamp: ctx.now,
+        notice: Some(notice.clone()),
         tags: vec![
             "federation".into(),
             "trust".into(),

@@ -10,7 +10,7 @@
 
 use serde_json::{Map, Value, json};
 use vm_receipts::documents::{
-    AnchorNotification, AnchorProof, DiscrepancyBody, DiscrepancyReport, SignatureField,
+    AnchorNotification, AnchorProof, DiscrepancyBody, DiscrepancyReport, Severity, SignatureField,
     SignedDocument, SignedRoot, TrustLevel, WitnessAttestation, WitnessResult,
 };
 use vm_receipts::receipts::{
@@ -22,10 +22,12 @@ use vm_storage::records::{finding_key, witness_key};
 use vm_storage::{CasOutcome, DiscrepancyRecord, ReceivedAttestation, WitnessState};
 
 use super::policy::{self, PeerRequest};
-use super::{Ctx, EngineError, Event, PeerMessage, agreements, authored_by, new_id, peer_key};
+use super::{
+    Ctx, EngineError, Escalation, Event, PeerMessage, agreements, authored_by, new_id, peer_key,
+};
 use super::{receipts, retry};
 use crate::anchor::AnchorCheck;
-use crate::witness::{ConflictEvidence, Finding, Verdict};
+use crate::witness::{ConflictEvidence, Finding, Standing, Verdict};
 
 /// The outcome of steps 1–4 for one notification, for the engine to act on.
 #[derive(Debug, Clone, PartialEq)]
@@ -188,7 +190,12 @@ pub fn on_witnessed(ctx: &mut Ctx<'_, '_>, report: WitnessReport) -> Result<(), 
             });
             return Ok(());
         }
-        discrepancy_ids.push(record_discrepancy(ctx, &peer, finding, resynced)?);
+        let escalation = escalation(ctx, &peer, &finding)?;
+        let id = record_discrepancy(ctx, &peer, finding, resynced)?;
+        if let Some(rule) = escalation {
+            escalate(ctx, &peer, &id, rule)?;
+        }
+        discrepancy_ids.push(id);
         // The last good root stays; the state says the latest check failed.
         if let Some(mut s) = stored {
             s.result = WitnessResult::Discrepancy;
@@ -331,6 +338,53 @@ fn open_finding(
         }
     }
     Ok(None)
+}
+
+/// The `[witness] suspend_on` rule a new finding of ours meets, if any.
+fn escalation(
+    ctx: &Ctx<'_, '_>,
+    peer: &MeshId,
+    finding: &Finding,
+) -> Result<Option<Escalation>, EngineError> {
+    for rule in &ctx.config.suspend_on {
+        let meets = match rule {
+            Escalation::Critical => finding.kind.severity() == Severity::Critical,
+            Escalation::Proof => {
+                let key = peer_key(ctx.tx, peer)?;
+                matches!(finding.evidence.verify(&key), Ok(Standing::Proof))
+            }
+        };
+        if meets {
+            return Ok(Some(*rule));
+        }
+    }
+    Ok(None)
+}
+
+/// Seed §6.3 step 4, by rule: suspends the agreement in force with `peer` citing finding
+/// `id` (our signed notice tells the peer). An agreement already suspended stays as it is.
+fn escalate(
+    ctx: &mut Ctx<'_, '_>,
+    peer: &MeshId,
+    id: &DocumentId,
+    rule: Escalation,
+) -> Result<(), EngineError> {
+    let Some(record) = agreements::in_force_with(ctx.tx, ctx.me, peer, ctx.now)? else {
+        return Ok(());
+    };
+    if matches!(record.status, vm_storage::AgreementStatus::Suspended { .. }) {
+        return Ok(());
+    }
+    let why = match rule {
+        Escalation::Proof => "its evidence is a proof",
+        Escalation::Critical => "it is critical",
+    };
+    agreements::suspend(
+        ctx,
+        &record.agreement.agreement_id,
+        format!("suspended automatically ([witness] suspend_on): finding {id}, {why}"),
+        Some(id.clone()),
+    )
 }
 
 /// Records a finding: the record with its evidence, the signed report to the mesh, and
@@ -521,7 +575,7 @@ pub fn on_discrepancy(
     in_force_for(
         ctx,
         from,
-        PeerRequest::SubmitAttestation(&body.details.scroll),
+        PeerRequest::ReportDiscrepancy(&body.details.scroll),
     )?;
     let key = peer_key(ctx.tx, from)?;
     report.verify(&key)?;

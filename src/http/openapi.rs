@@ -288,6 +288,22 @@ pub fn operations() -> Vec<Operation> {
             "The agreement revoked.",
             "agr-1",
         ),
+        with_id(
+            message(
+                "post",
+                "/federation/agreements/{agreement_id}/suspension",
+                "postSuspension",
+                "A party's signed suspension or resumption of the agreement (seed §6.3 step 4)",
+                "The body's notice.agreement_id must be the one in the path (400 otherwise). A \
+                 suspension stops witnessing on both sides; only the party that suspended can \
+                 resume. Accepted while the agreement is suspended.",
+                "SuspensionMessage",
+                json!({"type": "suspension", "notice": example_suspension()}),
+            ),
+            "agreement_id",
+            "The agreement suspended or resumed.",
+            "agr-1",
+        ),
         message(
             "post",
             "/federation/witness",
@@ -575,6 +591,19 @@ fn example_discrepancy() -> Value {
     })
 }
 
+fn example_suspension() -> Value {
+    json!({
+        "agreement_id": "agr-1",
+        "suspended_by": "did:vm:mesh:alpha",
+        "action": "suspend",
+        "sequence": 1,
+        "reason": "root_mismatch under review",
+        "discrepancy_id": "disc-1",
+        "timestamp": "2026-01-01T05:00:00Z",
+        "signature": example_signature(),
+    })
+}
+
 fn example_resolution() -> Value {
     json!({
         "discrepancy_id": "disc-1",
@@ -843,6 +872,19 @@ fn schemas() -> Value {
                 "signature": s("SignatureField"),
             }),
         ),
+        "SuspensionNotice": doc_schema(
+            "A party's signed suspension or resumption (seed §6.3 step 4), KIND suspension.",
+            &["agreement_id", "suspended_by", "action", "sequence", "reason", "timestamp",
+              "signature"],
+            json!({
+                "agreement_id": s("DocumentId"), "suspended_by": mesh(),
+                "action": {"type": "string", "enum": ["suspend", "resume"]},
+                "sequence": body_u64(),
+                "reason": {"type": "string", "maxLength": 1024},
+                "discrepancy_id": s("DocumentId"),
+                "timestamp": timestamp(), "signature": s("SignatureField"),
+            }),
+        ),
         "DiscrepancyResolution": doc_schema(
             "A party's signed resolution of a finding (seed §6.3), KIND resolution.",
             &["discrepancy_id", "reporting_mesh", "reported_mesh", "resolved_by", "outcome",
@@ -919,6 +961,8 @@ fn schemas() -> Value {
         "DiscrepancyMessage": message_schema("discrepancy", &["report", "evidence"],
             json!({"report": s("DiscrepancyReport"),
                    "evidence": {"description": "The evidence JSON the report's evidence_hash names."}})),
+        "SuspensionMessage": message_schema("suspension", &["notice"],
+            json!({"notice": s("SuspensionNotice")})),
         "ResolutionMessage": message_schema("resolution", &["resolution"],
             json!({"resolution": s("DiscrepancyResolution")})),
     });

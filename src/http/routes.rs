@@ -104,6 +104,13 @@ fn message_route(message: &Value) -> Result<(Method, String), String> {
         "attestation" => (Method::POST, "/federation/witness".into()),
         "discrepancy" => (Method::POST, "/federation/discrepancies".into()),
         "resolution" => (Method::POST, "/federation/resolutions".into()),
+        "suspension" => (
+            Method::POST,
+            format!(
+                "/federation/agreements/{}/suspension",
+                id_segment(&id("notice", "agreement_id")?)?
+            ),
+        ),
         other => return Err(format!("no HTTP route for a {other:?} message")),
     })
 }
@@ -339,6 +346,10 @@ pub fn from_http(
             Method::GET => Ok(FedRequest::GetAgreement {
                 agreement_id: id_param(id)?,
             }),
+            _ => Err(not_allowed()),
+        },
+        ["federation", "agreements", id, "suspension"] => match *method {
+            Method::POST => message_body(body, "suspension", Some(("notice", "agreement_id", id))),
             _ => Err(not_allowed()),
         },
         ["federation", "receipts", scroll] => match *method {

@@ -240,6 +240,7 @@ pub async fn run(
         .collect();
     engine_config.trust_policy.accepts_proposals = config.federation.accepts_proposals;
     engine_config.federation_on = federation_on;
+    engine_config.suspend_on = config.witness.suspend_on.clone();
     engine_config.trust_policy.min_trust_level =
         TrustLevel::try_from(config.federation.min_trust_level.max(1)).map_err(|e| {
             anyhow::anyhow!("config.toml [federation] min_trust_level must be 0 to 4: {e}")
@@ -1975,7 +1976,10 @@ fn event_json(event: &Event) -> Value {
         Event::Suspension {
             agreement_id,
             suspended,
-        } => json!({"type": "suspension", "agreement_id": agreement_id, "suspended": suspended}),
+            by,
+        } => {
+            json!({"type": "suspension", "agreement_id": agreement_id, "suspended": suspended, "by": by})
+        }
         Event::DraftAbandoned {
             agreement_id,
             reason,

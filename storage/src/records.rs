@@ -8,8 +8,8 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use vm_receipts::documents::{
     AnchorNotification, DiscoveryRecord, DiscrepancyReport, DiscrepancyResolution,
-    FederationAgreement, ProposalResponse, RevocationNotice, SignedRoot, TrustProposal,
-    WitnessAttestation, WitnessResult,
+    FederationAgreement, ProposalResponse, RevocationNotice, SignedRoot, SuspensionAction,
+    SuspensionNotice, TrustProposal, WitnessAttestation, WitnessResult,
 };
 use vm_receipts::{Blake3Hash, DocumentId, MeshId, PublicKey, ScrollName, Timestamp};
 
@@ -178,6 +178,10 @@ pub enum AgreementStatus {
     Suspended {
         /// Why.
         reason: String,
+        /// The party that suspended it, which alone can resume it (absent in records written
+        /// before issue 18: we did).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        by: Option<MeshId>,
     },
     /// Never countersigned and no longer awaited: the peer refused it, its proposal expired
     /// long ago, or a competing agreement with the same peer came into force. A late
@@ -205,7 +209,11 @@ impl std::fmt::Display for AgreementStatus {
         match self {
             Self::AwaitingCountersignature => f.write_str("awaiting the countersignature"),
             Self::Active => f.write_str("active"),
-            Self::Suspended { reason } => write!(f, "suspended ({reason})"),
+            Self::Suspended {
+                reason,
+                by: Some(by),
+            } => write!(f, "suspended by {by} ({reason})"),
+            Self::Suspended { reason, by: None } => write!(f, "suspended ({reason})"),
             Self::Abandoned { reason } => write!(f, "abandoned ({reason})"),
             Self::Revoking { effective_at } => write!(f, "being revoked (ends {effective_at})"),
             Self::Revoked { at } => write!(f, "revoked (ended {at})"),
@@ -249,11 +257,62 @@ pub struct AgreementRecord {
     /// For our own drafts: when to stop waiting for the countersignature (cleared once done).
     #[serde(default)]
     pub draft_deadline: Option<Timestamp>,
+    /// The last signed suspension notice the other party sent (a repeat or an older one is
+    /// refused against it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer_suspension: Option<SuspensionNotice>,
+    /// How many suspension notices we gave under this agreement (the last one's `sequence`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub suspension_notices: u64,
     /// Last change.
     pub updated_at: Timestamp,
 }
 
 impl AgreementRecord {
+    /// A suspension or resumption by `by` (`me` or the other party) at `at`, as the engine
+    /// and the state rebuild both apply it: a suspension stops an agreement in force; only the
+    /// party that suspended can resume. Returns whether the status changed (a notice that
+    /// changes nothing, such as the peer suspending what we already suspended, is still
+    /// recorded by the caller).
+    pub fn apply_suspension(
+        &mut self,
+        action: SuspensionAction,
+        by: &MeshId,
+        me: &MeshId,
+        reason: &str,
+        at: Timestamp,
+    ) -> bool {
+        let changed = match (action, &self.status) {
+            (
+                SuspensionAction::Suspend,
+                AgreementStatus::Active | AgreementStatus::Revoking { .. },
+            ) => {
+                self.status = AgreementStatus::Suspended {
+                    reason: reason.to_owned(),
+                    by: Some(by.clone()),
+                };
+                true
+            }
+            (SuspensionAction::Resume, AgreementStatus::Suspended { by: suspender, .. })
+                if suspender.as_ref().unwrap_or(me) == by =>
+            {
+                self.status = match &self.revocation {
+                    Some(notice) => AgreementStatus::Revoking {
+                        effective_at: notice.effective_at,
+                    },
+                    None => AgreementStatus::Active,
+                };
+                self.next_verification_at = Some(at);
+                true
+            }
+            _ => false,
+        };
+        if changed {
+            self.updated_at = at;
+        }
+        changed
+    }
+
     /// When the engine must next look at this agreement: the end of a revocation notice,
     /// the next verification cycle, or a draft's deadline.
     pub fn wake_at(&self) -> Option<Timestamp> {
@@ -390,6 +449,10 @@ pub struct DiscrepancyRecord {
     /// The signed resolutions of either party (seed §6.3), in the order received.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub resolutions: Vec<DiscrepancyResolution>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 fn one() -> u64 {

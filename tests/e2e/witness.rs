@@ -476,6 +476,20 @@ fn three_meshes_witness_cross_anchor_and_catch_rewritten_history() {
         .find(|r| r["type"] == "fed_trust_suspended")
         .expect("a suspension receipt");
     assert_eq!(suspended["discrepancy_id"], finding.as_str(), "{suspended}");
+    // Dublin is told, by Berlin's signed notice: suspended there too, by Berlin.
+    poll_witness("Dublin records Berlin's suspension", || {
+        let list = dublin.json(&["agreements", "list"]);
+        list.as_array()
+            .into_iter()
+            .flatten()
+            .find(|a| {
+                a["agreement_id"] == berlin_dublin.as_str()
+                    && a["status"]["state"] == "suspended"
+                    && a["status"]["by"] == berlin.mesh_id().as_str()
+            })
+            .cloned()
+            .ok_or_else(|| list.to_string())
+    });
     let refused = berlin.cli(&[
         "verify",
         "--mesh",
@@ -499,6 +513,58 @@ fn three_meshes_witness_cross_anchor_and_catch_rewritten_history() {
         })),
         "{list}"
     );
+
+    // Seed §6.3 step 2: the finding shown (a proof, with how to check it offline), then
+    // confirmed by Berlin, which closes it on both sides with a signed resolution.
+    let shown_finding = berlin.json(&["discrepancies", "show", &finding]);
+    assert_eq!(
+        shown_finding["evidence_check"]["standing"], "proof",
+        "{shown_finding}"
+    );
+    assert!(
+        shown_finding["check_offline"]
+            .as_array()
+            .is_some_and(|s| !s.is_empty()),
+        "{shown_finding}"
+    );
+    let unknown = berlin.cli(&["discrepancies", "show", "discrepancy-2099-01-01-1"]);
+    assert!(!unknown.status.success(), "{}", shown(&unknown));
+    assert!(
+        shown(&unknown).contains("no discrepancy discrepancy-2099-01-01-1"),
+        "{}",
+        shown(&unknown)
+    );
+    berlin.json(&[
+        "discrepancies",
+        "resolve",
+        &finding,
+        "--outcome",
+        "confirmed",
+        "--note",
+        "two roots signed at the same size",
+    ]);
+    let resolved = poll_witness("Dublin records Berlin's resolution", || {
+        dublin
+            .federation_receipts()
+            .into_iter()
+            .find(|r| r["type"] == "fed_discrepancy_resolved")
+            .ok_or_else(|| "not yet".to_owned())
+    });
+    assert_eq!(
+        resolved["resolved_by"],
+        berlin.mesh_id().as_str(),
+        "{resolved}"
+    );
+    assert_eq!(resolved["outcome"], "confirmed", "{resolved}");
+    for d in [&berlin, &dublin] {
+        let v = d.json(&["discrepancies", "show", &finding]);
+        assert!(v["resolved_at"].is_string(), "{}: {v}", d.name);
+        assert_eq!(
+            v["resolutions"][0]["outcome"], "confirmed",
+            "{}: {v}",
+            d.name
+        );
+    }
 
     // Tampering 2: Dublin's Drills scroll is truncated to 4 receipts and regrown to 12.
     dublin.terminate();

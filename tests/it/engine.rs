@@ -3,7 +3,7 @@
 //! the foundation's independent `verify_scroll` checks.
 
 use vaultmesh_federation::engine::policy::{PeerRequest, Refusal, authorize};
-use vaultmesh_federation::engine::{Command, EngineError, Input, Output, ProposalRef};
+use vaultmesh_federation::engine::{Command, EngineError, Input, Output, PeerMessage, ProposalRef};
 use vm_receipts::documents::{ProposedTerms, TrustLevel, VerificationFrequency};
 use vm_receipts::receipts::{FederationReceipt, ProposalEvent};
 use vm_receipts::scroll::verify_scroll;
@@ -443,10 +443,31 @@ fn suspension_stops_witnessing_until_resumed() {
         Command::Suspend {
             agreement_id: agreement_id.clone(),
             reason: "root_mismatch under review".into(),
-            discrepancy_id: Some("discrepancy-2025-12-06-001".parse().expect("id")),
+            discrepancy_id: None,
         },
     )
     .expect("suspend");
+    // The signed notice reaches Berlin: suspended there too, by Dublin, which alone can
+    // resume.
+    net.run();
+    let berlin = &net.node("vaultmesh-berlin").agreements()[0];
+    assert_eq!(
+        berlin.status,
+        AgreementStatus::Suspended {
+            reason: "root_mismatch under review".into(),
+            by: Some(mesh("vaultmesh-dublin")),
+        }
+    );
+    let e = net
+        .command(
+            "vaultmesh-berlin",
+            Command::Resume {
+                agreement_id: agreement_id.clone(),
+                reason: "not ours to lift".into(),
+            },
+        )
+        .expect_err("Berlin cannot lift Dublin's suspension");
+    assert!(e.to_string().contains("only"), "{e}");
     let dublin = net.node("vaultmesh-dublin");
     let rec = &dublin.agreements()[0];
     assert!(matches!(rec.status, AgreementStatus::Suspended { .. }));
@@ -495,8 +516,42 @@ fn suspension_stops_witnessing_until_resumed() {
         .collect();
     assert_eq!(kinds.len(), 2);
     assert_eq!(kinds[0].0, "suspended");
-    assert!(kinds[0].1.is_some());
     assert_eq!(kinds[1].0, "resumed");
+    // Berlin holds both signed notices in its own receipts, and is in force again.
+    net.run();
+    let dublin_key = net.node("vaultmesh-dublin").key.public_key();
+    let notices: Vec<_> = net
+        .node("vaultmesh-berlin")
+        .receipts()
+        .into_iter()
+        .filter_map(|r| match r {
+            FederationReceipt::TrustSuspended(s) | FederationReceipt::TrustResumed(s) => s.notice,
+            _ => None,
+        })
+        .collect();
+    assert_eq!(notices.len(), 2);
+    for n in &notices {
+        assert_eq!(n.suspended_by, mesh("vaultmesh-dublin"));
+        vm_receipts::documents::SignedDocument::verify(n, &dublin_key).expect("Dublin's");
+    }
+    assert_eq!(
+        net.node("vaultmesh-berlin").agreements()[0].status,
+        AgreementStatus::Active
+    );
+    // The suspension again (a late copy overtaken by the resumption) changes nothing.
+    let b = net.idx("vaultmesh-berlin");
+    let before = net.nodes[b].snapshot();
+    let e = net
+        .apply(
+            b,
+            Input::Peer {
+                from: mesh("vaultmesh-dublin"),
+                message: PeerMessage::Suspension(notices[0].clone()),
+            },
+        )
+        .expect_err("an older notice");
+    assert_eq!(e.code(), "stale", "{e}");
+    assert_eq!(net.nodes[b].snapshot(), before);
     assert_scrolls_verify(&net);
 }
 

@@ -4,14 +4,16 @@
 //! misdirected, repeated and premature resolutions are refused with nothing changed;
 //! `agreements suspend --discrepancy` names a finding that exists.
 
-use vaultmesh_federation::engine::{Command, EngineError, Input, PeerMessage};
+use vaultmesh_federation::engine::{
+    Command, EngineConfig, EngineError, Escalation, Input, PeerMessage,
+};
 use vm_receipts::documents::{
     DiscrepancyResolution, ResolutionOutcome, SignatureField, SignedDocument, TrustLevel,
 };
 use vm_receipts::receipts::FederationReceipt;
-use vm_storage::DiscrepancyRecord;
+use vm_storage::{AgreementStatus, DiscrepancyRecord};
 
-use crate::engine_witness::{BERLIN, DUBLIN, SINGAPORE, find_conflict, net};
+use crate::engine_witness::{BERLIN, DUBLIN, SINGAPORE, federated, find_conflict, net};
 use crate::net::{Net, mesh};
 
 fn record(net: &Net, on: &str) -> DiscrepancyRecord {
@@ -272,4 +274,59 @@ fn a_suspension_names_a_finding_that_exists_between_the_parties() {
         })
         .expect("fed_trust_suspended");
     assert_eq!(suspended.discrepancy_id.map(|d| d.to_string()), Some(id));
+}
+
+#[test]
+fn a_proven_finding_suspends_the_agreement_by_rule_and_the_other_side_is_told() {
+    let configs: Vec<(&str, EngineConfig)> = [DUBLIN, BERLIN, SINGAPORE]
+        .into_iter()
+        .map(|n| {
+            let mut c = EngineConfig::new(format!("VaultMesh {n}"));
+            if n == BERLIN {
+                c.suspend_on = vec![Escalation::Proof];
+            }
+            (n, c)
+        })
+        .collect();
+    let mut ruled = federated(Net::with_configs(&configs, false), TrustLevel::VERIFY);
+    find_conflict(&mut ruled);
+    ruled.run();
+    let id = record(&ruled, BERLIN).id().clone();
+    // Both sides: suspended by Berlin, citing the finding, with Berlin's signed notice; the
+    // report reached Dublin although the agreement was suspended by then.
+    for on in [BERLIN, DUBLIN] {
+        let status = &ruled.node(on).agreements()[0].status;
+        assert!(
+            matches!(status, AgreementStatus::Suspended { by: Some(by), .. } if *by == mesh(BERLIN)),
+            "{on}: {status:?}"
+        );
+        let suspended = ruled
+            .node(on)
+            .receipts()
+            .into_iter()
+            .find_map(|r| match r {
+                FederationReceipt::TrustSuspended(s) => Some(s),
+                _ => None,
+            })
+            .expect("fed_trust_suspended");
+        assert_eq!(suspended.discrepancy_id.as_ref(), Some(&id), "{on}");
+        assert!(suspended.reason.contains("proof"), "{}", suspended.reason);
+        assert_eq!(
+            suspended.notice.map(|n| n.suspended_by),
+            Some(mesh(BERLIN)),
+            "{on}"
+        );
+    }
+    assert_eq!(record(&ruled, DUBLIN).id(), &id);
+    // Without the rule, the same finding suspends nothing.
+    let mut plain = net(TrustLevel::VERIFY);
+    find_conflict(&mut plain);
+    plain.run();
+    for on in [BERLIN, DUBLIN] {
+        assert_eq!(
+            plain.node(on).agreements()[0].status,
+            AgreementStatus::Active,
+            "{on}"
+        );
+    }
 }

@@ -31,7 +31,12 @@ pub(crate) fn compliance() -> ScrollName {
 /// Dublin and Berlin federated at `level` over Compliance; Singapore known to both, not
 /// federated.
 pub(crate) fn net(level: TrustLevel) -> Net {
-    let mut net = Net::new(&[DUBLIN, BERLIN, SINGAPORE], false);
+    federated(Net::new(&[DUBLIN, BERLIN, SINGAPORE], false), level)
+}
+
+/// `net` (Dublin, Berlin, Singapore) with Dublin and Berlin federated at `level` over
+/// Compliance.
+pub(crate) fn federated(mut net: Net, level: TrustLevel) -> Net {
     net.discover_all();
     net.command(
         DUBLIN,

@@ -47,6 +47,8 @@ fn agreement(level: TrustLevel, status: AgreementStatus) -> AgreementRecord {
         next_verification_at: None,
         proposal: None,
         draft_deadline: None,
+        peer_suspension: None,
+        suspension_notices: 0,
         updated_at: at(1_000),
     }
 }
@@ -186,6 +188,7 @@ fn agreement_state_gates_everything_but_reading_it() {
         level,
         AgreementStatus::Suspended {
             reason: "root_mismatch".into(),
+            by: None,
         },
     );
     assert_eq!(
@@ -199,6 +202,23 @@ fn agreement_state_gates_everything_but_reading_it() {
     assert_eq!(
         ask(Some(&suspended), 2_000, PeerRequest::RevokeAgreement),
         Ok(())
+    );
+    // The finding a suspension is about still reaches the reported mesh; attestations do not.
+    assert_eq!(
+        ask(
+            Some(&suspended),
+            2_000,
+            PeerRequest::ReportDiscrepancy(&compliance)
+        ),
+        Ok(())
+    );
+    assert_eq!(
+        ask(
+            Some(&suspended),
+            2_000,
+            PeerRequest::SubmitAttestation(&compliance)
+        ),
+        Err(Refusal::Suspended)
     );
 
     let drafted = agreement(level, AgreementStatus::AwaitingCountersignature);

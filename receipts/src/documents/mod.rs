@@ -18,6 +18,7 @@ mod resolution;
 mod revocation;
 mod root;
 mod schema;
+mod suspension;
 mod witness;
 
 pub use agreement::{AgreementTerms, FederationAgreement, PartySignature, key_exchange_name};
@@ -33,6 +34,7 @@ pub use resolution::{DiscrepancyResolution, MAX_NOTE_CHARS, ResolutionOutcome};
 pub use revocation::RevocationNotice;
 pub use root::{AnchorNotification, AnchorProof, SignedRoot};
 pub use schema::{SchemaSync, SchemaVersion};
+pub use suspension::{SuspensionAction, SuspensionNotice};
 pub use witness::{WitnessAttestation, WitnessResult};
 
 use serde::de::DeserializeOwned;
