@@ -37,8 +37,8 @@ use vm_receipts::receipts::{FederationReceipt, WitnessEventReceipt, parse_receip
 use vm_receipts::scroll::Scroll;
 use vm_receipts::{MeshId, PublicKey, ScrollName, Timestamp};
 use vm_storage::{
-    AgreementRecord, AgreementStatus, DiscrepancyRecord, PeerEntry, ReceivedAttestation, Record,
-    Store, StoreError, WitnessState,
+    AgreementRecord, AgreementStatus, ArbitrationRecord, DiscrepancyRecord, PeerEntry,
+    ReceivedAttestation, Record, Store, StoreError, WitnessState,
 };
 
 use crate::data_dir::DataDir;
@@ -159,6 +159,7 @@ struct Rebuilt {
     witness: BTreeMap<String, WitnessState>,
     received: BTreeMap<String, ReceivedAttestation>,
     discrepancies: BTreeMap<String, DiscrepancyRecord>,
+    arbitrations: BTreeMap<String, ArbitrationRecord>,
     skipped: Vec<String>,
 }
 
@@ -200,6 +201,9 @@ pub fn rebuild_into(
         for r in state.discrepancies.values() {
             tx.put(r)?;
         }
+        for r in state.arbitrations.values() {
+            tx.put(r)?;
+        }
         // The next receipt sequence is set by the engine when it opens the store: the
         // scroll's length.
         Ok(())
@@ -212,6 +216,7 @@ pub fn rebuild_into(
             (WitnessState::NAME, state.witness.len()),
             (ReceivedAttestation::NAME, state.received.len()),
             (DiscrepancyRecord::NAME, state.discrepancies.len()),
+            (ArbitrationRecord::NAME, state.arbitrations.len()),
         ]),
         skipped: state.skipped,
         previous_state: None,
@@ -399,6 +404,7 @@ impl Rebuilt {
                     )),
                 }
             }
+            FederationReceipt::ArbitrationVerdict(r) => self.verdict(&at, me, my_key, r.verdict),
             // Negotiation steps and schema syncs carry no state the node keeps (see the
             // module documentation); witness events of other meshes do not name us.
             _ => {}
@@ -454,6 +460,49 @@ impl Rebuilt {
             record.suspension_notices = record.suspension_notices.max(notice.sequence);
         } else {
             record.peer_suspension = Some(notice);
+        }
+    }
+
+    /// `fed_arbitration_verdict`: one we gave as the arbiter, or an arbiter's on a finding of
+    /// ours (kept on its record).
+    fn verdict(
+        &mut self,
+        at: &str,
+        me: &MeshId,
+        my_key: &PublicKey,
+        verdict: vm_receipts::documents::ArbitrationVerdict,
+    ) {
+        let arbiter = &verdict.arbiter;
+        let key = if arbiter == me {
+            Some(*my_key)
+        } else {
+            self.key_of(arbiter)
+        };
+        match key.map(|k| verdict.verify(&k)) {
+            Some(Ok(())) => {}
+            Some(Err(e)) => {
+                self.skipped.push(format!("{at}: arbitration verdict: {e}"));
+                return;
+            }
+            None => {
+                self.skipped.push(format!(
+                    "{at}: arbitration verdict by {arbiter}, whose key no agreement holds"
+                ));
+                return;
+            }
+        }
+        if arbiter == me {
+            let record = ArbitrationRecord { verdict };
+            self.arbitrations.insert(record.key(), record);
+            return;
+        }
+        let key = format!("{}/{}", verdict.reporting_mesh, verdict.discrepancy_id);
+        match self.discrepancies.get_mut(&key) {
+            Some(record) => record.arbitrations.push(verdict),
+            None => self.skipped.push(format!(
+                "{at}: arbitration verdict on discrepancy {key}, which no receipt before it \
+                 records"
+            )),
         }
     }
 

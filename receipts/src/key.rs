@@ -41,6 +41,10 @@ pub enum Kind {
     Resolution,
     /// A SuspensionNotice.
     Suspension,
+    /// An ArbitrationRequest.
+    Arbitration,
+    /// An ArbitrationVerdict.
+    Verdict,
     /// A signed HTTP request (DESIGN §8).
     Request,
     /// An anchor batch root signed by the `local` anchor backend.
@@ -62,6 +66,8 @@ impl Kind {
             Kind::Schema => "schema",
             Kind::Resolution => "resolution",
             Kind::Suspension => "suspension",
+            Kind::Arbitration => "arbitration",
+            Kind::Verdict => "verdict",
             Kind::Request => "request",
             Kind::Anchor => "anchor",
         }

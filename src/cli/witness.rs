@@ -67,6 +67,18 @@ pub(super) enum DiscrepanciesCommand {
         #[command(flatten)]
         read: super::remote::ReadArgs,
     },
+    /// Ask a third mesh that witnesses the reported mesh to arbitrate a discrepancy (seed
+    /// §6.3 step 3): it checks the signed report and evidence against its own view and sends
+    /// both parties a signed verdict (`discrepancies show` lists it once it arrives).
+    Arbitrate {
+        /// Its id, or `<reporting mesh>/<id>`.
+        id: String,
+        /// The arbiter (`did:vm:mesh:singapore` or `singapore`).
+        #[arg(long)]
+        arbiter: String,
+        #[command(flatten)]
+        read: super::remote::ReadArgs,
+    },
     /// Resolve a discrepancy (seed §6.3): signed, recorded as `fed_discrepancy_resolved` on
     /// both sides and sent to the other mesh. A resolution by the mesh that made the finding
     /// closes it on both sides; one by the reported mesh closes only its own copy.
@@ -218,6 +230,23 @@ pub(super) fn discrepancies(
     let args = match command {
         DiscrepanciesCommand::List(args) => args,
         DiscrepanciesCommand::Show { id, read } => return show_discrepancy(&id, &read, out),
+        DiscrepanciesCommand::Arbitrate { id, arbiter, read } => {
+            let v = call(
+                &read.dir.data_dir,
+                Method::POST,
+                "/v1/discrepancies",
+                Some(json!({"op": "arbitrate_discrepancy", "id": id, "arbiter": arbiter})),
+            )?;
+            if read.json.json {
+                out.json(&v)?;
+            } else {
+                out.line(format!(
+                    "asked {arbiter} to arbitrate {id}; its signed verdict will show in \
+                     `discrepancies show {id}`"
+                ))?;
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
         DiscrepanciesCommand::Resolve {
             id,
             outcome,
@@ -319,6 +348,16 @@ fn show_discrepancy(
             s(&res["timestamp"]),
             s(&res["outcome"]),
             s(&res["note"])
+        ))?;
+    }
+    for a in v["arbitrations"].as_array().into_iter().flatten() {
+        out.line(format!(
+            "  arbitrated by {} at {}: {} (evidence {}): {}",
+            s(&a["arbiter"]),
+            s(&a["timestamp"]),
+            s(&a["outcome"]),
+            s(&a["evidence_standing"]),
+            s(&a["reason"])
         ))?;
     }
     out.line("  to check it with no node:")?;

@@ -8,9 +8,9 @@
 use serde_json::{Map, Value, json};
 use vm_receipts::Blake3Hash;
 use vm_receipts::documents::{
-    DiscrepancyReport, DiscrepancyResolution, Document, DocumentError, FederationAgreement,
-    ProposalResponse, RevocationNotice, SuspensionNotice, TrustProposal, WitnessAttestation,
-    from_value,
+    ArbitrationRequest, ArbitrationVerdict, DiscrepancyReport, DiscrepancyResolution, Document,
+    DocumentError, FederationAgreement, ProposalResponse, RevocationNotice, SuspensionNotice,
+    TrustProposal, WitnessAttestation, from_value,
 };
 use vm_receipts::jcs::{self, Numbers};
 
@@ -46,6 +46,10 @@ pub enum PeerMessage {
     },
     /// A party's signed suspension or resumption of an agreement (seed §6.3 step 4).
     Suspension(SuspensionNotice),
+    /// A party's signed request that we arbitrate its finding (seed §6.3 step 3).
+    Arbitration(Box<ArbitrationRequest>),
+    /// An arbiter's signed verdict on a finding between us and a peer.
+    Verdict(Box<ArbitrationVerdict>),
     /// A party's signed resolution of a finding between us (seed §6.3).
     Resolution(DiscrepancyResolution),
 }
@@ -65,6 +69,8 @@ impl PeerMessage {
             Self::Discrepancy { .. } => "discrepancy",
             Self::Suspension(_) => "suspension",
             Self::Resolution(_) => "resolution",
+            Self::Arbitration(_) => "arbitration",
+            Self::Verdict(_) => "verdict",
         }
     }
 
@@ -94,6 +100,8 @@ impl PeerMessage {
             }),
             Self::Suspension(n) => json!({"type": "suspension", "notice": n.to_value()?}),
             Self::Resolution(r) => json!({"type": "resolution", "resolution": r.to_value()?}),
+            Self::Arbitration(r) => json!({"type": "arbitration", "request": r.to_value()?}),
+            Self::Verdict(v) => json!({"type": "verdict", "verdict": v.to_value()?}),
         })
     }
 
@@ -160,6 +168,8 @@ impl PeerMessage {
             },
             "suspension" => Self::Suspension(from_value(take(&mut map, "notice")?)?),
             "resolution" => Self::Resolution(from_value(take(&mut map, "resolution")?)?),
+            "arbitration" => Self::Arbitration(Box::new(from_value(take(&mut map, "request")?)?)),
+            "verdict" => Self::Verdict(Box::new(from_value(take(&mut map, "verdict")?)?)),
             other => {
                 return Err(message_error(
                     "type",

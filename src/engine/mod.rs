@@ -37,6 +37,7 @@
 //!   cycles, the discovery record's refresh.
 
 mod agreements;
+mod arbitration;
 mod discovery;
 mod error;
 mod messages;
@@ -302,6 +303,13 @@ pub enum Command {
         /// What was done or found.
         note: String,
     },
+    /// Asks a third mesh to arbitrate a finding between us and a peer (seed §6.3 step 3).
+    Arbitrate {
+        /// The finding: its id, or `<reporting mesh>/<id>`.
+        discrepancy_id: String,
+        /// The third mesh.
+        arbiter: MeshId,
+    },
     /// Sends waiting messages now (`outbox retry`): to `to` (all when `None`), on `topic`
     /// (all of that mesh's when `None`).
     RetryOutbox {
@@ -463,6 +471,26 @@ pub enum Event {
         outcome: vm_receipts::documents::ResolutionOutcome,
         /// Whether our record of it is now closed.
         closed: bool,
+    },
+    /// We asked a third mesh to arbitrate a finding.
+    ArbitrationRequested {
+        /// The request.
+        arbitration_id: DocumentId,
+        /// The finding.
+        discrepancy_id: DocumentId,
+        /// The arbiter.
+        arbiter: MeshId,
+    },
+    /// An arbiter's verdict on a finding, given by us or received.
+    ArbitrationVerdict {
+        /// The request answered.
+        arbitration_id: DocumentId,
+        /// The finding.
+        discrepancy_id: DocumentId,
+        /// The arbiter.
+        arbiter: MeshId,
+        /// What it found.
+        outcome: vm_receipts::documents::ArbitrationOutcome,
     },
     /// A finding already recorded was made again (the next cycle, another origin of the
     /// root, another witness's gossip): its record counts it; no new receipt or report.
@@ -779,6 +807,12 @@ impl Engine {
                         PeerMessage::Suspension(n) => {
                             agreements::on_suspension(&mut ctx, &from, n)?;
                         }
+                        PeerMessage::Arbitration(r) => {
+                            arbitration::on_request(&mut ctx, &from, *r)?;
+                        }
+                        PeerMessage::Verdict(v) => {
+                            arbitration::on_verdict(&mut ctx, &from, *v)?;
+                        }
                         PeerMessage::Resolution(r) => {
                             resolution::on_resolution(&mut ctx, &from, r)?;
                         }
@@ -884,6 +918,10 @@ fn run_command(ctx: &mut Ctx<'_, '_>, command: Command) -> Result<(), EngineErro
             outcome,
             note,
         } => resolution::resolve(ctx, &discrepancy_id, outcome, note).map(|_| ()),
+        Command::Arbitrate {
+            discrepancy_id,
+            arbiter,
+        } => arbitration::request(ctx, &discrepancy_id, arbiter).map(|_| ()),
         Command::RetryOutbox { to, topic } => {
             retry::retry_now(ctx, to.as_ref(), topic.as_deref()).map(|_| ())
         }

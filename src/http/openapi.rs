@@ -337,6 +337,35 @@ pub fn operations() -> Vec<Operation> {
             "ResolutionMessage",
             json!({"type": "resolution", "resolution": example_resolution()}),
         ),
+        message(
+            "post",
+            "/federation/arbitrations",
+            "postArbitration",
+            "A party's signed request that the node arbitrate a finding (seed §6.3 step 3)",
+            "Carries the finding's signed report and its evidence. The node must be federated \
+             with the sender and witness the reported mesh's scroll (409 otherwise); it answers \
+             both parties with a signed verdict (POST /federation/verdicts on their side).",
+            "ArbitrationMessage",
+            json!({"type": "arbitration", "request": {
+                "arbitration_id": "arb-1",
+                "requested_by": "did:vm:mesh:alpha",
+                "arbiter": "did:vm:mesh:gamma",
+                "report": example_discrepancy(),
+                "evidence": {"kind": "conflicting_roots"},
+                "timestamp": "2026-01-01T05:00:00Z",
+                "signature": example_signature(),
+            }}),
+        ),
+        message(
+            "post",
+            "/federation/verdicts",
+            "postVerdict",
+            "An arbiter's signed verdict on a finding between the sender's parties and the node",
+            "Signed by the arbiter, the sender; the finding must be known to the node (409 \
+             out_of_order until its report has arrived).",
+            "VerdictMessage",
+            json!({"type": "verdict", "verdict": example_verdict()}),
+        ),
         Operation {
             method: "post",
             path: "/federation/notify",
@@ -600,6 +629,23 @@ fn example_suspension() -> Value {
         "reason": "root_mismatch under review",
         "discrepancy_id": "disc-1",
         "timestamp": "2026-01-01T05:00:00Z",
+        "signature": example_signature(),
+    })
+}
+
+fn example_verdict() -> Value {
+    json!({
+        "arbitration_id": "arb-1",
+        "requested_by": "did:vm:mesh:alpha",
+        "discrepancy_id": "disc-1",
+        "reporting_mesh": "did:vm:mesh:alpha",
+        "reported_mesh": "did:vm:mesh:beta",
+        "scroll": "Compliance",
+        "arbiter": "did:vm:mesh:gamma",
+        "outcome": "upheld",
+        "evidence_standing": "proof",
+        "reason": "the conflicting_roots evidence is a proof on its own",
+        "timestamp": "2026-01-01T06:00:00Z",
         "signature": example_signature(),
     })
 }
@@ -885,6 +931,33 @@ fn schemas() -> Value {
                 "timestamp": timestamp(), "signature": s("SignatureField"),
             }),
         ),
+        "ArbitrationRequest": doc_schema(
+            "A party's signed request for arbitration (seed §6.3 step 3), KIND arbitration.",
+            &["arbitration_id", "requested_by", "arbiter", "report", "evidence", "timestamp",
+              "signature"],
+            json!({
+                "arbitration_id": s("DocumentId"), "requested_by": mesh(), "arbiter": mesh(),
+                "report": s("DiscrepancyReport"),
+                "evidence": {"description": "The evidence JSON the report's evidence_hash names."},
+                "timestamp": timestamp(), "signature": s("SignatureField"),
+            }),
+        ),
+        "ArbitrationVerdict": doc_schema(
+            "An arbiter's signed verdict (seed §6.3 step 3), KIND verdict.",
+            &["arbitration_id", "requested_by", "discrepancy_id", "reporting_mesh",
+              "reported_mesh", "scroll", "arbiter", "outcome", "evidence_standing", "reason",
+              "timestamp", "signature"],
+            json!({
+                "arbitration_id": s("DocumentId"), "requested_by": mesh(),
+                "discrepancy_id": s("DocumentId"), "reporting_mesh": mesh(),
+                "reported_mesh": mesh(), "scroll": s("ScrollName"), "arbiter": mesh(),
+                "outcome": {"type": "string", "enum": ["upheld", "not_upheld", "inconclusive"]},
+                "evidence_standing": {"type": "string", "enum": ["proof", "claim", "invalid"]},
+                "reason": {"type": "string", "maxLength": 2048},
+                "arbiter_view": s("SignedRoot"),
+                "timestamp": timestamp(), "signature": s("SignatureField"),
+            }),
+        ),
         "DiscrepancyResolution": doc_schema(
             "A party's signed resolution of a finding (seed §6.3), KIND resolution.",
             &["discrepancy_id", "reporting_mesh", "reported_mesh", "resolved_by", "outcome",
@@ -963,6 +1036,10 @@ fn schemas() -> Value {
                    "evidence": {"description": "The evidence JSON the report's evidence_hash names."}})),
         "SuspensionMessage": message_schema("suspension", &["notice"],
             json!({"notice": s("SuspensionNotice")})),
+        "ArbitrationMessage": message_schema("arbitration", &["request"],
+            json!({"request": s("ArbitrationRequest")})),
+        "VerdictMessage": message_schema("verdict", &["verdict"],
+            json!({"verdict": s("ArbitrationVerdict")})),
         "ResolutionMessage": message_schema("resolution", &["resolution"],
             json!({"resolution": s("DiscrepancyResolution")})),
     });

@@ -104,6 +104,8 @@ fn message_route(message: &Value) -> Result<(Method, String), String> {
         "attestation" => (Method::POST, "/federation/witness".into()),
         "discrepancy" => (Method::POST, "/federation/discrepancies".into()),
         "resolution" => (Method::POST, "/federation/resolutions".into()),
+        "arbitration" => (Method::POST, "/federation/arbitrations".into()),
+        "verdict" => (Method::POST, "/federation/verdicts".into()),
         "suspension" => (
             Method::POST,
             format!(
@@ -415,6 +417,14 @@ pub fn from_http(
         },
         ["federation", "resolutions"] => match *method {
             Method::POST => message_body(body, "resolution", None),
+            _ => Err(not_allowed()),
+        },
+        ["federation", "arbitrations"] => match *method {
+            Method::POST => message_body(body, "arbitration", None),
+            _ => Err(not_allowed()),
+        },
+        ["federation", "verdicts"] => match *method {
+            Method::POST => message_body(body, "verdict", None),
             _ => Err(not_allowed()),
         },
         ["federation", "notify"] => match *method {

@@ -190,6 +190,13 @@ pub enum ControlOp {
         /// Its id (or `<reporting mesh>/<id>`).
         id: String,
     },
+    /// Ask a third mesh to arbitrate a discrepancy (seed §6.3 step 3).
+    ArbitrateDiscrepancy {
+        /// Its id (or `<reporting mesh>/<id>`).
+        id: String,
+        /// The arbiter (mesh id or name).
+        arbiter: String,
+    },
     /// Resolve a discrepancy (seed §6.3): signed, recorded on both sides.
     ResolveDiscrepancy {
         /// Its id (or `<reporting mesh>/<id>`).
@@ -639,13 +646,19 @@ pub fn router(tx: Tx) -> Router {
             get(|State(tx): State<Tx>| async move { ask(&tx, ControlOp::ListDiscrepancies).await })
                 .post(
                     |State(tx): State<Tx>, b: Result<Json<ControlOp>, JsonRejection>| async move {
-                        op_body(&tx, b, "show_discrepancy or resolve_discrepancy", |op| {
-                            matches!(
-                                op,
-                                ControlOp::ShowDiscrepancy { .. }
-                                    | ControlOp::ResolveDiscrepancy { .. }
-                            )
-                        })
+                        op_body(
+                            &tx,
+                            b,
+                            "show_discrepancy, resolve_discrepancy or arbitrate_discrepancy",
+                            |op| {
+                                matches!(
+                                    op,
+                                    ControlOp::ShowDiscrepancy { .. }
+                                        | ControlOp::ResolveDiscrepancy { .. }
+                                        | ControlOp::ArbitrateDiscrepancy { .. }
+                                )
+                            },
+                        )
                         .await
                     },
                 ),

@@ -794,6 +794,9 @@ impl Node {
                         Event::Discrepancy { .. } => {
                             tracing::error!(event = %value, "discrepancy recorded");
                         }
+                        Event::ArbitrationVerdict { .. } => {
+                            tracing::warn!(event = %value, "arbitration verdict");
+                        }
                         Event::DiscrepancyResolved { .. } => {
                             tracing::warn!(event = %value, "discrepancy resolved");
                         }
@@ -1535,6 +1538,13 @@ impl Node {
             }
             ControlOp::ListDiscrepancies => self.list_discrepancies(),
             ControlOp::ShowDiscrepancy { id } => self.show_discrepancy(&id),
+            ControlOp::ArbitrateDiscrepancy { id, arbiter } => {
+                let arbiter = MeshId::parse_flexible(&arbiter).map_err(bad)?;
+                self.command(Command::Arbitrate {
+                    discrepancy_id: id,
+                    arbiter,
+                })
+            }
             ControlOp::ResolveDiscrepancy { id, outcome, note } => {
                 let outcome = outcome.parse().map_err(bad)?;
                 self.command(Command::ResolveDiscrepancy {
@@ -2035,6 +2045,21 @@ fn event_json(event: &Event) -> Value {
             closed,
         } => {
             json!({"type": "discrepancy_resolved", "discrepancy_id": discrepancy_id, "resolved_by": resolved_by, "outcome": outcome, "closed": closed})
+        }
+        Event::ArbitrationRequested {
+            arbitration_id,
+            discrepancy_id,
+            arbiter,
+        } => {
+            json!({"type": "arbitration_requested", "arbitration_id": arbitration_id, "discrepancy_id": discrepancy_id, "arbiter": arbiter})
+        }
+        Event::ArbitrationVerdict {
+            arbitration_id,
+            discrepancy_id,
+            arbiter,
+            outcome,
+        } => {
+            json!({"type": "arbitration_verdict", "arbitration_id": arbitration_id, "discrepancy_id": discrepancy_id, "arbiter": arbiter, "outcome": outcome})
         }
         Event::CrossAnchored { peer, scroll, size } => {
             json!({"type": "cross_anchored", "peer": peer, "scroll": scroll, "size": size})

@@ -169,6 +169,7 @@ impl Node {
             "evidence_check": check,
             "resolved_at": r.resolved_at,
             "resolutions": r.resolutions,
+            "arbitrations": r.arbitrations,
             "times_seen": r.times_seen,
             "last_seen_at": r.last_seen_at,
         })

@@ -154,6 +154,23 @@ impl ConflictEvidence {
         }
     }
 
+    /// Every root signed by the witnessed mesh that the evidence carries.
+    pub fn signed_roots(&self) -> Vec<SignedRoot> {
+        match self {
+            Self::ConflictingRoots { earlier, later }
+            | Self::Rollback { earlier, later }
+            | Self::Truncation { earlier, later }
+            | Self::InconsistentExtension { earlier, later, .. }
+            | Self::NoConsistencyProof { earlier, later, .. } => {
+                vec![earlier.clone(), later.clone()]
+            }
+            Self::BadSample { root, .. }
+            | Self::SchemaIncompatible { root, .. }
+            | Self::TimestampDrift { root, .. } => vec![root.clone()],
+            Self::AnchorInvalid { notification, .. } => vec![notification.signed_root()],
+        }
+    }
+
     /// Checks the evidence with the witnessed mesh's `key`: every signed root in it, and for
     /// the proving kinds, that the conflict really holds.
     pub fn verify(&self, key: &PublicKey) -> Result<Standing, EvidenceError> {

@@ -11,8 +11,8 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, TableHand
 
 use crate::error::StoreError;
 use crate::records::{
-    AgreementRecord, AnchoredRoot, DiscrepancyRecord, OutgoingMessage, PeerEntry, ProposalRecord,
-    ReceivedAttestation, Record, WitnessState,
+    AgreementRecord, AnchoredRoot, ArbitrationRecord, DiscrepancyRecord, OutgoingMessage,
+    PeerEntry, ProposalRecord, ReceivedAttestation, Record, WitnessState,
 };
 
 /// Runs `f`; a panic inside it (redb decoding a damaged page) becomes [`StoreError::Damaged`].
@@ -79,7 +79,8 @@ fn check_table(txn: &redb::ReadTransaction, name: &str) -> Result<(), StoreError
         DiscrepancyRecord,
         OutgoingMessage,
         AnchoredRoot,
-        ReceivedAttestation
+        ReceivedAttestation,
+        ArbitrationRecord
     );
     match name {
         "meta" => keys(txn, crate::store::META),

@@ -30,8 +30,8 @@ mod store;
 
 pub use error::StoreError;
 pub use records::{
-    AgreementRecord, AgreementStatus, AnchoredRoot, CasOutcome, Direction, DiscrepancyRecord,
-    OutgoingMessage, PeerEntry, PeerSource, ProposalRecord, ProposalStatus, ReceivedAttestation,
-    Record, WitnessState,
+    AgreementRecord, AgreementStatus, AnchoredRoot, ArbitrationRecord, CasOutcome, Direction,
+    DiscrepancyRecord, OutgoingMessage, PeerEntry, PeerSource, ProposalRecord, ProposalStatus,
+    ReceivedAttestation, Record, WitnessState,
 };
 pub use store::{ReadTx, Reads, Replay, SCHEMA_VERSION, Store, WriteTx};

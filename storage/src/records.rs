@@ -7,9 +7,9 @@ use redb::TableDefinition;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use vm_receipts::documents::{
-    AnchorNotification, DiscoveryRecord, DiscrepancyReport, DiscrepancyResolution,
-    FederationAgreement, ProposalResponse, RevocationNotice, SignedRoot, SuspensionAction,
-    SuspensionNotice, TrustProposal, WitnessAttestation, WitnessResult,
+    AnchorNotification, ArbitrationVerdict, DiscoveryRecord, DiscrepancyReport,
+    DiscrepancyResolution, FederationAgreement, ProposalResponse, RevocationNotice, SignedRoot,
+    SuspensionAction, SuspensionNotice, TrustProposal, WitnessAttestation, WitnessResult,
 };
 use vm_receipts::{Blake3Hash, DocumentId, MeshId, PublicKey, ScrollName, Timestamp};
 
@@ -449,6 +449,9 @@ pub struct DiscrepancyRecord {
     /// The signed resolutions of either party (seed §6.3), in the order received.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub resolutions: Vec<DiscrepancyResolution>,
+    /// Arbiters' signed verdicts on it (seed §6.3 step 3), in the order received.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub arbitrations: Vec<ArbitrationVerdict>,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -469,6 +472,7 @@ impl DiscrepancyRecord {
             times_seen: 1,
             last_seen_at: None,
             resolutions: Vec::new(),
+            arbitrations: Vec::new(),
         }
     }
 
@@ -567,6 +571,28 @@ impl Record for DiscrepancyRecord {
             .is_none()
             .then(|| self.report.body.timestamp.unix())
     }
+}
+
+/// A verdict we gave as the arbiter of another mesh's finding (seed §6.3 step 3): kept so a
+/// request sent again is answered with the same verdict, not a second one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ArbitrationRecord {
+    /// The signed verdict.
+    pub verdict: ArbitrationVerdict,
+}
+
+impl Record for ArbitrationRecord {
+    const TABLE: TableDefinition<'static, &'static str, &'static [u8]> =
+        TableDefinition::new("arbitrations");
+    const NAME: &'static str = "arbitrations";
+    fn key(&self) -> String {
+        arbitration_key(&self.verdict.requested_by, &self.verdict.arbitration_id)
+    }
+}
+
+/// The key of an arbitration: the requesting mesh, then the request's id.
+pub fn arbitration_key(requested_by: &MeshId, arbitration_id: &DocumentId) -> String {
+    format!("{requested_by}/{arbitration_id}")
 }
 
 /// A message to a peer that it has not acknowledged yet. One per (peer, topic): a newer

@@ -11,12 +11,12 @@ use vm_receipts::{MeshId, Timestamp};
 
 use crate::error::StoreError;
 use crate::records::{
-    AgreementRecord, AnchoredRoot, CasOutcome, DiscrepancyRecord, OutgoingMessage, PeerEntry,
-    ProposalRecord, ReceivedAttestation, Record, WitnessState,
+    AgreementRecord, AnchoredRoot, ArbitrationRecord, CasOutcome, DiscrepancyRecord,
+    OutgoingMessage, PeerEntry, ProposalRecord, ReceivedAttestation, Record, WitnessState,
 };
 
 /// The schema this program writes.
-pub const SCHEMA_VERSION: u32 = 4;
+pub const SCHEMA_VERSION: u32 = 5;
 
 pub(crate) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const SCHEMA_KEY: &str = "schema_version";
@@ -36,7 +36,7 @@ type Migration = fn(&WriteTransaction) -> Result<(), StoreError>;
 
 /// `MIGRATIONS[v]` takes a database from schema version `v` to `v + 1`.
 const MIGRATIONS: [Migration; SCHEMA_VERSION as usize] =
-    [create_v1, create_v2, create_v3, create_v4];
+    [create_v1, create_v2, create_v3, create_v4, create_v5];
 
 /// Version 1: every table exists.
 fn create_v1(txn: &WriteTransaction) -> Result<(), StoreError> {
@@ -73,6 +73,13 @@ fn create_v3(txn: &WriteTransaction) -> Result<(), StoreError> {
 /// read with `times_seen` 1).
 fn create_v4(txn: &WriteTransaction) -> Result<(), StoreError> {
     reindex::<DiscrepancyRecord>(txn)
+}
+
+/// Version 5: the verdicts we gave as an arbiter (records of version 4 read unchanged: the
+/// fields added to discrepancy and agreement records have defaults).
+fn create_v5(txn: &WriteTransaction) -> Result<(), StoreError> {
+    txn.open_table(ArbitrationRecord::TABLE)?;
+    Ok(())
 }
 
 /// Rebuilds `R`'s index from its table.

@@ -534,6 +534,38 @@ fn three_meshes_witness_cross_anchor_and_catch_rewritten_history() {
         "{}",
         shown(&unknown)
     );
+    // Step 3: Singapore, which witnesses Dublin too, arbitrates Berlin's finding and sends
+    // both parties its signed verdict.
+    add_peer(&singapore, &berlin, &keys[1]);
+    federate(&berlin, &singapore, "1", "Compliance");
+    berlin.json(&[
+        "discrepancies",
+        "arbitrate",
+        &finding,
+        "--arbiter",
+        "vaultmesh-singapore",
+    ]);
+    for d in [&berlin, &dublin] {
+        let v = poll_witness("the arbiter's verdict", || {
+            let v = d.json(&["discrepancies", "show", &finding]);
+            if v["arbitrations"][0].is_object() {
+                Ok(v)
+            } else {
+                Err(v.to_string())
+            }
+        });
+        let verdict = &v["arbitrations"][0];
+        assert_eq!(verdict["arbiter"], singapore.mesh_id().as_str(), "{verdict}");
+        assert_eq!(verdict["outcome"], "upheld", "{verdict}");
+        assert_eq!(verdict["evidence_standing"], "proof", "{verdict}");
+    }
+    assert!(
+        singapore
+            .federation_receipts()
+            .iter()
+            .any(|r| r["type"] == "fed_arbitration_verdict"),
+        "the arbiter records its verdict"
+    );
     berlin.json(&[
         "discrepancies",
         "resolve",

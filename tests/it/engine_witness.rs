@@ -38,21 +38,34 @@ pub(crate) fn net(level: TrustLevel) -> Net {
 /// Compliance.
 pub(crate) fn federated(mut net: Net, level: TrustLevel) -> Net {
     net.discover_all();
+    federate(&mut net, DUBLIN, BERLIN, level);
+    net
+}
+
+/// `proposer` proposes to `target` at `level` over Compliance; `target` accepts.
+pub(crate) fn federate(net: &mut Net, proposer: &str, target: &str, level: TrustLevel) {
     net.command(
-        DUBLIN,
+        proposer,
         Command::Propose {
-            target: mesh(BERLIN),
+            target: mesh(target),
             trust_level: level,
             terms: terms(&["Compliance"], VerificationFrequency::HOURLY),
         },
     )
     .expect("propose");
     net.run();
-    let id = net.node(BERLIN).proposals()[0].proposal.proposal_id.clone();
-    net.command(BERLIN, Command::Accept { proposal: r(&id) })
+    let id = net
+        .node(target)
+        .proposals()
+        .into_iter()
+        .rev()
+        .find(|p| p.proposal.proposer == mesh(proposer))
+        .expect("the proposal")
+        .proposal
+        .proposal_id;
+    net.command(target, Command::Accept { proposal: r(&id) })
         .expect("accept");
     net.run();
-    net
 }
 
 /// Dublin's signed root of `scroll` at `size`, anchored alone in a local batch.

@@ -5,6 +5,7 @@ mod anchor;
 mod commands;
 mod crash;
 mod engine;
+mod engine_arbitration;
 mod engine_crash;
 mod engine_props;
 mod engine_refusals;

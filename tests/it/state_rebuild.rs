@@ -102,6 +102,25 @@ fn history() -> Net {
     net.command(SINGAPORE, Command::Accept { proposal: r(&id) })
         .expect("accept");
     net.run();
+    // Singapore witnesses Dublin too, and arbitrates Berlin's finding (its verdict is kept by
+    // all three).
+    crate::engine_witness::federate(&mut net, BERLIN, SINGAPORE, TrustLevel::OBSERVE);
+    let s = net.idx(SINGAPORE);
+    net.apply(s, report(&eight, None, verified()))
+        .expect("Singapore witnesses");
+    net.run();
+    let finding = all::<DiscrepancyRecord>(net.node(BERLIN).store())[0]
+        .id()
+        .to_string();
+    net.command(
+        BERLIN,
+        Command::Arbitrate {
+            discrepancy_id: finding,
+            arbiter: mesh(SINGAPORE),
+        },
+    )
+    .expect("arbitrate");
+    net.run();
     let with_singapore = net
         .node(DUBLIN)
         .agreements()
@@ -233,6 +252,11 @@ fn a_rebuilt_state_equals_the_original_table_by_table() {
                 .collect::<Vec<_>>(),
             "{name}: discrepancies"
         );
+        assert_eq!(
+            all::<vm_storage::ArbitrationRecord>(&rebuilt),
+            all::<vm_storage::ArbitrationRecord>(original),
+            "{name}: arbitrations"
+        );
     }
     // The history reached every table the rebuild fills, on the side that holds it.
     let berlin = net.node(BERLIN).store();
@@ -243,6 +267,15 @@ fn a_rebuilt_state_equals_the_original_table_by_table() {
     );
     let found = all::<DiscrepancyRecord>(berlin);
     assert_eq!(found.len(), 1);
+    assert_eq!(
+        found[0].arbitrations.len(),
+        1,
+        "Singapore's verdict is kept"
+    );
+    assert_eq!(
+        all::<vm_storage::ArbitrationRecord>(net.node(SINGAPORE).store()).len(),
+        1
+    );
     assert!(
         found[0].resolved_at.is_none(),
         "only Berlin closes its finding"

@@ -11,6 +11,7 @@
 //!   document without its signature field(s), under the document's [`Kind`].
 
 mod agreement;
+mod arbitration;
 mod discovery;
 mod discrepancy;
 mod proposal;
@@ -22,6 +23,7 @@ mod suspension;
 mod witness;
 
 pub use agreement::{AgreementTerms, FederationAgreement, PartySignature, key_exchange_name};
+pub use arbitration::{ArbitrationOutcome, ArbitrationRequest, ArbitrationVerdict};
 pub use discovery::{Attestation, DiscoveryRecord, Endpoints, TrustPolicy};
 pub use discrepancy::{
     DiscrepancyBody, DiscrepancyDetails, DiscrepancyReport, DiscrepancyType, Severity,
