@@ -253,7 +253,7 @@ python3 -c 'import blake3, cryptography; print("   blake3", blake3.__version__, 
 
 section "extract the scripts of docs/formats.md"
 python3 "$HERE/extract.py" "$S" | sed 's/^/   /'
-for f in vmcheck.py check_signed.py check_scroll.py check_witness_event.py check_discrepancy.py \
+for f in vmcheck.py check_signed.py check_scroll.py check_witness_event.py check_discrepancy.py check_notice.py \
   check_checkpoint.py peer_proof.py check_receipt_proof.py check_consistency.py; do
   [[ -f $S/$f ]] || fail "docs/formats.md no longer has $f (update tests/formats/run.sh)"
 done
@@ -767,6 +767,16 @@ start_node alpha
 cli anchor now --data-dir "$WORK/alpha" --json >/dev/null
 wait_for "beta to record a second fed_discrepancy (alpha's size-10 rewrite)" discrepancies_on_beta_at_least 2
 cli discrepancies list --data-dir "$WORK/beta" --json >"$A/discrepancies-list.json"
+# §4a: beta suspends the agreement citing its first finding, confirms the finding, resumes.
+D1=$(jget "d[0]['report']['discrepancy_id']" <"$A/discrepancies-list.json")
+cli agreements suspend "$AGREEMENT" --reason "alpha rewrote its history" --discrepancy "$D1" --data-dir "$WORK/beta" >/dev/null
+cli discrepancies resolve "$D1" --outcome confirmed --note "alpha signed another root at size 8" --data-dir "$WORK/beta" >/dev/null
+cli agreements resume "$AGREEMENT" --reason "reviewed" --data-dir "$WORK/beta" >/dev/null
+on_alpha_at_least() { [[ $(count_receipts "$(fed alpha)" "$1") -ge $2 ]]; }
+wait_for "alpha to record beta's suspension" on_alpha_at_least fed_trust_suspended 1
+wait_for "alpha to record beta's resolution" on_alpha_at_least fed_discrepancy_resolved 1
+wait_for "alpha to record beta's resumption" on_alpha_at_least fed_trust_resumed 1
+echo "   beta suspended $AGREEMENT citing $D1, resolved it as confirmed, resumed"
 sleep 1 # alpha's receipt of beta's report (on_discrepancy) is not awaited; whatever arrived is checked
 for m in alpha beta; do stop_node "$m"; done
 for m in alpha beta; do
@@ -808,6 +818,25 @@ PY
 refuse "discrepancy with changed evidence and a matching evidence_hash" InvalidSignature check_discrepancy.py "$A/flip-disc-rehashed.json" "${KEY[$dby]}" "${KEY[$dof]}"
 refuse "discrepancy evidence checked with the reporter's key as the reported mesh's" InvalidSignature check_discrepancy.py "$D" "${KEY[$dby]}" "${KEY[$dby]}"
 
+section "§4a suspension notices and resolutions (check_notice.py)"
+NOTICES=()
+for m in alpha beta; do
+  for t in fed_trust_suspended fed_trust_resumed fed_discrepancy_resolved; do
+    for f in $(lines "$A/$m-federation_events.final.jsonl" "$t" "$A/$m-$t"); do
+      check check_notice.py "$f" "${KEY[beta]}"
+      NOTICES+=("$f")
+    done
+  done
+done
+[[ ${#NOTICES[@]} -ge 6 ]] || fail "expected a suspension, a resumption and a resolution on both sides, found ${#NOTICES[@]} receipts"
+R=$(printf '%s\n' "${NOTICES[@]}" | grep -m1 fed_discrepancy_resolved)
+flip "$R" "$A/flip-resolution.json" outcome
+refuse "resolution with its outcome changed" InvalidSignature check_notice.py "$A/flip-resolution.json" "${KEY[beta]}"
+refuse "resolution checked with the reported mesh's key" InvalidSignature check_notice.py "$R" "${KEY[alpha]}"
+N=$(printf '%s\n' "${NOTICES[@]}" | grep -m1 fed_trust_suspended)
+flip "$N" "$A/flip-notice.json" notice.reason
+refuse "suspension notice with its reason changed" "AssertionError|InvalidSignature" check_notice.py "$A/flip-notice.json" "${KEY[beta]}"
+
 section "after the rewrites: Federation scrolls, ROOT files and checkpoints again"
 for m in alpha beta; do
   check check_scroll.py "$A/$m-federation_events.final.jsonl" "$A/$m-ROOT.federation.final.txt" "${KEY[$m]}"
@@ -821,5 +850,6 @@ echo "   $POSITIVE checks passed on artifacts written by $(basename "$B") and on
 echo "   $NEGATIVE tampered copies refused (each for the reason expected)"
 echo "   not covered: the HTTPS API's answers (POST /federation/verify, proofs over HTTP);"
 echo "   DiscoveryRecord, RevocationNotice, SchemaSync and signed-request documents (no CLI output"
-echo "   shows them); a peer anchor whose inner anchor is rfc3161 (gamma is at level 2)"
+echo "   shows them); arbitration verdicts (checked by the Rust tests); a peer anchor whose inner"
+echo "   anchor is rfc3161 (gamma is at level 2)"
 OK=1
