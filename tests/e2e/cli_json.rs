@@ -274,10 +274,6 @@ fn every_documented_json_shape_matches_the_binary() {
         "witness-history",
         json_of(&berlin, &["witness-history", "--mesh", "vaultmesh-dublin"]),
     );
-    live.insert(
-        "discrepancies-list",
-        json_of(&berlin, &["discrepancies", "list"]),
-    );
     let file = root.path().join("one.jsonl");
     std::fs::write(&file, "{\"type\":\"c\",\"n\":1}\n").expect("receipt");
     let out = dublin.cli(&[
@@ -324,6 +320,46 @@ fn every_documented_json_shape_matches_the_binary() {
             &dublin_key,
             "--json",
         ]),
+    );
+
+    // A finding: Dublin's operator rewrites its witnessed history (the first receipt changed,
+    // the ROOT file re-signed); Berlin catches it at the next anchor. Listed, shown, resolved.
+    let mut dublin = dublin;
+    assert!(dublin.terminate().success());
+    let mut history = crate::witness::read_receipts(&dublin.dir, "Compliance");
+    history[0].insert("forged".into(), Value::Bool(true));
+    crate::witness::rewrite_scroll(&dublin, "Compliance", &history);
+    dublin.start();
+    json_of(&dublin, &["anchor", "now"]);
+    let finding = poll_witness("Berlin's finding", || {
+        let list = berlin.json(&["discrepancies", "list"]);
+        list[0]["report"]["discrepancy_id"]
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| list.to_string())
+    });
+    live.insert(
+        "discrepancies-list",
+        json_of(&berlin, &["discrepancies", "list"]),
+    );
+    live.insert(
+        "discrepancies-show",
+        json_of(&berlin, &["discrepancies", "show", &finding]),
+    );
+    live.insert(
+        "discrepancies-resolve",
+        json_of(
+            &berlin,
+            &[
+                "discrepancies",
+                "resolve",
+                &finding,
+                "--outcome",
+                "confirmed",
+                "--note",
+                "Dublin re-signed another history",
+            ],
+        ),
     );
 
     // Offline commands, on a fresh data directory.

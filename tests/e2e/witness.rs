@@ -555,7 +555,11 @@ fn three_meshes_witness_cross_anchor_and_catch_rewritten_history() {
             }
         });
         let verdict = &v["arbitrations"][0];
-        assert_eq!(verdict["arbiter"], singapore.mesh_id().as_str(), "{verdict}");
+        assert_eq!(
+            verdict["arbiter"],
+            singapore.mesh_id().as_str(),
+            "{verdict}"
+        );
         assert_eq!(verdict["outcome"], "upheld", "{verdict}");
         assert_eq!(verdict["evidence_standing"], "proof", "{verdict}");
     }
