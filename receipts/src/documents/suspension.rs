@@ -6,7 +6,9 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Document, DocumentError, Extra, SignatureField, check_len, signed_with_field};
+use super::{
+    Document, DocumentError, Extra, SignatureField, check_len, invalid, signed_with_field,
+};
 use crate::id::{DocumentId, MeshId};
 use crate::key::Kind;
 use crate::timestamp::Timestamp;
@@ -62,7 +64,11 @@ impl Document for SuspensionNotice {
     const SIGNED: bool = true;
 
     fn validate(&self) -> Result<(), DocumentError> {
-        check_len::<Self>("reason", &self.reason, 1024)
+        check_len::<Self>("reason", &self.reason, 1024)?;
+        if self.sequence == 0 {
+            return Err(invalid::<Self>("sequence", "notices are numbered from 1"));
+        }
+        Ok(())
     }
 }
 

@@ -714,3 +714,85 @@ fn signed_documents_are_accepted_only_in_the_form_their_signature_covers() {
     bare["signature"] = json!(record.signature.value.to_string());
     vm_receipts::documents::from_value::<DiscoveryRecord>(bare).expect("bare signature accepted");
 }
+
+/// Issue 18's documents: each signs under its own KIND, travels as its receipt (the signed
+/// document plus `type`, `tags`, `root_hash`), reads back equal with unknown fields kept, and
+/// refuses what no honest party writes, naming the field.
+#[test]
+fn resolution_suspension_and_verdict_documents_and_receipts() {
+    use vm_receipts::documents::{ArbitrationVerdict, DiscrepancyResolution, SuspensionNotice};
+    let k = key(1);
+    let sig = json!({"algorithm": "Ed25519", "value": some_signature()});
+    let mut resolution: DiscrepancyResolution = vm_receipts::documents::from_value(json!({
+        "discrepancy_id": "discrepancy-1",
+        "reporting_mesh": "did:vm:mesh:berlin",
+        "reported_mesh": "did:vm:mesh:dublin",
+        "resolved_by": "did:vm:mesh:berlin",
+        "outcome": "false_alarm",
+        "note": "our clock",
+        "timestamp": "2026-01-01T00:00:00Z",
+        "signature": sig,
+        "added_later": 1,
+    }))
+    .expect("resolution");
+    resolution.sign(&k).expect("signs");
+    resolution.verify(&k.public_key()).expect("verifies");
+    let message = resolution.signing_message().expect("message");
+    assert!(
+        k.public_key()
+            .verify(Kind::Discrepancy, &message, &resolution.signature.value)
+            .is_err(),
+        "a resolution's signature is not a report's"
+    );
+    let mut line = resolution.to_value().expect("value");
+    line["type"] = "fed_discrepancy_resolved".into();
+    line["tags"] = json!(["federation"]);
+    let receipt = vm_receipts::receipts::receipt_from_value(line.clone()).expect("receipt");
+    round_trips(&receipt);
+    let FederationReceipt::DiscrepancyResolved(r) = &receipt else {
+        panic!("{receipt:?}")
+    };
+    assert_eq!(
+        r.resolution, resolution,
+        "unknown fields kept, still verifies"
+    );
+    r.resolution
+        .verify(&k.public_key())
+        .expect("the receipt is the signed resolution");
+    let mut stranger = line.clone();
+    stranger["resolved_by"] = "did:vm:mesh:singapore".into();
+    let e = vm_receipts::receipts::receipt_from_value(stranger).expect_err("no party");
+    assert!(e.to_string().contains("resolved_by"), "{e}");
+    let mut outcome = line;
+    outcome["outcome"] = "maybe".into();
+    assert!(vm_receipts::receipts::receipt_from_value(outcome).is_err());
+
+    let notice: Result<SuspensionNotice, _> = vm_receipts::documents::from_value(json!({
+        "agreement_id": "agr-1",
+        "suspended_by": "did:vm:mesh:berlin",
+        "action": "suspend",
+        "sequence": 0,
+        "reason": "review",
+        "timestamp": "2026-01-01T00:00:00Z",
+        "signature": sig,
+    }));
+    let e = notice.expect_err("numbered from 1");
+    assert!(e.to_string().contains("sequence"), "{e}");
+
+    let verdict: Result<ArbitrationVerdict, _> = vm_receipts::documents::from_value(json!({
+        "arbitration_id": "arb-1",
+        "requested_by": "did:vm:mesh:berlin",
+        "discrepancy_id": "discrepancy-1",
+        "reporting_mesh": "did:vm:mesh:berlin",
+        "reported_mesh": "did:vm:mesh:dublin",
+        "scroll": "Compliance",
+        "arbiter": "did:vm:mesh:dublin",
+        "outcome": "upheld",
+        "evidence_standing": "proof",
+        "reason": "r",
+        "timestamp": "2026-01-01T00:00:00Z",
+        "signature": sig,
+    }));
+    let e = verdict.expect_err("a party is no arbiter");
+    assert!(e.to_string().contains("arbiter"), "{e}");
+}
