@@ -469,3 +469,45 @@ async fn request_floods_over_libp2p_are_rate_limited_and_counted() {
     node.stop.take().unwrap().send(()).unwrap();
     node.task.await.unwrap().unwrap();
 }
+
+/// Issue 16, item 9: a known mesh relaying another mesh's signed message (here xray's valid
+/// proposal, sent by yankee over yankee's own authenticated libp2p connection) is refused as
+/// `sender_mismatch` and changes nothing: the transport's identity must be the author's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_known_mesh_relaying_another_meshs_signed_message_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut node = start_node(dir.path()).await;
+    let st = status(&node).await;
+    let node_mesh: MeshId = serde_json::from_value(st["mesh_id"].clone()).unwrap();
+    let node_key: PublicKey = serde_json::from_value(st["public_key"].clone()).unwrap();
+    let (node_peer, addrs) = dial_info(&st);
+    let yankee = peer(8).await;
+    for (name, seed) in [("xray", 7u8), ("yankee", 8u8)] {
+        let key = MeshKey::from_seed(&[seed; 32]).public_key();
+        call_async(
+            &node.root,
+            Method::POST,
+            "/v1/peers",
+            Some(json!({"op": "add_peer", "mesh_id": name, "public_key": key.to_string()})),
+        )
+        .await
+        .unwrap();
+    }
+    let relayed = proposal_from_xray(&node_mesh, node_key);
+    expect_refusals(
+        vec![(
+            "xray's proposal relayed by yankee",
+            &yankee,
+            message(&relayed),
+            "sender_mismatch",
+        )],
+        &node_peer,
+        &addrs,
+    )
+    .await;
+    let st = status(&node).await;
+    assert_eq!(st["proposals"], 0, "{st}");
+    assert_eq!(st["federation_scroll"]["size"], 0, "{st}");
+    node.stop.take().unwrap().send(()).unwrap();
+    node.task.await.unwrap().unwrap();
+}
