@@ -134,6 +134,49 @@ pub fn final_checks(sim: &mut Sim) {
     agreements(sim);
     scrolls(sim);
     convergence(sim);
+    arbitrations(sim);
+}
+
+/// Every verdict an honest finder received: none upholds a finding against an honest mesh,
+/// and every finding whose evidence is a proof is upheld (the arbiter checks what anyone can).
+fn arbitrations(sim: &mut Sim) {
+    let mut outcomes = Vec::new();
+    for w in 0..sim.meshes.len() {
+        if !sim.meshes[w].honest() {
+            continue;
+        }
+        for r in found_by(sim, w) {
+            let accused = &r.report.body.reported_mesh;
+            let Some(m) = sim.index_of(accused) else {
+                continue;
+            };
+            let proof = r
+                .evidence
+                .first()
+                .and_then(|v| serde_json::from_value::<ConflictEvidence>(v.clone()).ok())
+                .is_some_and(|e| e.verify(&sim.meshes[m].public) == Ok(Standing::Proof));
+            for v in &r.arbitrations {
+                let upheld = v.outcome == vm_receipts::documents::ArbitrationOutcome::Upheld;
+                let outcome = if upheld && sim.meshes[m].honest() {
+                    Err(format!(
+                        "{} upheld {}'s finding {} against honest {accused}",
+                        v.arbiter, sim.meshes[w].id, v.discrepancy_id
+                    ))
+                } else if proof && !upheld {
+                    Err(format!(
+                        "{} did not uphold {}'s proven finding {} ({}: {})",
+                        v.arbiter, sim.meshes[w].id, v.discrepancy_id, v.outcome, v.reason
+                    ))
+                } else {
+                    Ok(())
+                };
+                outcomes.push(outcome);
+            }
+        }
+    }
+    for o in outcomes {
+        sim.invariants.check("arbitration_verdicts", o);
+    }
 }
 
 /// Every act reported by every honest witness of the mesh in time; equivocation and

@@ -44,6 +44,9 @@ pub struct Report {
     pub attestations: u64,
     /// Discrepancies recorded by honest meshes.
     pub discrepancies: u64,
+    /// Arbitrations their finders asked of a third mesh (each verdict is checked by the
+    /// `arbitration_verdicts` invariant).
+    pub arbitrations: u64,
     /// Detection latency of each (byzantine act, honest witness) pair, in seconds.
     pub detection_secs: Vec<u64>,
     /// Acts not detected by some honest witness when the run ended: (act, witness).
@@ -106,8 +109,8 @@ impl fmt::Display for Report {
         )?;
         writeln!(
             f,
-            "  witness checks {}  attestations {}  discrepancies {}",
-            self.witness_checks, self.attestations, self.discrepancies
+            "  witness checks {}  attestations {}  discrepancies {}  arbitrations {}",
+            self.witness_checks, self.attestations, self.discrepancies, self.arbitrations
         )?;
         writeln!(
             f,

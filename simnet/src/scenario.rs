@@ -275,6 +275,7 @@ pub fn run(config: SimConfig) -> Report {
         dropped: sim.counters.dropped,
         witness_checks: sim.counters.witness_checks,
         attestations: sim.counters.attestations,
+        arbitrations: sim.counters.arbitrations,
         discrepancies: sim.counters.discrepancies,
         detection_secs,
         undetected,

@@ -429,6 +429,8 @@ pub struct Counters {
     pub timestamp_inversions: u64,
     /// Tampered gossip that reached a witness before it had witnessed that size.
     pub tampered_ahead: u64,
+    /// Arbitrations honest finders asked of a third mesh (seed §6.3 step 3).
+    pub arbitrations: u64,
 }
 
 /// A simulation.
@@ -972,12 +974,14 @@ impl Sim {
                 }
             }
             Event::Discrepancy {
+                discrepancy_id,
                 reporting_mesh,
                 reported_mesh,
                 kind,
                 ..
             } if reporting_mesh == &self.meshes[i].id => {
                 self.on_finding(i, reported_mesh, kind, true);
+                self.arbitrate(i, reported_mesh, discrepancy_id.as_str());
             }
             // The same finding made again: the act still stands (a misbehaviour that began
             // serving before its first anchor cycle is found again after it).
@@ -1016,6 +1020,33 @@ impl Sim {
             if act.mesh == p && self.now_ms >= act.at_ms {
                 act.detected.entry(i).or_insert(self.now_ms);
             }
+        }
+    }
+
+    /// An honest finder asks an honest third mesh that witnesses the accused too (a common
+    /// peer) to arbitrate its new finding, as an operator would with `discrepancies
+    /// arbitrate`; the verdicts are checked when the run is over.
+    fn arbitrate(&mut self, i: usize, reported: &MeshId, id: &str) {
+        let Some(&p) = self.index.get(reported) else {
+            return;
+        };
+        if !self.meshes[i].honest() {
+            return;
+        }
+        let arbiter = self.meshes[i]
+            .peers
+            .iter()
+            .copied()
+            .find(|&j| j != p && self.meshes[p].peers.contains(&j) && self.meshes[j].honest());
+        let Some(j) = arbiter else {
+            return;
+        };
+        let command = Command::Arbitrate {
+            discrepancy_id: id.to_owned(),
+            arbiter: self.meshes[j].id.clone(),
+        };
+        if self.input(i, Input::Command(command)).is_ok() {
+            self.counters.arbitrations += 1;
         }
     }
 
