@@ -530,7 +530,7 @@ pub fn response_to_http(response: &FedResponse) -> (StatusCode, Vec<u8>) {
 pub fn response_from_http(request: &FedRequest, status: StatusCode, body: &[u8]) -> FedResponse {
     if status.is_success() {
         if matches!(request, FedRequest::Discovery) {
-            return match serde_json::from_slice::<DiscoveryRecord>(body) {
+            return match crate::node::wire::decode::<DiscoveryRecord>(body) {
                 Ok(record) => FedResponse::Discovery {
                     record: Box::new(record),
                 },
@@ -539,7 +539,7 @@ pub fn response_from_http(request: &FedRequest, status: StatusCode, body: &[u8])
                 }
             };
         }
-        return serde_json::from_slice(body).unwrap_or_else(|e| {
+        return crate::node::wire::decode(body).unwrap_or_else(|e| {
             FedResponse::error(
                 "malformed",
                 format!("not a federation response: {e}"),

@@ -749,7 +749,6 @@ impl Outbound {
             .request(&target.key.peer_id(), target.p2p.clone(), body)
             .await
             .map_err(|e| format!("{}: {e}", target.mesh))?;
-        serde_json::from_slice(&bytes)
-            .map_err(|e| format!("{}: malformed response: {e}", target.mesh))
+        super::wire::decode(&bytes).map_err(|e| format!("{}: malformed response: {e}", target.mesh))
     }
 }

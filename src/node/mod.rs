@@ -1189,7 +1189,7 @@ impl Node {
     }
 
     fn answer_request(&mut self, peer: &str, body: &[u8]) -> (&'static str, FedResponse) {
-        let request: FedRequest = match serde_json::from_slice(body) {
+        let request: FedRequest = match wire::decode(body) {
             Ok(r) => r,
             Err(e) => {
                 tracing::warn!(%peer, error = %e, "malformed federation request");
@@ -1773,7 +1773,7 @@ async fn fetch_records(
     for (peer, addresses) in peers {
         let body = serde_json::to_vec(&FedRequest::Discovery).unwrap_or_default();
         match net.request(&peer, addresses, body).await {
-            Ok(bytes) => match serde_json::from_slice::<FedResponse>(&bytes) {
+            Ok(bytes) => match wire::decode::<FedResponse>(&bytes) {
                 Ok(FedResponse::Discovery { record }) if record.peer_id == peer => {
                     records.push(*record);
                 }

@@ -8,6 +8,17 @@ use vm_receipts::documents::DiscoveryRecord;
 
 use crate::witness::{Evidence, EvidenceRequest};
 
+/// Decodes a request or response a peer sent, through the strict parser both transports
+/// share (`vm_receipts::jcs::parse`: duplicate keys and integers that do not fit refused),
+/// then into its type. `serde_json` alone keeps the last of two duplicate keys, so another
+/// implementation reading the first could see another document than the one we checked
+/// (found by issue 16's hostile-JSON test over libp2p; the HTTPS side parsed strictly already).
+pub fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
+    let value = vm_receipts::jcs::parse(bytes, vm_receipts::jcs::Numbers::Any)
+        .map_err(|e| e.to_string())?;
+    serde_json::from_value(value).map_err(|e| e.to_string())
+}
+
 /// A federation request.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "request", rename_all = "snake_case")]

@@ -511,3 +511,81 @@ async fn a_known_mesh_relaying_another_meshs_signed_message_is_refused() {
     node.stop.take().unwrap().send(()).unwrap();
     node.task.await.unwrap().unwrap();
 }
+
+/// Issue 16, item 9: hostile JSON through the libp2p codec is refused as `malformed`, as the
+/// HTTPS API refuses it, and the node keeps serving. Duplicate keys matter most: a parser that
+/// keeps the last of two (serde_json) and one that keeps the first (another implementation)
+/// would read two different documents from one signed message; both transports now parse
+/// with the strict parser. Each case comes from a fresh identity (each refusal is a strike).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_json_over_libp2p_is_refused_as_over_https() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut node = start_node(dir.path()).await;
+    let st = status(&node).await;
+    let node_mesh: MeshId = serde_json::from_value(st["mesh_id"].clone()).unwrap();
+    let node_key: PublicKey = serde_json::from_value(st["public_key"].clone()).unwrap();
+    let (node_peer, addrs) = dial_info(&st);
+    let xray_key = MeshKey::from_seed(&[7; 32]).public_key();
+    call_async(
+        &node.root,
+        Method::POST,
+        "/v1/peers",
+        Some(json!({"op": "add_peer", "mesh_id": "xray", "public_key": xray_key.to_string()})),
+    )
+    .await
+    .unwrap();
+    let good = serde_json::to_string(&json!({
+        "request": "message",
+        "message": proposal_from_xray(&node_mesh, node_key),
+    }))
+    .unwrap();
+    // The proposal again with its level written twice: serde_json alone would keep the
+    // second (3), a signature over the first (2) would then not be what was checked.
+    let twice = good.replacen(
+        "\"proposed_trust_level\":2",
+        "\"proposed_trust_level\":2,\"proposed_trust_level\":3",
+        1,
+    );
+    assert_ne!(twice, good, "the level is in the proposal");
+    let deep = format!("{}{}", "[".repeat(4096), "]".repeat(4096));
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        (
+            "a duplicate key in the envelope",
+            br#"{"request":"roots","request":"discovery"}"#.to_vec(),
+        ),
+        (
+            "a duplicate key inside a signed proposal",
+            twice.into_bytes(),
+        ),
+        ("4096 nested arrays", deep.into_bytes()),
+        (
+            "an integer no double holds",
+            br#"{"request":"roots","scrolls":[],"n":123456789012345678901234567}"#.to_vec(),
+        ),
+        ("invalid UTF-8", b"{\"request\":\"ro\xffts\"}".to_vec()),
+        (
+            "trailing bytes after the object",
+            br#"{"request":"discovery"} {"request":"discovery"}"#.to_vec(),
+        ),
+    ];
+    for (i, (what, body)) in cases.into_iter().enumerate() {
+        let from = peer(40 + i as u8).await;
+        let answer = ask(&from, &node_peer, &addrs, body).await;
+        assert_eq!(answer["response"], "error", "{what}: {answer}");
+        assert_eq!(answer["error"], "malformed", "{what}: {answer}");
+    }
+    // Nothing was taken, and the node still answers.
+    let st = status(&node).await;
+    assert_eq!(st["proposals"], 0, "{st}");
+    let from = peer(60).await;
+    let answer = ask(
+        &from,
+        &node_peer,
+        &addrs,
+        br#"{"request":"discovery"}"#.to_vec(),
+    )
+    .await;
+    assert_eq!(answer["response"], "discovery", "{answer}");
+    node.stop.take().unwrap().send(()).unwrap();
+    node.task.await.unwrap().unwrap();
+}
