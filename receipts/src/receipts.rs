@@ -542,23 +542,11 @@ impl Document for DiscrepancyResolvedReceipt {
     const NAME: &'static str = "fed_discrepancy_resolved";
 
     fn from_json_value(value: Value) -> Result<Self, DocumentError> {
-        #[derive(Deserialize)]
-        #[serde(deny_unknown_fields)]
-        struct Own {
-            #[serde(default)]
-            tags: Vec<String>,
-            #[serde(default)]
-            root_hash: Option<Blake3Hash>,
-        }
-        let (resolution, own) = crate::documents::split_body::<Self, DiscrepancyResolution>(
-            value,
-            &["tags", "root_hash"],
-        )?;
-        let own: Own = crate::documents::own_fields::<Self, _>(own)?;
+        let (resolution, tags, root_hash) = signed_document_receipt::<Self, _>(value)?;
         let receipt = Self {
             resolution,
-            tags: own.tags,
-            root_hash: own.root_hash,
+            tags,
+            root_hash,
         };
         receipt.validate()?;
         Ok(receipt)
@@ -573,23 +561,11 @@ impl Document for ArbitrationVerdictReceipt {
     const NAME: &'static str = "fed_arbitration_verdict";
 
     fn from_json_value(value: Value) -> Result<Self, DocumentError> {
-        #[derive(Deserialize)]
-        #[serde(deny_unknown_fields)]
-        struct Own {
-            #[serde(default)]
-            tags: Vec<String>,
-            #[serde(default)]
-            root_hash: Option<Blake3Hash>,
-        }
-        let (verdict, own) = crate::documents::split_body::<Self, ArbitrationVerdict>(
-            value,
-            &["tags", "root_hash"],
-        )?;
-        let own: Own = crate::documents::own_fields::<Self, _>(own)?;
+        let (verdict, tags, root_hash) = signed_document_receipt::<Self, _>(value)?;
         let receipt = Self {
             verdict,
-            tags: own.tags,
-            root_hash: own.root_hash,
+            tags,
+            root_hash,
         };
         receipt.validate()?;
         Ok(receipt)
@@ -598,6 +574,24 @@ impl Document for ArbitrationVerdictReceipt {
     fn validate(&self) -> Result<(), DocumentError> {
         self.verdict.validate()
     }
+}
+
+/// A receipt that is a signed document plus `tags` and `root_hash` (`type` already taken
+/// off): the document (every other field, unknown ones kept) and those two.
+fn signed_document_receipt<T: Document, D: serde::de::DeserializeOwned>(
+    value: Value,
+) -> Result<(D, Vec<String>, Option<Blake3Hash>), DocumentError> {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Own {
+        #[serde(default)]
+        tags: Vec<String>,
+        #[serde(default)]
+        root_hash: Option<Blake3Hash>,
+    }
+    let (document, own) = crate::documents::split_body::<T, D>(value, &["tags", "root_hash"])?;
+    let own: Own = crate::documents::own_fields::<T, _>(own)?;
+    Ok((document, own.tags, own.root_hash))
 }
 
 /// Types a receipt by its `type`, with errors that name the receipt type and field.

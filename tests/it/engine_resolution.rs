@@ -4,16 +4,14 @@
 //! misdirected, repeated and premature resolutions are refused with nothing changed;
 //! `agreements suspend --discrepancy` names a finding that exists.
 
-use vaultmesh_federation::engine::{
-    Command, EngineConfig, EngineError, Escalation, Input, PeerMessage,
-};
+use vaultmesh_federation::engine::{Command, EngineConfig, Escalation, Input, PeerMessage};
 use vm_receipts::documents::{
     DiscrepancyResolution, ResolutionOutcome, SignatureField, SignedDocument, TrustLevel,
 };
 use vm_receipts::receipts::FederationReceipt;
 use vm_storage::{AgreementStatus, DiscrepancyRecord};
 
-use crate::engine_witness::{BERLIN, DUBLIN, SINGAPORE, federated, find_conflict, net};
+use crate::engine_witness::{BERLIN, DUBLIN, SINGAPORE, federated, find_conflict, net, refused};
 use crate::net::{Net, mesh};
 
 fn record(net: &Net, on: &str) -> DiscrepancyRecord {
@@ -49,19 +47,6 @@ fn with_finding() -> (Net, String) {
     let id = record(&net, BERLIN).id().to_string();
     assert_eq!(record(&net, DUBLIN).id().as_str(), id);
     (net, id)
-}
-
-/// Applies `input` to `on` and asserts it is refused without any change.
-fn refused(net: &mut Net, on: &str, input: Input) -> EngineError {
-    let i = net.idx(on);
-    let before = net.nodes[i].snapshot();
-    let result = net.apply(i, input);
-    assert_eq!(
-        net.nodes[i].snapshot(),
-        before,
-        "a refused input changed state"
-    );
-    result.expect_err("must be refused")
 }
 
 #[test]

@@ -132,7 +132,7 @@ fn witness_events(net: &Net, on: &str) -> Vec<(String, String, u64, WitnessResul
 }
 
 /// Applies `input` to `on` and asserts it is refused without any change.
-fn refused(net: &mut Net, on: &str, input: Input) -> EngineError {
+pub(crate) fn refused(net: &mut Net, on: &str, input: Input) -> EngineError {
     let i = net.idx(on);
     let before = net.nodes[i].snapshot();
     let result = net.apply(i, input);

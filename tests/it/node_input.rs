@@ -175,6 +175,19 @@ async fn expect_refusals(
     }
 }
 
+/// Adds mesh `name` with the key of seed `seed` to the node's peers (`peers add`).
+async fn add_known(node: &RunningNode, name: &str, seed: u8) {
+    let key = MeshKey::from_seed(&[seed; 32]).public_key();
+    call_async(
+        &node.root,
+        Method::POST,
+        "/v1/peers",
+        Some(json!({"op": "add_peer", "mesh_id": name, "public_key": key.to_string()})),
+    )
+    .await
+    .unwrap();
+}
+
 fn message(value: &Value) -> Vec<u8> {
     serde_json::to_vec(&json!({"request": "message", "message": value})).unwrap()
 }
@@ -483,15 +496,7 @@ async fn a_known_mesh_relaying_another_meshs_signed_message_is_refused() {
     let (node_peer, addrs) = dial_info(&st);
     let yankee = peer(8).await;
     for (name, seed) in [("xray", 7u8), ("yankee", 8u8)] {
-        let key = MeshKey::from_seed(&[seed; 32]).public_key();
-        call_async(
-            &node.root,
-            Method::POST,
-            "/v1/peers",
-            Some(json!({"op": "add_peer", "mesh_id": name, "public_key": key.to_string()})),
-        )
-        .await
-        .unwrap();
+        add_known(&node, name, seed).await;
     }
     let relayed = proposal_from_xray(&node_mesh, node_key);
     expect_refusals(
@@ -525,15 +530,7 @@ async fn hostile_json_over_libp2p_is_refused_as_over_https() {
     let node_mesh: MeshId = serde_json::from_value(st["mesh_id"].clone()).unwrap();
     let node_key: PublicKey = serde_json::from_value(st["public_key"].clone()).unwrap();
     let (node_peer, addrs) = dial_info(&st);
-    let xray_key = MeshKey::from_seed(&[7; 32]).public_key();
-    call_async(
-        &node.root,
-        Method::POST,
-        "/v1/peers",
-        Some(json!({"op": "add_peer", "mesh_id": "xray", "public_key": xray_key.to_string()})),
-    )
-    .await
-    .unwrap();
+    add_known(&node, "xray", 7).await;
     let good = serde_json::to_string(&json!({
         "request": "message",
         "message": proposal_from_xray(&node_mesh, node_key),
