@@ -175,6 +175,9 @@ pub fn on_witnessed(ctx: &mut Ctx<'_, '_>, report: WitnessReport) -> Result<(), 
         WitnessResult::Verified
     };
     let mut discrepancy_ids = Vec::new();
+    // A suspension by rule is given last, after the report and the attestation, so the
+    // peer receives those first (a suspended agreement takes no attestation).
+    let mut escalated = None;
     if let Some(finding) = finding {
         // One finding, one record: the same conflict seen again is counted on the open
         // record, with no new attestation, receipt or report (the first report is resent
@@ -192,9 +195,7 @@ pub fn on_witnessed(ctx: &mut Ctx<'_, '_>, report: WitnessReport) -> Result<(), 
         }
         let escalation = escalation(ctx, &peer, &finding)?;
         let id = record_discrepancy(ctx, &peer, finding, resynced)?;
-        if let Some(rule) = escalation {
-            escalate(ctx, &peer, &id, rule)?;
-        }
+        escalated = escalation.map(|rule| (id.clone(), rule));
         discrepancy_ids.push(id);
         // The last good root stays; the state says the latest check failed.
         if let Some(mut s) = stored {
@@ -256,12 +257,15 @@ pub fn on_witnessed(ctx: &mut Ctx<'_, '_>, report: WitnessReport) -> Result<(), 
     let topic = format!("witness/{}", n.scroll.file_stem());
     retry::send(ctx, &peer, &topic, PeerMessage::Attestation(attestation))?;
     ctx.event(Event::Witnessed {
-        peer,
+        peer: peer.clone(),
         scroll: n.scroll,
         size: n.size,
         root: n.root,
         result,
     });
+    if let Some((id, rule)) = escalated {
+        escalate(ctx, &peer, &id, rule)?;
+    }
     Ok(())
 }
 

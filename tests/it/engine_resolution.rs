@@ -303,6 +303,16 @@ fn a_proven_finding_suspends_the_agreement_by_rule_and_the_other_side_is_told() 
         );
     }
     assert_eq!(record(&ruled, DUBLIN).id(), &id);
+    // The attestation of the finding went before the suspension, so Dublin took it.
+    assert!(
+        ruled.node(DUBLIN).receipts().iter().any(|r| matches!(
+            r,
+            FederationReceipt::WitnessEvent(w)
+                if w.witnessing_mesh == mesh(BERLIN)
+                    && w.verification_result == vm_receipts::documents::WitnessResult::Discrepancy
+        )),
+        "Dublin records Berlin's attestation of the finding"
+    );
     // Without the rule, the same finding suspends nothing.
     let mut plain = net(TrustLevel::VERIFY);
     find_conflict(&mut plain);
