@@ -231,21 +231,12 @@ pub(super) fn discrepancies(
         DiscrepanciesCommand::List(args) => args,
         DiscrepanciesCommand::Show { id, read } => return show_discrepancy(&id, &read, out),
         DiscrepanciesCommand::Arbitrate { id, arbiter, read } => {
-            let v = call(
-                &read.dir.data_dir,
-                Method::POST,
-                "/v1/discrepancies",
-                Some(json!({"op": "arbitrate_discrepancy", "id": id, "arbiter": arbiter})),
-            )?;
-            if read.json.json {
-                out.json(&v)?;
-            } else {
-                out.line(format!(
-                    "asked {arbiter} to arbitrate {id}; its signed verdict will show in \
-                     `discrepancies show {id}`"
-                ))?;
-            }
-            return Ok(ExitCode::SUCCESS);
+            let done = format!(
+                "asked {arbiter} to arbitrate {id}; its signed verdict will show in \
+                 `discrepancies show {id}`"
+            );
+            let op = json!({"op": "arbitrate_discrepancy", "id": id, "arbiter": arbiter});
+            return discrepancy_op(&read, op, done, out);
         }
         DiscrepanciesCommand::Resolve {
             id,
@@ -253,25 +244,15 @@ pub(super) fn discrepancies(
             note,
             read,
         } => {
-            let v = call(
-                &read.dir.data_dir,
-                Method::POST,
-                "/v1/discrepancies",
-                Some(json!({
-                    "op": "resolve_discrepancy",
-                    "id": id,
-                    "outcome": outcome.as_str(),
-                    "note": note,
-                })),
-            )?;
-            if read.json.json {
-                out.json(&v)?;
-            } else {
-                out.line(format!(
-                    "resolved {id} as {outcome}; the other mesh is sent the signed resolution"
-                ))?;
-            }
-            return Ok(ExitCode::SUCCESS);
+            let done =
+                format!("resolved {id} as {outcome}; the other mesh is sent the signed resolution");
+            let op = json!({
+                "op": "resolve_discrepancy",
+                "id": id,
+                "outcome": outcome.as_str(),
+                "note": note,
+            });
+            return discrepancy_op(&read, op, done, out);
         }
     };
     let v = call(&args.dir.data_dir, Method::GET, "/v1/discrepancies", None)?;
@@ -296,6 +277,27 @@ pub(super) fn discrepancies(
             s(&r["details"]["scroll"]),
             s(&d["evidence_check"]["standing"])
         ))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A `POST /v1/discrepancies` operation that changes something: its JSON reply, or `done`.
+fn discrepancy_op(
+    read: &super::remote::ReadArgs,
+    op: Value,
+    done: String,
+    out: &mut Output,
+) -> anyhow::Result<ExitCode> {
+    let v = call(
+        &read.dir.data_dir,
+        Method::POST,
+        "/v1/discrepancies",
+        Some(op),
+    )?;
+    if read.json.json {
+        out.json(&v)?;
+    } else {
+        out.line(done)?;
     }
     Ok(ExitCode::SUCCESS)
 }
