@@ -16,8 +16,8 @@ use std::collections::BTreeSet;
 use serde_json::{Value, json};
 use vm_receipts::{MeshId, ScrollName, Timestamp};
 use vm_storage::{
-    AgreementRecord, DiscrepancyRecord, OutgoingMessage, PeerEntry, ProposalRecord,
-    ReceivedAttestation, WitnessState,
+    AgreementRecord, AgreementStatus, DiscrepancyRecord, OutgoingMessage, PeerEntry,
+    ProposalRecord, ReceivedAttestation, WitnessState,
 };
 
 use super::control::ControlError;
@@ -161,6 +161,21 @@ impl Node {
                 .into_iter()
                 .map(|f| format!("storage fault: {f}")),
         );
+        // A suspension stops witnessing both ways until the suspending party lifts it.
+        for a in self.all::<AgreementRecord>()? {
+            if let AgreementStatus::Suspended { reason, by } = &a.status {
+                let peer = a
+                    .agreement
+                    .counterparty(me)
+                    .map_or_else(|| "?".to_owned(), ToString::to_string);
+                let by = by.as_ref().map_or(me, |b| b);
+                degraded.push(format!(
+                    "agreement {} with {peer} is suspended by {by} ({reason}): nothing is \
+                     witnessed until {by} resumes it",
+                    a.agreement.agreement_id
+                ));
+            }
+        }
         for (peer, scroll) in overdue {
             degraded.push(format!(
                 "{peer}'s {scroll} is overdue for verification (no verdict in two periods)"

@@ -490,6 +490,11 @@ fn three_meshes_witness_cross_anchor_and_catch_rewritten_history() {
             .cloned()
             .ok_or_else(|| list.to_string())
     });
+    let reasons = dublin.json(&["status"])["verdict"]["reasons"].to_string();
+    assert!(
+        reasons.contains(&format!("is suspended by {}", berlin.mesh_id())),
+        "status says who suspended: {reasons}"
+    );
     let refused = berlin.cli(&[
         "verify",
         "--mesh",
