@@ -758,6 +758,7 @@ forge() { # N: alpha's Compliance replaced by N forged receipts
 discrepancies_on_beta_at_least() { [[ $(count_receipts "$(fed beta)" fed_discrepancy) -ge $1 ]]; }
 forge 8
 start_node beta
+start_node gamma
 start_node alpha
 cli anchor now --data-dir "$WORK/alpha" --json >/dev/null
 wait_for "beta to record a fed_discrepancy about alpha's size-8 rewrite" discrepancies_on_beta_at_least 1
@@ -767,8 +768,16 @@ start_node alpha
 cli anchor now --data-dir "$WORK/alpha" --json >/dev/null
 wait_for "beta to record a second fed_discrepancy (alpha's size-10 rewrite)" discrepancies_on_beta_at_least 2
 cli discrepancies list --data-dir "$WORK/beta" --json >"$A/discrepancies-list.json"
-# §4a: beta suspends the agreement citing its first finding, confirms the finding, resumes.
+# §4a: gamma (which witnesses alpha) arbitrates beta's first finding; beta suspends the
+# agreement citing it, confirms the finding, resumes.
 D1=$(jget "d[0]['report']['discrepancy_id']" <"$A/discrepancies-list.json")
+add_peer beta gamma; add_peer gamma beta
+P3=$(cli propose --data-dir "$WORK/beta" --target did:vm:mesh:gamma --trust-level 1 \
+  --scrolls Compliance --json | jget "[e['proposal_id'] for e in d['events'] if e.get('event')=='sent'][0]")
+wait_for "gamma to receive beta's proposal" proposal_open gamma "$P3"
+cli proposals accept "$P3" --data-dir "$WORK/gamma" >/dev/null
+wait_for "beta's agreement with gamma to be active" agreement_active beta gamma 1
+cli discrepancies arbitrate "$D1" --arbiter gamma --data-dir "$WORK/beta" >/dev/null
 cli agreements suspend "$AGREEMENT" --reason "alpha rewrote its history" --discrepancy "$D1" --data-dir "$WORK/beta" >/dev/null
 cli discrepancies resolve "$D1" --outcome confirmed --note "alpha signed another root at size 8" --data-dir "$WORK/beta" >/dev/null
 cli agreements resume "$AGREEMENT" --reason "reviewed" --data-dir "$WORK/beta" >/dev/null
@@ -776,10 +785,12 @@ on_alpha_at_least() { [[ $(count_receipts "$(fed alpha)" "$1") -ge $2 ]]; }
 wait_for "alpha to record beta's suspension" on_alpha_at_least fed_trust_suspended 1
 wait_for "alpha to record beta's resolution" on_alpha_at_least fed_discrepancy_resolved 1
 wait_for "alpha to record beta's resumption" on_alpha_at_least fed_trust_resumed 1
+wait_for "alpha to record gamma's verdict" on_alpha_at_least fed_arbitration_verdict 1
+echo "   gamma's verdict on $D1: $(cli discrepancies show "$D1" --data-dir "$WORK/beta" --json | jget "d['arbitrations'][0]['outcome']")"
 echo "   beta suspended $AGREEMENT citing $D1, resolved it as confirmed, resumed"
 sleep 1 # alpha's receipt of beta's report (on_discrepancy) is not awaited; whatever arrived is checked
-for m in alpha beta; do stop_node "$m"; done
-for m in alpha beta; do
+for m in alpha beta gamma; do stop_node "$m"; done
+for m in alpha beta gamma; do
   cp "$WORK/$m/receipts/federation/federation_events.jsonl" "$A/$m-federation_events.final.jsonl"
   cp "$WORK/$m/receipts/federation/federation_events.checkpoint" "$A/$m-federation_events.final.checkpoint"
   cp "$WORK/$m/ROOT.federation.txt" "$A/$m-ROOT.federation.final.txt"
@@ -818,7 +829,7 @@ PY
 refuse "discrepancy with changed evidence and a matching evidence_hash" InvalidSignature check_discrepancy.py "$A/flip-disc-rehashed.json" "${KEY[$dby]}" "${KEY[$dof]}"
 refuse "discrepancy evidence checked with the reporter's key as the reported mesh's" InvalidSignature check_discrepancy.py "$D" "${KEY[$dby]}" "${KEY[$dby]}"
 
-section "§4a suspension notices and resolutions (check_notice.py)"
+section "§4a suspension notices, resolutions and arbitration verdicts (check_notice.py)"
 NOTICES=()
 for m in alpha beta; do
   for t in fed_trust_suspended fed_trust_resumed fed_discrepancy_resolved; do
@@ -829,6 +840,17 @@ for m in alpha beta; do
   done
 done
 [[ ${#NOTICES[@]} -ge 6 ]] || fail "expected a suspension, a resumption and a resolution on both sides, found ${#NOTICES[@]} receipts"
+VERDICTS=()
+for m in alpha beta gamma; do
+  for f in $(lines "$A/$m-federation_events.final.jsonl" fed_arbitration_verdict "$A/$m-verdict"); do
+    check check_notice.py "$f" "${KEY[gamma]}"
+    VERDICTS+=("$f")
+  done
+done
+[[ ${#VERDICTS[@]} -ge 3 ]] || fail "expected gamma's verdict on alpha's, beta's and gamma's scrolls, found ${#VERDICTS[@]}"
+flip "${VERDICTS[0]}" "$A/flip-verdict.json" outcome
+refuse "arbitration verdict with its outcome changed" InvalidSignature check_notice.py "$A/flip-verdict.json" "${KEY[gamma]}"
+refuse "arbitration verdict checked with the requester's key" InvalidSignature check_notice.py "${VERDICTS[0]}" "${KEY[beta]}"
 R=$(printf '%s\n' "${NOTICES[@]}" | grep -m1 fed_discrepancy_resolved)
 flip "$R" "$A/flip-resolution.json" outcome
 refuse "resolution with its outcome changed" InvalidSignature check_notice.py "$A/flip-resolution.json" "${KEY[beta]}"
@@ -838,7 +860,7 @@ flip "$N" "$A/flip-notice.json" notice.reason
 refuse "suspension notice with its reason changed" "AssertionError|InvalidSignature" check_notice.py "$A/flip-notice.json" "${KEY[beta]}"
 
 section "after the rewrites: Federation scrolls, ROOT files and checkpoints again"
-for m in alpha beta; do
+for m in alpha beta gamma; do
   check check_scroll.py "$A/$m-federation_events.final.jsonl" "$A/$m-ROOT.federation.final.txt" "${KEY[$m]}"
   check check_checkpoint.py "$A/$m-federation_events.final.jsonl" "$A/$m-federation_events.final.checkpoint"
 done
@@ -850,6 +872,5 @@ echo "   $POSITIVE checks passed on artifacts written by $(basename "$B") and on
 echo "   $NEGATIVE tampered copies refused (each for the reason expected)"
 echo "   not covered: the HTTPS API's answers (POST /federation/verify, proofs over HTTP);"
 echo "   DiscoveryRecord, RevocationNotice, SchemaSync and signed-request documents (no CLI output"
-echo "   shows them); arbitration verdicts (checked by the Rust tests); a peer anchor whose inner"
-echo "   anchor is rfc3161 (gamma is at level 2)"
+echo "   shows them); a peer anchor whose inner anchor is rfc3161 (gamma is at level 2)"
 OK=1
